@@ -1,0 +1,1 @@
+"""LanceDB integration of qetvec."""

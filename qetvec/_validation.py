@@ -1,0 +1,73 @@
+"""Input checks shared by every public entry point.
+
+One helper per kind of argument, each raising an error that names the argument and what
+was expected, so that users see the problem where they made it, not deep in a kernel.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_float_matrix(x: object, name: str = "x", d: int | None = None,
+                    allow_empty: bool = False) -> np.ndarray:
+    """Return `x` as a C-contiguous float32 array of shape (n, d).
+
+    Accepts any real floating or integer array-like (converted, as FAISS users expect from
+    the Python API); refuses complex, object, bool and string data, the wrong number of
+    dimensions or columns, NaN/inf and (unless `allow_empty`) zero rows.
+    """
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n, d), got shape {arr.shape}")
+    if d is not None and arr.shape[1] != d:
+        raise ValueError(f"{name} has {arr.shape[1]} columns, expected d={d}")
+    if arr.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{name} is empty (0 rows)")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        bad = int(np.argmax(~np.isfinite(arr).all(axis=1)))
+        raise ValueError(f"{name} contains NaN or inf (first in row {bad})")
+    return arr
+
+
+def as_codes(codes: object, code_size: int, name: str = "codes") -> np.ndarray:
+    """Return `codes` as a C-contiguous uint8 array of shape (n, code_size)."""
+    arr = np.asarray(codes)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"{name} must be uint8, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[1] != code_size:
+        raise ValueError(f"{name} must have shape (n, {code_size}), got {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def as_ids(ids: object, n: int, name: str = "ids") -> np.ndarray:
+    """Return `ids` as a contiguous int64 vector of length n."""
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def check_positive_int(value: object, name: str, low: int = 1, high: int | None = None) -> int:
+    """Return `value` as int, or raise if it is not an integer in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be in {bound}, got {value}")
+    return value
+
+
+def per_stage(value: object, stages: int, name: str) -> list[int]:
+    """Broadcast an int, or check a sequence of ints, to one value per stage."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return [int(value)] * stages
+    values = [int(v) for v in value]  # type: ignore[union-attr]
+    if len(values) != stages:
+        raise ValueError(f"{name} has {len(values)} entries, expected one per stage ({stages})")
+    return values

@@ -1,0 +1,124 @@
+"""Matrix mode (the paper's QEM setting): compress one matrix under one byte budget.
+
+Everything stored counts: the bit-packed stream of every row's swap records and group codes
+(no per-row padding), every stage's quantized codebooks and their (low, step) scales.
+Codebooks are trained on the matrix itself, as the paper does.
+
+Budget split, following the reference implementation: swap records and scales are paid
+first; what remains is shared by the stages in the proportions `budget_split`; each stage
+takes the largest codebook size ksub whose codes and codebook fit its share. Unlike the
+reference, a stage's unspent share rolls over to the next stage.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from qetvec._validation import as_float_matrix, check_positive_int
+from qetvec.io import register
+from qetvec.layout import CodeLayout
+from qetvec.stage import (QETStage, decode_stages, encode_stages, fit_stages, stages_from_state,
+                          stages_state)
+from qetvec.tree import EntanglementTree
+
+MAX_KSUB = 2 ** 16
+
+
+@register("CompressedMatrix")
+class CompressedMatrix:
+    """A matrix (n, d) compressed by `compress_matrix`; `decode()` restores an approximation."""
+
+    def __init__(self, n: int, stages: list[QETStage], stream: np.ndarray):
+        self.n, self.d = n, stages[0].d
+        self.stages = stages
+        self.layout = CodeLayout([(s.tree.n_bits, s.m, s.width) for s in stages])
+        self.stream = stream  # uint8, ceil(n * layout.row_bits / 8) bytes
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n, self.d
+
+    @property
+    def ksub(self) -> list[int]:
+        """Codebook size chosen for each stage."""
+        return [s.ksub for s in self.stages]
+
+    @property
+    def nbytes(self) -> int:
+        """Exact bytes stored: code/swap stream plus every stage's codebooks and scales."""
+        return len(self.stream) + sum(s.codebook_bytes() for s in self.stages)
+
+    def decode(self) -> np.ndarray:
+        """Approximation (n, d) float32 of the compressed matrix."""
+        values = self.layout.unpack(self.stream, self.n, row_stride_bits=self.layout.row_bits)
+        return decode_stages(self.stages, self.layout.split(values))
+
+    def __repr__(self) -> str:
+        return f"CompressedMatrix(shape={self.shape}, ksub={self.ksub}, nbytes={self.nbytes})"
+
+    def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        metas, arrays = stages_state(self.stages)
+        return {"n": self.n, "stages": metas}, {"stream": self.stream, **arrays}
+
+    @classmethod
+    def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "CompressedMatrix":
+        return cls(meta["n"], stages_from_state(meta["stages"], arrays), arrays["stream"])
+
+
+def _largest_ksub(n: int, d: int, m: int, entry_bits: int, target_bits: float) -> int | None:
+    """Largest ksub in [1, min(n, 2**16)] whose codes and codebook fit `target_bits`."""
+    def cost(k: int) -> int:
+        width = math.ceil(math.log2(k)) if k > 1 else 0
+        return n * m * width + 8 * ((k * d * entry_bits + 7) // 8)
+
+    if cost(1) > target_bits:
+        return None
+    lo, hi = 1, min(n, MAX_KSUB)
+    while lo < hi:  # cost is non-decreasing in k
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if cost(mid) <= target_bits else (lo, mid - 1)
+    return lo
+
+
+def compress_matrix(x: np.ndarray, budget_bytes: int, m: int,
+                    levels: Sequence[int] = (3, 0), budget_split: Sequence[float] = (0.7, 0.3),
+                    codebook_bits: int | None = 10, seed: int = 0,
+                    niter: int = 25) -> CompressedMatrix:
+    """Compress x (n, d) into at most `budget_bytes` bytes, everything included.
+
+    Defaults are the reference implementation's: 2 stages, tree depths 3 and 0, 70% / 30%
+    of the budget after swap records, 10-bit codebooks. `levels` and `budget_split` give
+    one entry per stage. Raises ValueError if the budget cannot hold even one codeword per
+    group in some stage."""
+    x = as_float_matrix(x, "x")
+    n, d = x.shape
+    budget_bytes = check_positive_int(budget_bytes, "budget_bytes")
+    if len(levels) != len(budget_split):
+        raise ValueError(f"levels ({len(levels)}) and budget_split ({len(budget_split)}) "
+                         "need one entry per stage")
+    if min(budget_split) <= 0 or sum(budget_split) > 1 + 1e-9:
+        raise ValueError(f"budget_split must be positive shares summing to <= 1, got {budget_split}")
+    entry_bits = 32 if codebook_bits is None else codebook_bits
+    swap_bits = n * sum(EntanglementTree(d, lv).n_bits for lv in levels)
+    scale_bits = 64 * len(levels) if codebook_bits is not None else 0
+    spendable = 8 * budget_bytes - swap_bits - scale_bits - 7  # 7: last byte of the stream
+    ksubs, carry = [], 0.0
+    for s, share in enumerate(budget_split):
+        target = share * spendable + carry
+        k = _largest_ksub(n, d, m, entry_bits, target)
+        if k is None:
+            raise ValueError(
+                f"budget_bytes={budget_bytes} is too small: stage {s} cannot store even one "
+                f"codeword per group after {swap_bits // 8} bytes of swap records")
+        width = math.ceil(math.log2(k)) if k > 1 else 0
+        carry = target - (n * m * width + 8 * ((k * d * entry_bits + 7) // 8))
+        ksubs.append(k)
+    stages = [QETStage(d, m, k, lv, codebook_bits, seed + 1000 * s, niter)
+              for s, (k, lv) in enumerate(zip(ksubs, levels))]
+    fit_stages(stages, x)
+    layout = CodeLayout([(st.tree.n_bits, st.m, st.width) for st in stages])
+    parts = encode_stages(stages, x)
+    values = np.concatenate([np.concatenate([b, c], axis=1) for b, c in parts], axis=1)
+    return CompressedMatrix(n, stages, layout.pack(values, row_stride_bits=layout.row_bits))

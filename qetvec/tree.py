@@ -1,0 +1,115 @@
+"""The entanglement tree: a lossless, recorded compare-and-swap reordering of each row.
+
+Level 1 pairs columns (0,1), (2,3), ... of the whole row; the smaller value of pair i goes
+to position i of the left half, the larger to position i of the right half, and one bit per
+pair records whether the pair was swapped (bit = 1 when the first column held the larger
+value). Each further level does the same inside every segment of the level before, so after
+L levels the columns form a binary tree of "smaller"/"larger" segments.
+
+Odd segment lengths are handled, not refused: a segment of length s has s // 2 pairs; the
+left child gets the s // 2 minima, the right child the s // 2 maxima followed by the
+unpaired last column, which stays where it is. Example, d = 5, one level:
+
+    input   x0 x1 | x2 x3 | x4          pairs (0,1), (2,3); x4 unpaired
+    output  min01 min23 | max01 max23 x4
+
+Swap bits are numbered level by level, segment by segment, pair by pair; this is the order
+they are stored in a code (see `qetvec.layout`), and it keeps the bits a column group
+depends on in a few contiguous runs, which the ADC scan relies on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TreeLevel:
+    """Index arrays of one level, all of shape (pairs,), int64: pair i compares input
+    positions first[i] and second[i] and writes its min to low[i], its max to high[i]."""
+
+    first: np.ndarray
+    second: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+class EntanglementTree:
+    """Swap tree of depth `levels` over `d` columns (levels = 0 is the identity)."""
+
+    def __init__(self, d: int, levels: int):
+        if levels < 0:
+            raise ValueError(f"levels must be >= 0, got {levels}")
+        self.d = d
+        self.levels = levels
+        self.layers: list[TreeLevel] = []
+        segments = [(0, d)]
+        for level in range(levels):
+            first, second, low, high, children = [], [], [], [], []
+            for start, length in segments:
+                pairs = length // 2
+                idx = np.arange(pairs)
+                first.append(start + 2 * idx)
+                second.append(start + 2 * idx + 1)
+                low.append(start + idx)
+                high.append(start + pairs + idx)
+                children += [(start, pairs), (start + pairs, length - pairs)]
+            if not any(length >= 2 for _, length in segments):
+                raise ValueError(
+                    f"levels={levels} is too deep for d={d}: level {level + 1} has no pair left")
+            self.layers.append(TreeLevel(*(np.concatenate(a).astype(np.int64)
+                                           for a in (first, second, low, high))))
+            segments = children
+
+    @property
+    def n_bits(self) -> int:
+        """Swap bits per row: the number of pairs summed over levels."""
+        return sum(len(layer.first) for layer in self.layers)
+
+    def apply(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Reorder rows of x (n, d) float32; return (y (n, d) float32, bits (n, n_bits) bool)."""
+        bits = [x[:, layer.first] > x[:, layer.second] for layer in self.layers]
+        all_bits = np.concatenate(bits, axis=1) if bits else np.zeros((len(x), 0), bool)
+        return self.permute(x, all_bits), all_bits
+
+    def permute(self, x: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        """Apply recorded swaps `bits` (n, n_bits) to rows of x (n, d); any dtype.
+
+        Used for data (where bits come from the data itself) and for queries, which ADC
+        permutes the way each stored row was permuted: <q, unpermute(y)> = <permute(q), y>.
+        """
+        y = x.copy()
+        offset = 0
+        for layer in self.layers:
+            swap = bits[:, offset:offset + len(layer.first)]
+            a, b = y[:, layer.first], y[:, layer.second]
+            y[:, layer.low] = np.where(swap, b, a)
+            y[:, layer.high] = np.where(swap, a, b)
+            offset += len(layer.first)
+        return y
+
+    def unpermute(self, y: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        """Undo `permute`: restore rows (n, d) from the reordered y, last level first."""
+        x = y.copy()
+        offset = self.n_bits
+        for layer in reversed(self.layers):
+            offset -= len(layer.first)
+            swap = bits[:, offset:offset + len(layer.first)]
+            lo, hi = x[:, layer.low], x[:, layer.high]
+            x[:, layer.first] = np.where(swap, hi, lo)
+            x[:, layer.second] = np.where(swap, lo, hi)
+        return x
+
+    def dependencies(self) -> list[list[int]]:
+        """For each output position j, the sorted swap-bit indices that decide which input
+        column lands at j (2**levels - 1 bits at most)."""
+        deps: list[frozenset[int]] = [frozenset()] * self.d
+        offset = 0
+        for layer in self.layers:
+            new = list(deps)
+            for i, (a, b, lo, hi) in enumerate(zip(layer.first, layer.second, layer.low, layer.high)):
+                new[lo] = new[hi] = deps[a] | deps[b] | {offset + i}
+            deps = new
+            offset += len(layer.first)
+        return [sorted(s) for s in deps]

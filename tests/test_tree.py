@@ -1,0 +1,65 @@
+"""The entanglement tree is lossless and orders every pair."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from qetvec.tree import EntanglementTree
+
+
+def max_levels(d: int) -> int:
+    levels = 0
+    while True:
+        try:
+            EntanglementTree(d, levels + 1)
+        except ValueError:
+            return levels
+        levels += 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 70).flatmap(lambda d: st.tuples(
+    st.just(d), st.integers(0, max_levels(d)),
+    arrays(np.float32, st.tuples(st.integers(1, 8), st.just(d)),
+           elements=st.floats(-1e6, 1e6, width=32, allow_subnormal=False)))))
+def test_tree_round_trip_is_bit_exact(case):
+    d, levels, x = case
+    tree = EntanglementTree(d, levels)
+    y, bits = tree.apply(x)
+    assert bits.shape == (len(x), tree.n_bits)
+    restored = tree.unpermute(y, bits)
+    assert restored.tobytes() == x.tobytes()
+    # each row's reordering is a permutation of its own values
+    np.testing.assert_array_equal(np.sort(y, axis=1), np.sort(x, axis=1))
+
+
+def test_level_one_puts_minima_left_and_records_swaps():
+    x = np.array([[3.0, 1.0, 0.0, 2.0, 9.0]], dtype=np.float32)
+    y, bits = EntanglementTree(5, 1).apply(x)
+    np.testing.assert_array_equal(y, [[1.0, 0.0, 3.0, 2.0, 9.0]])  # odd column stays last
+    np.testing.assert_array_equal(bits, [[True, False]])
+
+
+def test_swap_bits_per_level():
+    assert EntanglementTree(8, 3).n_bits == 4 + 4 + 4
+    assert EntanglementTree(50, 2).n_bits == 25 + 12 + 12
+    assert EntanglementTree(50, 0).n_bits == 0
+
+
+def test_too_deep_is_a_clear_error():
+    with pytest.raises(ValueError, match="too deep"):
+        EntanglementTree(4, 3)
+
+
+def test_dependencies_decide_the_source_column(rng):
+    tree = EntanglementTree(16, 2)
+    deps = tree.dependencies()
+    assert all(len(dep) == 3 for dep in deps)  # 2**levels - 1
+    bits = rng.random((64, tree.n_bits)) < 0.5
+    src = tree.permute(np.tile(np.arange(16), (64, 1)), bits)
+    for j, dep in enumerate(deps):  # flipping a bit outside dep never moves column j
+        other = np.setdiff1d(np.arange(tree.n_bits), dep)
+        flipped = bits.copy()
+        flipped[:, other] ^= True
+        np.testing.assert_array_equal(tree.permute(np.tile(np.arange(16), (64, 1)), flipped)[:, j], src[:, j])
