@@ -1,0 +1,198 @@
+"""`IndexQET`: a flat (exhaustive) index over QET codes, searched by ADC, FAISS-style."""
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import faiss
+import numpy as np
+
+from qetvec import adc
+from qetvec._validation import as_float_matrix, as_ids, check_positive_int
+from qetvec.codec import QETQuantizer
+from qetvec.io import register
+from qetvec.metric import metric_type, use_faiss_thread_count
+
+QUERY_BLOCK_BYTES = 64 << 20  # lookup tables computed for this many bytes of queries at once
+ROWS_PER_BLOCK = 16384  # rows unpacked once and shared by all queries; large blocks amortize table loads
+
+
+class ADCSearcher:
+    """Scores float queries against a quantizer's codes: plans lookup units once, then
+    builds per-query tables and runs the numba scan. Shared by the flat and IVF indexes."""
+
+    def __init__(self, quantizer: QETQuantizer):
+        self.quantizer = quantizer
+        self.units = adc.plan_units(quantizer.stages, quantizer.layout)
+        if self.units is None:
+            warnings.warn(f"{quantizer}: ADC tables would be too large; searching by decoding "
+                          "rows (exact, slower)", stacklevel=3)
+
+    def tables(self, queries: np.ndarray, kind: str, scale: float = 1.0) -> np.ndarray:
+        """scale * tables (nq, table_size) float32 of kind "ip" or "l2"."""
+        t = adc.compute_tables(self.units, self.quantizer.stages, queries, kind)
+        return t if scale == 1.0 else t * np.float32(scale)
+
+    def query_block(self) -> int:
+        """Queries per block so that their tables fit QUERY_BLOCK_BYTES."""
+        return max(1, QUERY_BLOCK_BYTES // (4 * max(1, self.units.table_size)))
+
+
+@register("IndexQET")
+class IndexQET:
+    """Exhaustive search over QET codes with the FAISS index surface.
+
+    Stored per row: the QET code, plus, for L2 with several stages, ||x_hat||^2 as float32
+    (4 bytes) appended to it, because cross-stage terms do not split over groups; both count
+    in `code_size`. L2 distances are squared (as FAISS reports them); inner products are
+    returned largest first. Ids are int64, sequential unless given to `add_with_ids`."""
+
+    def __init__(self, d: int, m: int, nbits: int | Sequence[int] = 8,
+                 levels: int | Sequence[int] = 1, stages: int = 1, metric: str | int = "l2",
+                 codebook_bits: int | None = None, seed: int = 0):
+        self.quantizer = QETQuantizer(d, m, nbits, levels, stages, codebook_bits, seed)
+        self.d = d
+        self.metric_type = metric_type(metric)
+        self.stores_norm = self.metric_type == faiss.METRIC_L2 and len(self.quantizer.stages) > 1
+        self.code_size = self.quantizer.code_size + 4 * self.stores_norm
+        self.codes = np.empty((0, self.code_size), dtype=np.uint8)
+        self.ids = np.empty(0, dtype=np.int64)
+        self._searcher: ADCSearcher | None = None
+
+    @property
+    def ntotal(self) -> int:
+        return len(self.ids)
+
+    @property
+    def is_trained(self) -> bool:
+        return self.quantizer.is_trained
+
+    def train(self, x: np.ndarray) -> None:
+        self.quantizer.train(x)
+        self._searcher = None
+
+    def add(self, x: np.ndarray) -> None:
+        """Encode and append rows x (n, d); they get ids ntotal .. ntotal + n - 1."""
+        start = int(self.ids.max()) + 1 if self.ntotal else 0
+        self.add_with_ids(x, np.arange(start, start + len(np.asarray(x)), dtype=np.int64))
+
+    def add_with_ids(self, x: np.ndarray, ids: np.ndarray) -> None:
+        """Encode and append rows x (n, d) under the int64 `ids` (n,)."""
+        x = as_float_matrix(x, "x", self.d, allow_empty=True)
+        ids = as_ids(ids, len(x))
+        self._check_trained()
+        codes = self.quantizer.encode(x)
+        if self.stores_norm:
+            norms = (self.quantizer.decode(codes) ** 2).sum(1, dtype=np.float32)
+            codes = np.concatenate([codes, norms.astype("<f4").view(np.uint8).reshape(-1, 4)], axis=1)
+        self.codes = np.concatenate([self.codes, codes])
+        self.ids = np.concatenate([self.ids, ids])
+
+    def search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(D float32 (nq, k), I int64 (nq, k)) of the k nearest stored rows per query;
+        padded with -1 ids (and +inf L2 / -inf IP distances) when k > ntotal."""
+        x = as_float_matrix(x, "x", self.d)
+        k = check_positive_int(k, "k")
+        self._check_trained()
+        use_faiss_thread_count()
+        if self.searcher.units is None:
+            return self._finish(*self._scan_decoded(x, k))
+        D = np.empty((len(x), k), np.float32)
+        rows = np.empty((len(x), k), np.int64)
+        block_start = np.arange(0, self.ntotal, ROWS_PER_BLOCK, dtype=np.int64)
+        block_end = np.minimum(block_start + ROWS_PER_BLOCK, self.ntotal)
+        step = self.searcher.query_block()
+        for i in range(0, len(x), step):
+            xb = x[i:i + step]
+            tables, bias, extra, coef = self._tables(xb)
+            entry_ptr = np.arange(len(block_start) + 1, dtype=np.int64) * len(xb)
+            entry_query = np.tile(np.arange(len(xb), dtype=np.int64), len(block_start))
+            D[i:i + step], rows[i:i + step] = adc.scan_topk(
+                self.searcher.units, tables, self.codes, extra, coef, block_start, block_end,
+                entry_ptr, entry_query, bias[entry_query], k)
+        return self._finish(D, rows)
+
+    def reconstruct(self, key: int) -> np.ndarray:
+        """Decoded row (d,) float32 of the vector stored under id `key`."""
+        where = np.flatnonzero(self.ids == key)
+        if len(where) == 0:
+            raise KeyError(f"id {key} is not in the index")
+        return self.quantizer.decode(self.codes[where[:1], : self.quantizer.code_size])[0]
+
+    def reconstruct_n(self, i0: int, ni: int) -> np.ndarray:
+        """Decoded rows (ni, d) float32 at storage positions i0 .. i0 + ni - 1."""
+        if i0 < 0 or ni < 0 or i0 + ni > self.ntotal:
+            raise ValueError(f"rows {i0}..{i0 + ni - 1} out of range for ntotal={self.ntotal}")
+        return self.quantizer.decode(self.codes[i0:i0 + ni, : self.quantizer.code_size])
+
+    def remove_ids(self, ids: np.ndarray | Sequence[int]) -> int:
+        """Remove the rows stored under any of `ids`; returns how many were removed."""
+        drop = np.isin(self.ids, np.asarray(ids, dtype=np.int64))
+        self.codes, self.ids = self.codes[~drop], self.ids[~drop]
+        return int(drop.sum())
+
+    def reset(self) -> None:
+        """Remove every row (codebooks stay trained)."""
+        self.codes, self.ids = self.codes[:0], self.ids[:0]
+
+    def distances(self, x: np.ndarray) -> np.ndarray:
+        """ADC distances (nq, ntotal) float32 of queries x to every stored row, storage order
+        (L2: squared distances; IP: inner products). For tests and small n."""
+        x = as_float_matrix(x, "x", self.d)
+        tables, bias, extra, coef = self._tables(x)
+        s = adc.scores(self.searcher.units, tables, self.codes, extra, coef, bias)
+        return -s if self.metric_type == faiss.METRIC_INNER_PRODUCT else s
+
+    # -- internals ---------------------------------------------------------------------
+    @property
+    def searcher(self) -> ADCSearcher:
+        if self._searcher is None:
+            self._searcher = ADCSearcher(self.quantizer)
+        return self._searcher
+
+    def _tables(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(tables, bias (nq,), extra (n,) or (0,), extra_coef): score = what `_scan` minimizes."""
+        none = np.empty(0, np.float32)
+        if self.metric_type == faiss.METRIC_INNER_PRODUCT:  # maximize <q, x_hat>
+            return self.searcher.tables(x, "ip", -1.0), np.zeros(len(x), np.float32), none, 0.0
+        if not self.stores_norm:  # single stage: L2 splits over groups
+            return self.searcher.tables(x, "l2"), np.zeros(len(x), np.float32), none, 0.0
+        norms = self.codes[:, self.quantizer.code_size:].copy().view("<f4").ravel()
+        return self.searcher.tables(x, "ip", -2.0), (x ** 2).sum(1), norms, 1.0
+
+    def _scan_decoded(self, x: np.ndarray, k: int, block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+        """Fallback: decode rows block by block and keep the best k (same result, slower)."""
+        heap = faiss.ResultHeap(len(x), k, keep_max=self.metric_type == faiss.METRIC_INNER_PRODUCT)
+        for i in range(0, self.ntotal, block):
+            rows = self.quantizer.decode(self.codes[i:i + block, : self.quantizer.code_size])
+            D, I = faiss.knn(x, rows, min(k, len(rows)), metric=self.metric_type)
+            heap.add_result(D, np.where(I >= 0, I + i, -1))
+        heap.finalize()
+        D = -heap.D if self.metric_type == faiss.METRIC_INNER_PRODUCT else heap.D
+        return D.astype(np.float32), heap.I
+
+    def _finish(self, D: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Map storage rows to ids; FAISS conventions for padding and for the IP sign."""
+        I = np.where(rows >= 0, self.ids[np.maximum(rows, 0)] if self.ntotal else -1, -1)
+        if self.metric_type == faiss.METRIC_INNER_PRODUCT:
+            D = -D
+        return D.astype(np.float32), I.astype(np.int64)
+
+    def _check_trained(self) -> None:
+        if not self.is_trained:
+            raise RuntimeError("index is not trained: call train(x) first")
+
+    def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        meta, arrays = self.quantizer._state()
+        return ({"quantizer": meta, "metric_type": self.metric_type},
+                {**arrays, "codes": self.codes, "ids": self.ids})
+
+    @classmethod
+    def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "IndexQET":
+        quantizer = QETQuantizer._from_state(meta["quantizer"], arrays)
+        index = cls.__new__(cls)
+        index.quantizer, index.d, index.metric_type = quantizer, quantizer.d, meta["metric_type"]
+        index.stores_norm = index.metric_type == faiss.METRIC_L2 and len(quantizer.stages) > 1
+        index.code_size = quantizer.code_size + 4 * index.stores_norm
+        index.codes, index.ids, index._searcher = arrays["codes"], arrays["ids"], None
+        return index
