@@ -17,6 +17,16 @@ QUERY_BLOCK_BYTES = 64 << 20  # lookup tables computed for this many bytes of qu
 ROWS_PER_BLOCK = 16384  # rows unpacked once and shared by all queries; large blocks amortize table loads
 
 
+def to_faiss_results(D: np.ndarray, rows: np.ndarray, ids: np.ndarray,
+                     metric: int) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS conventions from minimized scores D and storage rows (nq, k): ids instead of
+    rows, -1 padding, inner products with their sign restored (largest first)."""
+    I = np.where(rows >= 0, ids[np.maximum(rows, 0)] if len(ids) else -1, -1)
+    if metric == faiss.METRIC_INNER_PRODUCT:
+        D = -D
+    return D.astype(np.float32), I.astype(np.int64)
+
+
 class ADCSearcher:
     """Scores float queries against a quantizer's codes: plans lookup units once, then
     builds per-query tables and runs the numba scan. Shared by the flat and IVF indexes."""
@@ -96,7 +106,7 @@ class IndexQET:
         self._check_trained()
         use_faiss_thread_count()
         if self.searcher.units is None:
-            return self._finish(*self._scan_decoded(x, k))
+            return to_faiss_results(*self._scan_decoded(x, k), self.ids, self.metric_type)
         D = np.empty((len(x), k), np.float32)
         rows = np.empty((len(x), k), np.int64)
         block_start = np.arange(0, self.ntotal, ROWS_PER_BLOCK, dtype=np.int64)
@@ -110,7 +120,7 @@ class IndexQET:
             D[i:i + step], rows[i:i + step] = adc.scan_topk(
                 self.searcher.units, tables, self.codes, extra, coef, block_start, block_end,
                 entry_ptr, entry_query, bias[entry_query], k)
-        return self._finish(D, rows)
+        return to_faiss_results(D, rows, self.ids, self.metric_type)
 
     def reconstruct(self, key: int) -> np.ndarray:
         """Decoded row (d,) float32 of the vector stored under id `key`."""
@@ -170,13 +180,6 @@ class IndexQET:
         heap.finalize()
         D = -heap.D if self.metric_type == faiss.METRIC_INNER_PRODUCT else heap.D
         return D.astype(np.float32), heap.I
-
-    def _finish(self, D: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Map storage rows to ids; FAISS conventions for padding and for the IP sign."""
-        I = np.where(rows >= 0, self.ids[np.maximum(rows, 0)] if self.ntotal else -1, -1)
-        if self.metric_type == faiss.METRIC_INNER_PRODUCT:
-            D = -D
-        return D.astype(np.float32), I.astype(np.int64)
 
     def _check_trained(self) -> None:
         if not self.is_trained:
