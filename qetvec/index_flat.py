@@ -77,6 +77,10 @@ class IndexQET:
     def is_trained(self) -> bool:
         return self.quantizer.is_trained
 
+    def sa_code_size(self) -> int:
+        """Bytes stored per row (FAISS's name): the QET code, plus the norm if stored."""
+        return self.code_size
+
     def train(self, x: np.ndarray) -> None:
         self.quantizer.train(x)
         self._searcher = None

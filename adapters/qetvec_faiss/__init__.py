@@ -1,0 +1,1 @@
+"""FAISS integration of qetvec."""

@@ -1,0 +1,1 @@
+"""Benchmarks behind `qetvec bench`: methods at a byte budget, measurement runs, reports."""
