@@ -25,6 +25,13 @@ FULL = dict(n_train=100000, n_eval=100000, n_base=-1, n_queries=1000, bytes=[10,
                      "pq", "opq", "rq", "lsq", "rabitq"])
 
 
+def _method(name: str) -> str:
+    try:
+        return check_method(name)
+    except ValueError as err:  # argparse shows ArgumentTypeError's message, not ValueError's
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qetvec", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--dataset", default="glove-50", choices=data.NAMES)
     bench.add_argument("--quick", action="store_true", help="small run, under 3 minutes")
     bench.add_argument("--bytes", type=int, nargs="+", help="bytes per row to compare at")
-    bench.add_argument("--methods", nargs="+", type=check_method,
+    bench.add_argument("--methods", nargs="+", type=_method,
                        help="qet-L<levels>S<stages>, pq, opq, rq, lsq, rabitq")
     bench.add_argument("--metrics", nargs="+", default=["mse", "recall", "encode"],
                        choices=["mse", "recall", "encode"], help="recall includes queries/s")
