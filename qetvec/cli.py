@@ -13,9 +13,12 @@ from pathlib import Path
 
 import faiss
 
+from tqdm.auto import tqdm
+
 from qetvec import data
+from qetvec.bench.audit import AUDIT_MATRICES, audit_matrix, claim_check, run_matrix
 from qetvec.bench.methods import check_method
-from qetvec.bench.report import write_reports
+from qetvec.bench.report import write_audit, write_reports
 from qetvec.bench.run import run_codecs, run_search
 
 QUICK = dict(n_train=10000, n_eval=10000, n_base=50000, n_queries=100, bytes=[10, 16],
@@ -50,7 +53,30 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--n-queries", type=int, help="held-out queries for recall")
     bench.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory")
     bench.add_argument("--seed", type=int, default=0)
+    audit = sub.add_parser("audit", help="matrix-mode and vector-mode audit of the paper's claims")
+    audit.add_argument("--datasets", nargs="+", default=list(AUDIT_MATRICES), choices=list(AUDIT_MATRICES))
+    audit.add_argument("--bits-per-element", type=float, nargs="+", default=[2.0, 3.0, 4.0])
+    audit.add_argument("--vector", action="store_true", help="also run vector mode (bytes per row)")
+    audit.add_argument("--out", type=Path, default=Path("audit-results"))
     return parser
+
+
+def audit(args: argparse.Namespace) -> dict:
+    """Matrix-mode (and optionally vector-mode) audit; returns the result dict."""
+    result: dict = {"command": "qetvec " + shlex.join(sys.argv[1:]), "matrices": {
+        name: AUDIT_MATRICES[name] for name in args.datasets}, "matrix": [], "vector": []}
+    for name in tqdm(args.datasets, desc="datasets"):
+        result["matrix"] += run_matrix(name, args.bits_per_element)
+        if args.vector:
+            x = audit_matrix(name)
+            train, test = data.split(x, (6144, 2048))
+            d = x.shape[1]
+            budgets = sorted({max(2, d // 8), max(4, d // 4)})
+            for row in run_codecs(["qet-L0S1", "qet-L1S1", "qet-L1S2", "pq", "opq", "rq"], budgets,
+                                  train, test, encode_rate=False):
+                result["vector"].append({"dataset": name, **row})
+    result["claims"] = claim_check(result["matrix"])
+    return result
 
 
 def bench(args: argparse.Namespace) -> dict:
@@ -80,8 +106,11 @@ def bench(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    result = bench(args)
-    for path in write_reports(result, args.out):
+    if args.command == "audit":
+        paths = write_audit(audit(args), args.out)
+    else:
+        paths = write_reports(bench(args), args.out)
+    for path in paths:
         print(f"wrote {path}")
     print((args.out / "result.md").read_text())
     return 0

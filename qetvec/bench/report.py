@@ -78,3 +78,28 @@ def write_reports(result: dict[str, Any], out_dir: Path) -> list[Path]:
         paths += [out_dir / "recall_vs_bits.png", out_dir / "recall_vs_qps.png"]
     write_bytes_atomic(paths[1], "\n".join(parts).encode())
     return paths
+
+
+def write_audit(result: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Write the audit's result.json, result.md and mse-vs-budget plots."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "result.json", out_dir / "result.md"]
+    write_bytes_atomic(paths[0], json.dumps(result, indent=1).encode())
+    parts = ["# qetvec audit: QET's claims, measured", "", f"Command: `{result['command']}`", "",
+             "Matrices: " + "; ".join(f"{k}: {v}" for k, v in result["matrices"].items()), "",
+             "## Claims (matrix mode: whole-matrix budget, codebooks included)", "",
+             markdown_table(result["claims"], ["dataset", "bits_per_element", "qet_pct_of_best_pq_opq",
+                                               "best_single_ingredient", "qet_vs_same_help_baseline"]), "",
+             "## Matrix mode: relative MSE on the compressed matrix", "",
+             markdown_table(result["matrix"], ["dataset", "bits_per_element", "method", "ksub", "nbytes",
+                                               "budget_bytes", "mse"]), ""]
+    for name in result["matrices"]:
+        rows = [dict(r, bits=r["bits_per_element"]) for r in result["matrix"] if r["dataset"] == name]
+        path = out_dir / f"matrix_{name}.png"
+        _plot(rows, "bits", "mse", path, f"{name}: matrix mode, relative MSE vs bits/element", logy=True)
+        paths.append(path)
+    if result["vector"]:
+        parts += ["## Vector mode: relative MSE on held-out rows, equal bytes per row", "",
+                  markdown_table(result["vector"], ["dataset", "method", "spec", "bits_per_row", "mse"]), ""]
+    write_bytes_atomic(paths[1], "\n".join(parts).encode())
+    return paths
