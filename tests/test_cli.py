@@ -6,8 +6,8 @@ from qetvec.cli import main
 
 def test_bench_writes_json_table_and_plots(tmp_path):
     out = tmp_path / "run"
-    code = main(["bench", "--n-train", "3000", "--n-eval", "2000", "--n-base", "5000", "--n-queries", "20",
-                 "--bytes", "10", "--methods", "qet-L1S1", "pq", "--out", str(out)])
+    code = main(["bench", "--n-train", "2500", "--n-eval", "1000", "--n-base", "3000", "--n-queries", "10",
+                 "--bytes", "10", "--methods", "qet-L1S1", "pq", "--repeats", "1", "--out", str(out)])
     assert code == 0
     result = json.loads((out / "result.json").read_text())
     assert result["dataset"] == "glove-50"

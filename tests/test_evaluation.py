@@ -39,10 +39,15 @@ def test_compare_timing_alternates():
     assert calls == ["a", "b"] * 4 and t.ratio > 0
 
 
-@pytest.mark.parametrize("method,code_bytes", [("pq", 10), ("pq", 5), ("opq", 10), ("rq", 8), ("lsq", 6)])
-def test_baseline_codecs_have_the_requested_size(method, code_bytes, rng):
+@pytest.mark.parametrize("method,code_bytes", [("pq", 10), ("pq", 5), ("opq", 25), ("rq", 8), ("lsq", 6)])
+def test_baseline_codecs_have_the_requested_size(method, code_bytes):
+    assert codecs.faiss_codec(method, 50, code_bytes).sa_code_size() == code_bytes
+
+
+@pytest.mark.parametrize("method,code_bytes", [("pq", 5), ("rq", 3)])
+def test_baseline_codes_have_the_requested_width(method, code_bytes, rng):
     codec = codecs.faiss_codec(method, 50, code_bytes)
-    x = rng.standard_normal((3000, 50)).astype(np.float32)
+    x = rng.standard_normal((2000, 50)).astype(np.float32)
     codec.train(x)
     assert codec.sa_encode(x[:7]).shape == (7, code_bytes)
 

@@ -10,7 +10,7 @@ import qetvec
 @pytest.fixture(scope="module")
 def data(glove_split):
     train, test = glove_split
-    return train[:12000], train, test[:200]
+    return train[:6000], train, test[:200]
 
 
 def faiss_pipeline(index, train, base, queries, k=10):

@@ -20,7 +20,7 @@ def _skipped(method: str, code_bytes: int, err: Exception) -> dict[str, Any]:
 
 
 def run_codecs(methods: list[str], budgets: list[int], train: np.ndarray, test: np.ndarray,
-               encode_rate: bool) -> list[dict[str, Any]]:
+               encode_rate: bool, repeats: int = 3) -> list[dict[str, Any]]:
     """Relative MSE on held-out `test` rows for each method at each byte budget; bits/row read
     from the encoded array; optionally encode rate (rows/s, 1 thread and all) beside
     faiss.ProductQuantizer at the same code size, timed alternately in this run."""
@@ -40,12 +40,13 @@ def run_codecs(methods: list[str], budgets: list[int], train: np.ndarray, test: 
                    "bits_per_row": bits_per_row(codes), "mse": relative_mse(test, codec.sa_decode(codes)),
                    "train_s": train_s}
             if encode_rate and method.startswith("qet"):
-                row.update(_encode_rates(codec, train, test, code_bytes))
+                row.update(_encode_rates(codec, train, test, code_bytes, repeats))
             rows.append(row)
     return rows
 
 
-def _encode_rates(codec: Any, train: np.ndarray, test: np.ndarray, code_bytes: int) -> dict[str, Any]:
+def _encode_rates(codec: Any, train: np.ndarray, test: np.ndarray, code_bytes: int,
+                  repeats: int) -> dict[str, Any]:
     """QET encode rows/s vs faiss.ProductQuantizer.compute_codes with code_bytes 8-bit groups
     (any dimension split FAISS accepts is irrelevant to speed: M = code_bytes if it divides d)."""
     d = train.shape[1]
@@ -55,7 +56,7 @@ def _encode_rates(codec: Any, train: np.ndarray, test: np.ndarray, code_bytes: i
     out: dict[str, Any] = {"encode_baseline": f"faiss.ProductQuantizer({d}, {m}, 8)"}
     for label, n_threads in (("1thread", 1), ("all", faiss.omp_get_max_threads())):
         with threads(n_threads):
-            t = compare_timing(lambda: codec.sa_encode(test), lambda: pq.compute_codes(test), repeats=3)
+            t = compare_timing(lambda: codec.sa_encode(test), lambda: pq.compute_codes(test), repeats)
         out[f"encode_rows_per_s_{label}"] = len(test) / t.ours
         out[f"encode_baseline_rows_per_s_{label}"] = len(test) / t.baseline
         out[f"encode_ratio_{label}"] = t.baseline / t.ours  # ours/baseline throughput
