@@ -21,7 +21,9 @@ index (counted in its code size).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +31,10 @@ from qetvec import _kernels
 from qetvec.layout import CodeLayout
 from qetvec.stage import QETStage
 
+if TYPE_CHECKING:
+    from qetvec.codec import QETQuantizer
+
+QUERY_BLOCK_BYTES = 64 << 20  # lookup tables computed for this many bytes of queries at once
 MAX_TABLE_ENTRIES = 2 ** 11  # smaller tables stay in L2; measured best on GloVe-50, levels=1
 HARD_LIMIT = 2 ** 22
 
@@ -163,3 +169,24 @@ def scan_topk(units: LookupUnits, tables: np.ndarray, codes: np.ndarray, extra: 
         codes, extra, np.float32(extra_coef), tables, *units.kernel_args(), block_start, block_end,
         entry_ptr, entry_query, entry_bias.astype(np.float32), k)
     return _kernels.merge_entries(entry_d, entry_i, entry_query, len(tables), k)
+
+
+class ADCSearcher:
+    """Scores float queries against a quantizer's codes: plans lookup units once, then
+    builds per-query tables and runs the numba scan. Shared by the flat and IVF indexes."""
+
+    def __init__(self, quantizer: QETQuantizer):
+        self.quantizer = quantizer
+        self.units = plan_units(quantizer.stages, quantizer.layout)
+        if self.units is None:
+            warnings.warn(f"{quantizer}: ADC tables would be too large; searching by decoding "
+                          "rows (exact, slower)", stacklevel=3)
+
+    def tables(self, queries: np.ndarray, kind: str, scale: float = 1.0) -> np.ndarray:
+        """scale * tables (nq, table_size) float32 of kind "ip" or "l2"."""
+        t = compute_tables(self.units, self.quantizer.stages, queries, kind)
+        return t if scale == 1.0 else t * np.float32(scale)
+
+    def query_block(self) -> int:
+        """Queries per block so that their tables fit QUERY_BLOCK_BYTES."""
+        return max(1, QUERY_BLOCK_BYTES // (4 * max(1, self.units.table_size)))

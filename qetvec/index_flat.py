@@ -1,55 +1,24 @@
 """`IndexQET`: a flat (exhaustive) index over QET codes, searched by ADC, FAISS-style."""
 from __future__ import annotations
 
-import warnings
 from typing import Sequence
 
 import faiss
 import numpy as np
 
 from qetvec import adc
+from qetvec.adc import ADCSearcher
 from qetvec._validation import as_float_matrix, as_ids, check_positive_int
 from qetvec.codec import QETQuantizer
+from qetvec.index_base import QETIndexBase, to_faiss_results
 from qetvec.io import register
 from qetvec.metric import metric_type, use_faiss_thread_count
 
-QUERY_BLOCK_BYTES = 64 << 20  # lookup tables computed for this many bytes of queries at once
 ROWS_PER_BLOCK = 16384  # rows unpacked once and shared by all queries; large blocks amortize table loads
 
 
-def to_faiss_results(D: np.ndarray, rows: np.ndarray, ids: np.ndarray,
-                     metric: int) -> tuple[np.ndarray, np.ndarray]:
-    """FAISS conventions from minimized scores D and storage rows (nq, k): ids instead of
-    rows, -1 padding, inner products with their sign restored (largest first)."""
-    I = np.where(rows >= 0, ids[np.maximum(rows, 0)] if len(ids) else -1, -1)
-    if metric == faiss.METRIC_INNER_PRODUCT:
-        D = -D
-    return D.astype(np.float32), I.astype(np.int64)
-
-
-class ADCSearcher:
-    """Scores float queries against a quantizer's codes: plans lookup units once, then
-    builds per-query tables and runs the numba scan. Shared by the flat and IVF indexes."""
-
-    def __init__(self, quantizer: QETQuantizer):
-        self.quantizer = quantizer
-        self.units = adc.plan_units(quantizer.stages, quantizer.layout)
-        if self.units is None:
-            warnings.warn(f"{quantizer}: ADC tables would be too large; searching by decoding "
-                          "rows (exact, slower)", stacklevel=3)
-
-    def tables(self, queries: np.ndarray, kind: str, scale: float = 1.0) -> np.ndarray:
-        """scale * tables (nq, table_size) float32 of kind "ip" or "l2"."""
-        t = adc.compute_tables(self.units, self.quantizer.stages, queries, kind)
-        return t if scale == 1.0 else t * np.float32(scale)
-
-    def query_block(self) -> int:
-        """Queries per block so that their tables fit QUERY_BLOCK_BYTES."""
-        return max(1, QUERY_BLOCK_BYTES // (4 * max(1, self.units.table_size)))
-
-
 @register("IndexQET")
-class IndexQET:
+class IndexQET(QETIndexBase):
     """Exhaustive search over QET codes with the FAISS index surface.
 
     Stored per row: the QET code, plus, for L2 with several stages, ||x_hat||^2 as float32
@@ -70,25 +39,12 @@ class IndexQET:
         self._searcher: ADCSearcher | None = None
 
     @property
-    def ntotal(self) -> int:
-        return len(self.ids)
-
-    @property
     def is_trained(self) -> bool:
         return self.quantizer.is_trained
-
-    def sa_code_size(self) -> int:
-        """Bytes stored per row (FAISS's name): the QET code, plus the norm if stored."""
-        return self.code_size
 
     def train(self, x: np.ndarray) -> None:
         self.quantizer.train(x)
         self._searcher = None
-
-    def add(self, x: np.ndarray) -> None:
-        """Encode and append rows x (n, d); they get ids ntotal .. ntotal + n - 1."""
-        start = int(self.ids.max()) + 1 if self.ntotal else 0
-        self.add_with_ids(x, np.arange(start, start + len(np.asarray(x)), dtype=np.int64))
 
     def add_with_ids(self, x: np.ndarray, ids: np.ndarray) -> None:
         """Encode and append rows x (n, d) under the int64 `ids` (n,)."""
@@ -125,19 +81,6 @@ class IndexQET:
                 self.searcher.units, tables, self.codes, extra, coef, block_start, block_end,
                 entry_ptr, entry_query, bias[entry_query], k)
         return to_faiss_results(D, rows, self.ids, self.metric_type)
-
-    def reconstruct(self, key: int) -> np.ndarray:
-        """Decoded row (d,) float32 of the vector stored under id `key`."""
-        where = np.flatnonzero(self.ids == key)
-        if len(where) == 0:
-            raise KeyError(f"id {key} is not in the index")
-        return self.quantizer.decode(self.codes[where[:1], : self.quantizer.code_size])[0]
-
-    def reconstruct_n(self, i0: int, ni: int) -> np.ndarray:
-        """Decoded rows (ni, d) float32 at storage positions i0 .. i0 + ni - 1."""
-        if i0 < 0 or ni < 0 or i0 + ni > self.ntotal:
-            raise ValueError(f"rows {i0}..{i0 + ni - 1} out of range for ntotal={self.ntotal}")
-        return self.quantizer.decode(self.codes[i0:i0 + ni, : self.quantizer.code_size])
 
     def remove_ids(self, ids: np.ndarray | Sequence[int]) -> int:
         """Remove the rows stored under any of `ids`; returns how many were removed."""
@@ -185,9 +128,8 @@ class IndexQET:
         D = -heap.D if self.metric_type == faiss.METRIC_INNER_PRODUCT else heap.D
         return D.astype(np.float32), heap.I
 
-    def _check_trained(self) -> None:
-        if not self.is_trained:
-            raise RuntimeError("index is not trained: call train(x) first")
+    def _decode_rows(self, rows: np.ndarray) -> np.ndarray:
+        return self.quantizer.decode(self.codes[rows, : self.quantizer.code_size])
 
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta, arrays = self.quantizer._state()

@@ -22,16 +22,17 @@ import faiss
 import numpy as np
 
 from qetvec import adc
+from qetvec.adc import ADCSearcher
 from qetvec._validation import as_float_matrix, as_ids, check_positive_int
 from qetvec.codebooks import train_kmeans
 from qetvec.codec import QETQuantizer
-from qetvec.index_flat import ADCSearcher, to_faiss_results
+from qetvec.index_base import QETIndexBase, to_faiss_results
 from qetvec.io import register
 from qetvec.metric import metric_type, use_faiss_thread_count
 
 
 @register("IndexIVFQET")
-class IndexIVFQET:
+class IndexIVFQET(QETIndexBase):
     """IVF index: `quantizer` (a FAISS index, e.g. faiss.IndexFlatL2(d) or
     faiss.IndexHNSWFlat(d, 32)) assigns rows to `nlist` lists; QET codes the residuals.
 
@@ -60,10 +61,6 @@ class IndexIVFQET:
         self._searcher: ADCSearcher | None = None
 
     @property
-    def ntotal(self) -> int:
-        return len(self.ids)
-
-    @property
     def is_trained(self) -> bool:
         return len(self.centroids) == self.nlist and self.quantizer.is_trained
 
@@ -83,11 +80,6 @@ class IndexIVFQET:
         lists = self._assign(x)
         self.quantizer.train(x - self.centroids[lists] if self.by_residual else x)
         self._searcher = None
-
-    def add(self, x: np.ndarray) -> None:
-        """Encode and add rows x (n, d) with ids ntotal .. ntotal + n - 1."""
-        start = int(self.ids.max()) + 1 if self.ntotal else 0
-        self.add_with_ids(x, np.arange(start, start + len(np.asarray(x)), dtype=np.int64))
 
     def add_with_ids(self, x: np.ndarray, ids: np.ndarray) -> None:
         """Encode rows x (n, d), store them under `ids` (n,) int64 in their lists."""
@@ -121,19 +113,6 @@ class IndexIVFQET:
         for i in range(0, len(x), step):
             D[i:i + step], rows[i:i + step] = self._scan(x[i:i + step], probes[i:i + step], k)
         return to_faiss_results(D, rows, self.ids, self.metric_type)
-
-    def reconstruct(self, key: int) -> np.ndarray:
-        """Decoded row (d,) float32 stored under id `key` (centroid plus residual)."""
-        where = np.flatnonzero(self.ids == key)
-        if len(where) == 0:
-            raise KeyError(f"id {key} is not in the index")
-        return self._decode_rows(where[:1])[0]
-
-    def reconstruct_n(self, i0: int, ni: int) -> np.ndarray:
-        """Decoded rows (ni, d) float32 at storage positions i0 .. i0 + ni - 1 (list order)."""
-        if i0 < 0 or ni < 0 or i0 + ni > self.ntotal:
-            raise ValueError(f"rows {i0}..{i0 + ni - 1} out of range for ntotal={self.ntotal}")
-        return self._decode_rows(np.arange(i0, i0 + ni))
 
     def remove_ids(self, ids: np.ndarray | Sequence[int]) -> int:
         """Remove rows stored under any of `ids`; returns how many were removed."""
@@ -196,10 +175,6 @@ class IndexIVFQET:
         return adc.scan_topk(self.searcher.units, tables, self.codes, extra, 1.0,
                              self.list_offsets[blocks], self.list_offsets[blocks + 1],
                              entry_ptr, query, bias, k)
-
-    def _check_trained(self) -> None:
-        if not self.is_trained:
-            raise RuntimeError("index is not trained: call train(x) first")
 
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta, arrays = self.quantizer._state()
