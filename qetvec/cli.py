@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def audit(args: argparse.Namespace) -> dict:
     """Matrix-mode (and optionally vector-mode) audit; returns the result dict."""
-    result: dict = {"command": "qetvec " + shlex.join(sys.argv[1:]), "matrices": {
+    result: dict = {"command": args.command_line, "matrices": {
         name: AUDIT_MATRICES[name] for name in args.datasets}, "matrix": [], "vector": []}
     for name in tqdm(args.datasets, desc="datasets"):
         result["matrix"] += run_matrix(name, args.bits_per_element)
@@ -89,7 +89,7 @@ def bench(args: argparse.Namespace) -> dict:
     queries, rest = data.split(x, (opt["n_queries"], None), args.seed)  # same queries, every other row
     base = rest if opt["n_base"] < 0 else rest[: opt["n_base"]]
     result = {
-        "dataset": args.dataset, "command": "qetvec " + shlex.join(sys.argv[1:]),
+        "dataset": args.dataset, "command": args.command_line,
         "setup": (f"{args.dataset} {x.shape}: codebooks trained on {len(train)} rows; MSE on {len(evaluation)} "
                   f"other rows; search over {len(base)} rows with {len(queries)} held-out queries "
                   f"(exact neighbours: faiss.IndexFlatL2). Threads: 1 and {faiss.omp_get_max_threads()}. "
@@ -107,7 +107,9 @@ def bench(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
+    args.command_line = "qetvec " + shlex.join(argv)
     if args.command == "audit":
         paths = write_audit(audit(args), args.out)
     else:
