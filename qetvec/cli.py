@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--datasets", nargs="+", default=list(AUDIT_MATRICES), choices=list(AUDIT_MATRICES))
     audit.add_argument("--bits-per-element", type=float, nargs="+", default=[2.0, 3.0, 4.0])
     audit.add_argument("--vector", action="store_true", help="also run vector mode (bytes per row)")
+    audit.add_argument("--niter", type=int, default=20, help="k-means iterations")
     audit.add_argument("--out", type=Path, default=Path("audit-results"))
     return parser
 
@@ -67,7 +68,7 @@ def audit(args: argparse.Namespace) -> dict:
     result: dict = {"command": args.command_line, "matrices": {
         name: AUDIT_MATRICES[name] for name in args.datasets}, "matrix": [], "vector": []}
     for name in tqdm(args.datasets, desc="datasets"):
-        result["matrix"] += run_matrix(name, args.bits_per_element)
+        result["matrix"] += run_matrix(name, args.bits_per_element, args.niter)
         if args.vector:
             x = audit_matrix(name)
             train, test = data.split(x, (6144, 2048))
