@@ -1,0 +1,116 @@
+"""User data in, stored columns out: input conversion, vector extraction, code columns.
+
+Stored beside the user's columns: `_qet_code` fixed_size_binary[code_size], plus
+`_qet_norm` float32 (L2 with several stages) and `_qet_part` uint16 (IVF). The vector column
+is stored as fixed_size_list<float32>[d] when kept.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm.auto import tqdm
+
+from qetvec_lancedb.codec import TableCodec
+from qetvec_lancedb.errors import DimensionMismatchError, VectorColumnError
+
+CODE_COLUMN = "_qet_code"
+NORM_COLUMN = "_qet_norm"
+PART_COLUMN = "_qet_part"
+INTERNAL_COLUMNS = (CODE_COLUMN, NORM_COLUMN, PART_COLUMN)
+
+
+def to_arrow(data: Any) -> pa.Table:
+    """A pyarrow Table from a Table, RecordBatch, pandas DataFrame, list of dicts or dict of lists."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, list):
+        return pa.Table.from_pylist(data)
+    if isinstance(data, dict):
+        return pa.Table.from_pydict(data)
+    if type(data).__name__ == "DataFrame" and hasattr(data, "to_numpy"):  # pandas, without importing it
+        return pa.Table.from_pandas(data, preserve_index=False)
+    raise TypeError(f"data must be a pyarrow Table/RecordBatch, pandas DataFrame, list of dicts or "
+                    f"dict of lists, got {type(data).__name__}")
+
+
+def vector_matrix(table: pa.Table, column: str, d: int | None, source: str) -> np.ndarray:
+    """Rows of the vector column as float32 (n, d). The column must be a (fixed-size or
+    variable) list of floats without nulls, every row of length d (when d is given)."""
+    if column not in table.column_names:
+        raise VectorColumnError(f"{source} has no vector column {column!r} "
+                                f"(columns: {', '.join(table.column_names) or 'none'})")
+    arr = table.column(column).combine_chunks()
+    kind = arr.type
+    if not (pa.types.is_fixed_size_list(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind)) \
+            or not pa.types.is_floating(kind.value_type):
+        raise VectorColumnError(f"{source}: column {column!r} has type {kind}, expected a "
+                                "fixed-size list of floats (e.g. fixed_size_list<float32>[d])")
+    if arr.null_count:
+        raise VectorColumnError(f"{source}: column {column!r} has {arr.null_count} null vectors")
+    lengths = np.asarray(pc.list_value_length(arr), dtype=np.int64) if len(arr) else np.zeros(0, np.int64)
+    width = int(lengths[0]) if len(lengths) else (d or 0)
+    if d is not None and len(lengths) and (lengths != d).any():
+        bad = int(np.argmax(lengths != d))
+        raise DimensionMismatchError(f"{source}: row {bad} of {column!r} has {lengths[bad]} values, "
+                                     f"the table's dimension is {d}")
+    if (lengths != width).any():
+        raise VectorColumnError(f"{source}: vectors of {column!r} have different lengths "
+                                f"({lengths.min()}..{lengths.max()})")
+    values = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return values.reshape(len(arr), width)
+
+
+def encode_table(table: pa.Table, codec: TableCodec, vector_column: str, keep_vectors: bool,
+                 batch_size: int = 65536, progress: bool | None = None) -> pa.Table:
+    """The user's columns (vector column as fixed_size_list<float32>[d], or dropped unless
+    keep_vectors) plus the code columns, encoding `batch_size` rows at a time with a tqdm
+    bar (shown by default when there is more than one batch)."""
+    x = vector_matrix(table, vector_column, codec.d, "data")
+    if not len(x):
+        raise ValueError("data has no rows")
+    clash = [c for c in INTERNAL_COLUMNS if c in table.column_names]
+    if clash:
+        raise ValueError(f"data must not contain the adapter's columns {clash}")
+    parts: dict[str, list[np.ndarray]] = {}
+    show = len(x) > batch_size if progress is None else progress
+    with tqdm(total=len(x), desc="qetvec encode", unit="row", disable=not show) as bar:
+        for i in range(0, len(x), batch_size):
+            for name, col in codec.encode(x[i:i + batch_size]).items():
+                parts.setdefault(name, []).append(col)
+            bar.update(min(batch_size, len(x) - i))
+    cols = {name: np.concatenate(chunks) for name, chunks in parts.items()}
+    out = table.drop_columns([vector_column])
+    if keep_vectors:
+        vectors = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), codec.d)
+        out = out.add_column(table.column_names.index(vector_column), vector_column, vectors)
+    code = np.ascontiguousarray(cols["code"])
+    out = out.append_column(CODE_COLUMN, pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(code.shape[1]), len(code), [None, pa.py_buffer(code)]))
+    if "norm" in cols:
+        out = out.append_column(NORM_COLUMN, pa.array(cols["norm"], pa.float32()))
+    if "part" in cols:
+        out = out.append_column(PART_COLUMN, pa.array(cols["part"], pa.uint16()))
+    return out
+
+
+def code_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A fixed_size_binary[w] column as uint8 (n, w), a view of the Arrow data buffer (one
+    vectorized concatenation first if the column has several chunks)."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    width = arr.type.byte_width
+    if arr.null_count:
+        raise ValueError(f"code column has {arr.null_count} null codes")
+    if len(arr) == 0:
+        return np.empty((0, width), np.uint8)
+    return np.frombuffer(arr.buffers()[1], np.uint8, count=len(arr) * width,
+                         offset=arr.offset * width).reshape(len(arr), width)
+
+
+def user_columns(schema: pa.Schema) -> list[str]:
+    """Column names of a stored schema without the adapter's internal columns."""
+    return [name for name in schema.names if name not in INTERNAL_COLUMNS]
