@@ -74,7 +74,7 @@ def run_matrix(name: str, bits_per_element: list[float], niter: int = 20) -> lis
     """Relative MSE of every matrix-mode method at each budget (bits per matrix element)."""
     x = audit_matrix(name)
     n, d = x.shape
-    m = max(1, d // 4)  # groups of 4 columns (uneven where d % 4)
+    m = max(k for k in range(1, max(1, d // 4) + 1) if d % k == 0)  # >= 4 columns a group; OPQ needs m | d
     rows = []
     for bpe in bits_per_element:
         budget = int(bpe * n * d / 8)
