@@ -13,7 +13,6 @@ and are labelled with their real bytes per row: they are not an equal-memory com
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -24,10 +23,9 @@ from tqdm.auto import tqdm
 
 import qetvec
 from qetvec import data
-from qetvec.bench.report import markdown_table
+from qetvec.bench.report import write_rows_result
 from qetvec.codec import config_for_code_size
 from qetvec.evaluation import compare_timing, exact_knn, recall_at_k, threads
-from qetvec.io import write_bytes_atomic
 
 NPROBES = [1, 4, 16, 64]
 
@@ -89,14 +87,9 @@ def main(argv: list[str]) -> int:
     result = {"command": "python benchmarks/bench_ivf.py " + shlex.join(argv), "rows": rows,
               "setup": f"glove-50: {len(base)} rows, {n_queries} queries, nlist={nlist}, trained on {n_train}, "
                        f"threads 1 and {faiss.omp_get_max_threads()}, faiss {faiss.__version__}"}
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(args.out / "result.json", json.dumps(result, indent=1).encode())
-    cols = ["method", "bytes_per_row", "nprobe", "recall@10", "qps_1thread", "baseline_qps_1thread",
-            "speed_ratio_1thread", "qps_all", "speed_ratio_all"]
-    table = markdown_table(rows, cols)
-    write_bytes_atomic(args.out / "result.md", f"# IVF on GloVe-50\n\nCommand: `{result['command']}`\n\n"
-                       f"{result['setup']}\n\n{table}\n".encode())
-    print(table)
+    print(write_rows_result(result, "IVF on GloVe-50", ["method", "bytes_per_row", "nprobe", "recall@10",
+                            "qps_1thread", "baseline_qps_1thread", "speed_ratio_1thread", "qps_all",
+                            "speed_ratio_all"], args.out))
     return 0
 
 

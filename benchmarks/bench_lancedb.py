@@ -13,7 +13,6 @@ IVF_PQ stores num_sub_vectors bytes (num_bits=8); qetvec reads it from its code 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import tempfile
@@ -27,9 +26,8 @@ import qetvec_lancedb
 from tqdm.auto import tqdm
 
 from qetvec import data
-from qetvec.bench.report import markdown_table
+from qetvec.bench.report import write_rows_result
 from qetvec.evaluation import compare_timing, exact_knn, recall_at_k
-from qetvec.io import write_bytes_atomic
 
 
 def arrow_rows(x: np.ndarray) -> pa.Table:
@@ -90,13 +88,8 @@ def main(argv: list[str]) -> int:
     result = {"command": "python benchmarks/bench_lancedb.py " + shlex.join(argv), "rows": out,
               "setup": f"glove-50: {len(base)} rows, {n_queries} single-query searches, {nlist} partitions, "
                        f"lancedb {lancedb.__version__}; speed ratio > 1: qetvec faster than LanceDB IVF_PQ sub=10"}
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(args.out / "result.json", json.dumps(result, indent=1).encode())
-    table_md = markdown_table(out, ["method", "bytes_per_row", "nprobe", "recall@10", "qps",
-                                    "lancedb_ivfpq10_qps", "speed_ratio"])
-    write_bytes_atomic(args.out / "result.md", f"# LanceDB on GloVe-50\n\nCommand: `{result['command']}`\n\n"
-                       f"{result['setup']}\n\n{table_md}\n".encode())
-    print(table_md)
+    print(write_rows_result(result, "LanceDB on GloVe-50", ["method", "bytes_per_row", "nprobe", "recall@10",
+                            "qps", "lancedb_ivfpq10_qps", "speed_ratio"], args.out))
     return 0
 
 

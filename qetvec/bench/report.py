@@ -103,3 +103,14 @@ def write_audit(result: dict[str, Any], out_dir: Path) -> list[Path]:
                   markdown_table(result["vector"], ["dataset", "method", "spec", "bits_per_row", "mse"]), ""]
     write_bytes_atomic(paths[1], "\n".join(parts).encode())
     return paths
+
+
+def write_rows_result(result: dict[str, Any], title: str, columns: list[str], out_dir: Path) -> str:
+    """Write result.json and a result.md titled `title` with result["rows"] as a table of
+    `columns` (plus result["command"] and result["setup"]); return the table."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out_dir / "result.json", json.dumps(result, indent=1).encode())
+    table = markdown_table(result["rows"], columns)
+    write_bytes_atomic(out_dir / "result.md", f"# {title}\n\nCommand: `{result['command']}`\n\n"
+                       f"{result['setup']}\n\n{table}\n".encode())
+    return table
