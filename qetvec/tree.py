@@ -4,7 +4,8 @@ Level 1 pairs columns (0,1), (2,3), ... of the whole row; the smaller value of p
 to position i of the left half, the larger to position i of the right half, and one bit per
 pair records whether the pair was swapped (bit = 1 when the first column held the larger
 value). Each further level does the same inside every segment of the level before, so after
-L levels the columns form a binary tree of "smaller"/"larger" segments.
+L levels the columns form a binary tree of "smaller"/"larger" segments. Every level compares
+the output of the level before (never the original row): that is what sorts by rank.
 
 Odd segment lengths are handled, not refused: a segment of length s has s // 2 pairs; the
 left child gets the s // 2 minima, the right child the s // 2 maxima followed by the
@@ -68,10 +69,18 @@ class EntanglementTree:
         return sum(len(layer.first) for layer in self.layers)
 
     def apply(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Reorder rows of x (n, d) float32; return (y (n, d) float32, bits (n, n_bits) bool)."""
-        bits = [x[:, layer.first] > x[:, layer.second] for layer in self.layers]
+        """Reorder rows of x (n, d) float32; return (y (n, d) float32, bits (n, n_bits) bool).
+
+        Each level compares the pairs of the level before's output (not of x), so the halves
+        hold values of similar rank; one vectorized step per level over all rows."""
+        y = x.copy()
+        bits = []
+        for layer in self.layers:
+            swap = y[:, layer.first] > y[:, layer.second]
+            self._step(y, layer, swap)
+            bits.append(swap)
         all_bits = np.concatenate(bits, axis=1) if bits else np.zeros((len(x), 0), bool)
-        return self.permute(x, all_bits), all_bits
+        return y, all_bits
 
     def permute(self, x: np.ndarray, bits: np.ndarray) -> np.ndarray:
         """Apply recorded swaps `bits` (n, n_bits) to rows of x (n, d); any dtype.
@@ -82,12 +91,17 @@ class EntanglementTree:
         y = x.copy()
         offset = 0
         for layer in self.layers:
-            swap = bits[:, offset:offset + len(layer.first)]
-            a, b = y[:, layer.first], y[:, layer.second]
-            y[:, layer.low] = np.where(swap, b, a)
-            y[:, layer.high] = np.where(swap, a, b)
+            self._step(y, layer, bits[:, offset:offset + len(layer.first)])
             offset += len(layer.first)
         return y
+
+    @staticmethod
+    def _step(y: np.ndarray, layer: TreeLevel, swap: np.ndarray) -> None:
+        """One level in place on y (n, d): pair i's (first, second) go to (low, high), or to
+        (high, low) where swap[:, i] (n, pairs) is set."""
+        a, b = y[:, layer.first], y[:, layer.second]
+        y[:, layer.low] = np.where(swap, b, a)
+        y[:, layer.high] = np.where(swap, a, b)
 
     def unpermute(self, y: np.ndarray, bits: np.ndarray) -> np.ndarray:
         """Undo `permute`: restore rows (n, d) from the reordered y, last level first."""
