@@ -1,6 +1,10 @@
-"""Codebooks: k-means training and nearest-codeword assignment (both through FAISS), and
-codebook quantization (CQO): round-to-nearest scalar quantization of codebook entries, one
-(low, step) pair per stage, so stored and used codebooks are the same numbers."""
+"""Codebooks: k-means training and nearest-codeword assignment, and codebook quantization
+(CQO): round-to-nearest scalar quantization of codebook entries, one (low, step) pair per
+stage, so stored and used codebooks are the same numbers, bit-packed when stored.
+
+A stage's m group codebooks are trained and used together (`train_group_codebooks`,
+`assign_group_codes`, numba kernels in `qetvec._codebook_kernels`); `train_kmeans` (faiss.Kmeans) serves
+single large problems such as IVF coarse centroids."""
 from __future__ import annotations
 
 import warnings
@@ -8,7 +12,10 @@ import warnings
 import faiss
 import numpy as np
 
+from qetvec import _codebook_kernels
+
 MIN_POINTS_PER_CENTROID = 39  # FAISS's own warning threshold for k-means
+MAX_POINTS_PER_CENTROID = 256  # FAISS's training sample cap per centroid
 
 
 def train_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 25) -> np.ndarray:
@@ -23,6 +30,42 @@ def train_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 25) -> np.ndarra
     return np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
 
 
+def train_group_codebooks(y: np.ndarray, bounds: np.ndarray, k: int, seed: int,
+                          niter: int = 25) -> np.ndarray:
+    """k-means codebooks (m, k, w_max) float32 of the m column groups of y (n, d) float32,
+    group g being columns bounds[g]:bounds[g + 1], zero-padded past each group's width.
+
+    FAISS's settings: at most 256 * k training rows (one seeded sample shared by the groups),
+    k distinct random rows as each group's initial centroids, `niter` Lloyd iterations."""
+    n, m = len(y), len(bounds) - 1
+    rng = np.random.default_rng(seed)
+    rows = np.arange(n, dtype=np.int64)
+    if n > MAX_POINTS_PER_CENTROID * k:
+        rows = np.sort(rng.choice(n, MAX_POINTS_PER_CENTROID * k, replace=False)).astype(np.int64)
+    if k == 1:
+        books = np.zeros((m, 1, int(np.diff(bounds).max())), np.float32)
+        for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+            books[g, 0, : b - a] = y[rows, a:b].mean(axis=0, dtype=np.float64)
+        return books
+    init = np.stack([rng.choice(len(rows), k, replace=False) for _ in range(m)]).astype(np.int64)
+    return _codebook_kernels.kmeans_groups(np.ascontiguousarray(y, dtype=np.float32), rows,
+                                 bounds.astype(np.int64), init, niter)
+
+
+def decode_group_codes(codes: np.ndarray, bounds: np.ndarray, books: np.ndarray) -> np.ndarray:
+    """Rows (n, d) float32 of codes (n, m): row i's group g is books[g, codes[i, g]] (the
+    group's own columns of it)."""
+    return _codebook_kernels.gather_groups(np.ascontiguousarray(codes), bounds.astype(np.int64), books)
+
+
+def assign_group_codes(y: np.ndarray, bounds: np.ndarray, books: np.ndarray) -> np.ndarray:
+    """Codes (n, m) int64: nearest codeword (L2) of each group of y (n, d) in books (m, k, w_max)."""
+    if books.shape[1] == 1:
+        return np.zeros((len(y), books.shape[0]), dtype=np.int64)
+    return _codebook_kernels.assign_groups(np.ascontiguousarray(y, dtype=np.float32),
+                                 bounds.astype(np.int64), books)
+
+
 def check_training_size(n: int, k: int, name: str = "x") -> None:
     """Refuse fewer rows than centroids; warn below FAISS's 39 points per centroid."""
     if n < k:
@@ -32,20 +75,13 @@ def check_training_size(n: int, k: int, name: str = "x") -> None:
                       "codeword): codebooks will be poorly trained", stacklevel=3)
 
 
-def assign(x: np.ndarray, codebook: np.ndarray) -> np.ndarray:
-    """Index (n,) int64 of the nearest codeword (L2) in codebook (k, dsub) for rows x (n, dsub)."""
-    if len(codebook) == 1:
-        return np.zeros(len(x), dtype=np.int64)
-    _, idx = faiss.knn(np.ascontiguousarray(x), np.ascontiguousarray(codebook), 1)
-    return idx[:, 0]
-
-
 def quantize_codebook(codebooks: np.ndarray, bits: int) -> tuple[np.ndarray, float, float]:
     """Scalar-quantize all entries of `codebooks` (any shape) to `bits` bits.
 
-    Returns (levels uint16 same shape, low, step); entries are low + levels * step."""
-    low, high = float(codebooks.min()), float(codebooks.max())
-    step = (high - low) / (2 ** bits - 1) if high > low else 1.0
+    Returns (levels uint16 same shape, low, step); entries are low + levels * step, low and
+    step being float32 values (stored as such, so a reload is bit-identical)."""
+    low, high = float(np.float32(codebooks.min())), float(codebooks.max())
+    step = float(np.float32((high - low) / (2 ** bits - 1))) if high > low else 1.0
     levels = np.clip(np.rint((codebooks - low) / step), 0, 2 ** bits - 1).astype(np.uint16)
     return levels, low, step
 
@@ -53,3 +89,17 @@ def quantize_codebook(codebooks: np.ndarray, bits: int) -> tuple[np.ndarray, flo
 def dequantize_codebook(levels: np.ndarray, low: float, step: float) -> np.ndarray:
     """float32 codebooks from `quantize_codebook`'s output, bit-identical on every reload."""
     return (np.float32(low) + levels.astype(np.float32) * np.float32(step)).astype(np.float32)
+
+
+def pack_uints(values: np.ndarray, bits: int) -> np.ndarray:
+    """Bit-pack unsigned values (any shape, each < 2**bits) LSB first into
+    ceil(values.size * bits / 8) bytes, uint8 (the layout of `qetvec.layout`'s streams)."""
+    flat = values.reshape(-1).astype(np.uint32)
+    planes = ((flat[:, None] >> np.arange(bits, dtype=np.uint32)) & 1).astype(np.uint8)
+    return np.packbits(planes.reshape(-1), bitorder="little")
+
+
+def unpack_uints(packed: np.ndarray, count: int, bits: int) -> np.ndarray:
+    """Inverse of `pack_uints`: `count` values (count,) uint32."""
+    planes = np.unpackbits(packed, count=count * bits, bitorder="little").reshape(count, bits)
+    return (planes.astype(np.uint32) << np.arange(bits, dtype=np.uint32)).sum(axis=1, dtype=np.uint32)

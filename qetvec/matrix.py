@@ -4,6 +4,10 @@ Everything stored counts: the bit-packed stream of every row's swap records and 
 (no per-row padding), every stage's quantized codebooks and their (low, step) scales.
 Codebooks are trained on the matrix itself, as the paper does.
 
+On disk (`qetvec.write_index`) a compressed matrix takes exactly `nbytes` for its arrays (the
+stream, bit-packed codebooks without padding, float32 scales) plus the file's header and
+checksum, at most `file_overhead_bytes(stages)`.
+
 Budget split, following the reference implementation: swap records and scales are paid
 first; what remains is shared by the stages in the proportions `budget_split`; each stage
 takes the largest codebook size ksub whose codes and codebook fit its share. Unlike the
@@ -19,11 +23,18 @@ import numpy as np
 from qetvec._validation import as_float_matrix, check_positive_int
 from qetvec.io import register
 from qetvec.layout import CodeLayout
-from qetvec.stage import (QETStage, decode_stages, encode_stages, fit_stages, stages_from_state,
+from qetvec.stage import (QETStage, decode_stages, fit_stages, stages_from_state,
                           stages_state)
 from qetvec.tree import EntanglementTree
 
 MAX_KSUB = 2 ** 16
+
+
+def file_overhead_bytes(stages: int) -> int:
+    """Upper bound of what `write_index` adds to `CompressedMatrix.nbytes`: the 20-byte
+    prefix, the 32-byte SHA-256 and the JSON header (array table and stage settings, about
+    280 bytes per stage, bounded here by 384 per stage plus 460)."""
+    return 20 + 32 + 460 + 384 * stages
 
 
 @register("CompressedMatrix")
@@ -117,8 +128,7 @@ def compress_matrix(x: np.ndarray, budget_bytes: int, m: int,
         ksubs.append(k)
     stages = [QETStage(d, m, k, lv, codebook_bits, seed + 1000 * s, niter)
               for s, (k, lv) in enumerate(zip(ksubs, levels))]
-    fit_stages(stages, x)
+    parts = fit_stages(stages, x)  # the matrix is its own training set
     layout = CodeLayout([(st.tree.n_bits, st.m, st.width) for st in stages])
-    parts = encode_stages(stages, x)
     values = np.concatenate([np.concatenate([b, c], axis=1) for b, c in parts], axis=1)
     return CompressedMatrix(n, stages, layout.pack(values, row_stride_bits=layout.row_bits))

@@ -6,12 +6,14 @@ on residuals by `encode_stages` / `decode_stages`, one implementation for vector
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 
-from qetvec.codebooks import (assign, check_training_size, dequantize_codebook,
-                              quantize_codebook, train_kmeans)
+from qetvec.codebooks import (assign_group_codes, check_training_size, decode_group_codes,
+                              dequantize_codebook, pack_uints, quantize_codebook,
+                              train_group_codebooks, unpack_uints)
 from qetvec.tree import EntanglementTree
 
 
@@ -49,35 +51,27 @@ class QETStage:
     def dsub_max(self) -> int:
         return int(np.diff(self.bounds).max())
 
-    def fit(self, x: np.ndarray) -> "QETStage":
-        """Train the m codebooks on the reordered rows of x (n, d) float32."""
-        check_training_size(len(x), self.ksub)
-        y, _ = self.tree.apply(x)
-        books = np.zeros((self.m, self.ksub, self.dsub_max), dtype=np.float32)
-        for g, (a, b) in enumerate(zip(self.bounds[:-1], self.bounds[1:])):
-            books[g, :, : b - a] = train_kmeans(y[:, a:b], self.ksub, self.seed + g, self.niter)
-        if self.codebook_bits is not None:
-            levels, low, step = quantize_codebook(books, self.codebook_bits)
-            self.codebook_levels_, self.codebook_low_, self.codebook_step_ = levels, low, step
-            books = dequantize_codebook(levels, low, step)
+    def fit_encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Train the m codebooks on the reordered rows of x (n, d) float32 and return their
+        codes as `encode` would: (swap bits (n, T) bool, group codes (n, m) int64)."""
+        y, bits = self.tree.apply(x)
+        books = train_group_codebooks(y, self.bounds, self.ksub, self.seed, self.niter)
+        if self.codebook_bits is not None:  # scales from the stored entries, not the padding
+            levels, low, step = quantize_codebook(_unpadded(self, books), self.codebook_bits)
+            self.codebook_levels_ = _padded(self, levels, np.uint16)
+            self.codebook_low_, self.codebook_step_ = low, step
+            books = dequantize_codebook(self.codebook_levels_, low, step)
         self.codebooks_ = books
-        return self
+        return bits, assign_group_codes(y, self.bounds, books)
 
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Swap bits (n, T) bool and group codes (n, m) int64 for rows x (n, d) float32."""
         y, bits = self.tree.apply(x)
-        codes = np.empty((len(x), self.m), dtype=np.int64)
-        for g, (a, b) in enumerate(zip(self.bounds[:-1], self.bounds[1:])):
-            codes[:, g] = assign(y[:, a:b], self.codebooks_[g, :, : b - a])
-        return bits, codes
+        return bits, assign_group_codes(y, self.bounds, self.codebooks_)
 
     def decode_reordered(self, codes: np.ndarray) -> np.ndarray:
         """Reconstruction (n, d) float32 in the reordered (tree) space."""
-        y = np.empty((len(codes), self.d), dtype=np.float32)
-        for g, (a, b) in enumerate(zip(self.bounds[:-1], self.bounds[1:])):
-            # y[i, a:b] = codebooks_[g][codes[i, g]][:b - a] for every row i
-            y[:, a:b] = self.codebooks_[g, codes[:, g], : b - a]
-        return y
+        return decode_group_codes(codes, self.bounds, self.codebooks_)
 
     def decode(self, bits: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Reconstruction (n, d) float32 in the original column order."""
@@ -93,13 +87,22 @@ class QETStage:
         return (entries * self.codebook_bits + 7) // 8 + 8
 
 
-def fit_stages(stages: list[QETStage], x: np.ndarray) -> None:
-    """Train stage s on the residual left by stages 0..s-1 (x (n, d) float32)."""
-    residual = x
+def fit_stages(stages: list[QETStage], x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Train stage s on the residual left by stages 0..s-1 (x (n, d) float32); return the
+    codes of x as `encode_stages` would. All or nothing: the stages are trained as copies and
+    take the new state only once every stage has trained, so a failure leaves them as they were."""
     for stage in stages:
-        stage.fit(residual)
-        if stage is not stages[-1]:
-            residual = residual - stage.decode(*stage.encode(residual))
+        check_training_size(len(x), stage.ksub)
+    trained = copy.deepcopy(stages)
+    parts, residual = [], x
+    for stage in trained:
+        bits, codes = stage.fit_encode(residual)
+        parts.append((bits, codes))
+        if stage is not trained[-1]:
+            residual = residual - stage.decode(bits, codes)
+    for old, new in zip(stages, trained):
+        old.__dict__.update(new.__dict__)
+    return parts
 
 
 def encode_stages(stages: list[QETStage], x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -121,8 +124,29 @@ def decode_stages(stages: list[QETStage], parts: list[tuple[np.ndarray, np.ndarr
     return x_hat
 
 
+def _unpadded(stage: QETStage, books: np.ndarray) -> np.ndarray:
+    """The d * ksub stored entries of books (m, ksub, dsub_max): group by group, codeword by
+    codeword, the group's own columns only (padding is not stored)."""
+    return np.concatenate([books[g, :, : b - a].reshape(-1)
+                           for g, (a, b) in enumerate(zip(stage.bounds[:-1], stage.bounds[1:]))])
+
+
+def _padded(stage: QETStage, entries: np.ndarray, dtype: type) -> np.ndarray:
+    """Inverse of `_unpadded`: books (m, ksub, dsub_max) with zero padding."""
+    books = np.zeros((stage.m, stage.ksub, stage.dsub_max), dtype=dtype)
+    start = 0
+    for g, (a, b) in enumerate(zip(stage.bounds[:-1], stage.bounds[1:])):
+        size = stage.ksub * (b - a)
+        books[g, :, : b - a] = entries[start:start + size].reshape(stage.ksub, b - a)
+        start += size
+    return books
+
+
 def stages_state(stages: list[QETStage]) -> tuple[list[dict], dict[str, np.ndarray]]:
-    """Configuration and trained arrays of a stage stack, for `qetvec.io`."""
+    """Configuration and trained arrays of a stage stack, for `qetvec.io`.
+
+    Codebooks are stored as `codebook_bytes()` counts them: d * ksub entries (no padding),
+    float32, or bit-packed at codebook_bits with (low, step) as two float32."""
     metas, arrays = [], {}
     for s, stage in enumerate(stages):
         metas.append({"d": stage.d, "m": stage.m, "ksub": stage.ksub, "levels": stage.levels,
@@ -131,11 +155,12 @@ def stages_state(stages: list[QETStage]) -> tuple[list[dict], dict[str, np.ndarr
         if stage.codebooks_ is None:
             continue
         if stage.codebook_bits is None:
-            arrays[f"stage{s}.codebooks"] = stage.codebooks_
+            arrays[f"stage{s}.codebooks"] = _unpadded(stage, stage.codebooks_)
         else:
-            arrays[f"stage{s}.codebook_levels"] = stage.codebook_levels_
+            arrays[f"stage{s}.codebook_levels"] = pack_uints(
+                _unpadded(stage, stage.codebook_levels_), stage.codebook_bits)
             arrays[f"stage{s}.codebook_scale"] = np.array(
-                [stage.codebook_low_, stage.codebook_step_], dtype=np.float64)
+                [stage.codebook_low_, stage.codebook_step_], dtype=np.float32)
     return metas, arrays
 
 
@@ -143,13 +168,16 @@ def stages_from_state(metas: list[dict], arrays: dict[str, np.ndarray]) -> list[
     """Inverse of `stages_state`."""
     stages = []
     for s, meta in enumerate(metas):
+        meta = dict(meta)
         trained = meta.pop("trained")
         stage = QETStage(**meta)
         if trained and stage.codebook_bits is None:
-            stage.codebooks_ = arrays[f"stage{s}.codebooks"]
+            stage.codebooks_ = _padded(stage, arrays[f"stage{s}.codebooks"], np.float32)
         elif trained:
             low, step = (float(v) for v in arrays[f"stage{s}.codebook_scale"])
-            stage.codebook_levels_ = arrays[f"stage{s}.codebook_levels"]
+            entries = unpack_uints(arrays[f"stage{s}.codebook_levels"], stage.d * stage.ksub,
+                                   stage.codebook_bits)
+            stage.codebook_levels_ = _padded(stage, entries, np.uint16)
             stage.codebook_low_, stage.codebook_step_ = low, step
             stage.codebooks_ = dequantize_codebook(stage.codebook_levels_, low, step)
         stages.append(stage)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qetvec import _tree_kernels
+
 
 @dataclass(frozen=True)
 class TreeLevel:
@@ -62,6 +64,10 @@ class EntanglementTree:
             self.layers.append(TreeLevel(*(np.concatenate(a).astype(np.int64)
                                            for a in (first, second, low, high))))
             segments = children
+        flat = [np.concatenate([getattr(layer, f) for layer in self.layers] or [np.zeros(0, np.int64)])
+                for f in ("first", "second", "low", "high")]
+        level_ptr = np.cumsum([0] + [len(layer.first) for layer in self.layers]).astype(np.int64)
+        self._kernel_args = (*flat, level_ptr)  # every level's pairs, for the numba kernels
 
     @property
     def n_bits(self) -> int:
@@ -72,15 +78,8 @@ class EntanglementTree:
         """Reorder rows of x (n, d) float32; return (y (n, d) float32, bits (n, n_bits) bool).
 
         Each level compares the pairs of the level before's output (not of x), so the halves
-        hold values of similar rank; one vectorized step per level over all rows."""
-        y = x.copy()
-        bits = []
-        for layer in self.layers:
-            swap = y[:, layer.first] > y[:, layer.second]
-            self._step(y, layer, swap)
-            bits.append(swap)
-        all_bits = np.concatenate(bits, axis=1) if bits else np.zeros((len(x), 0), bool)
-        return y, all_bits
+        hold values of similar rank (numba, parallel over rows)."""
+        return _tree_kernels.apply_levels(np.ascontiguousarray(x), *self._kernel_args)
 
     def permute(self, x: np.ndarray, bits: np.ndarray) -> np.ndarray:
         """Apply recorded swaps `bits` (n, n_bits) to rows of x (n, d); any dtype.
@@ -91,29 +90,17 @@ class EntanglementTree:
         y = x.copy()
         offset = 0
         for layer in self.layers:
-            self._step(y, layer, bits[:, offset:offset + len(layer.first)])
+            swap = bits[:, offset:offset + len(layer.first)]
+            a, b = y[:, layer.first], y[:, layer.second]
+            y[:, layer.low] = np.where(swap, b, a)
+            y[:, layer.high] = np.where(swap, a, b)
             offset += len(layer.first)
         return y
 
-    @staticmethod
-    def _step(y: np.ndarray, layer: TreeLevel, swap: np.ndarray) -> None:
-        """One level in place on y (n, d): pair i's (first, second) go to (low, high), or to
-        (high, low) where swap[:, i] (n, pairs) is set."""
-        a, b = y[:, layer.first], y[:, layer.second]
-        y[:, layer.low] = np.where(swap, b, a)
-        y[:, layer.high] = np.where(swap, a, b)
-
     def unpermute(self, y: np.ndarray, bits: np.ndarray) -> np.ndarray:
         """Undo `permute`: restore rows (n, d) from the reordered y, last level first."""
-        x = y.copy()
-        offset = self.n_bits
-        for layer in reversed(self.layers):
-            offset -= len(layer.first)
-            swap = bits[:, offset:offset + len(layer.first)]
-            lo, hi = x[:, layer.low], x[:, layer.high]
-            x[:, layer.first] = np.where(swap, hi, lo)
-            x[:, layer.second] = np.where(swap, lo, hi)
-        return x
+        return _tree_kernels.unpermute_levels(np.ascontiguousarray(y), np.ascontiguousarray(bits),
+                                              *self._kernel_args)
 
     def dependencies(self) -> list[list[int]]:
         """For each output position j, the sorted swap-bit indices that decide which input

@@ -35,3 +35,26 @@ def test_round_trip_through_file(tmp_path, rng):
     back = qetvec.read_index(tmp_path / "m.qet")
     assert back.nbytes == cm.nbytes and back.ksub == cm.ksub
     np.testing.assert_array_equal(back.decode(), cm.decode())
+
+
+@pytest.mark.parametrize("shape,m,budget,kwargs", [
+    ((2000, 50), 10, 50_000, {}),
+    ((1536, 96), 24, 60_000, {}),
+    ((800, 24), 6, 8_000, dict(levels=(3, 0, 0), budget_split=(0.5, 0.3, 0.2))),
+    ((1000, 16), 4, 20_000, dict(codebook_bits=None)),
+    ((512, 37), 5, 9_000, dict(codebook_bits=7)),
+])
+def test_file_on_disk_is_within_budget_plus_header(shape, m, budget, kwargs, tmp_path, rng):
+    """What `nbytes` counts is what is stored: the file is nbytes plus a bounded header."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    cm = qetvec.compress_matrix(x, budget, m=m, niter=5, **kwargs)
+    qetvec.write_index(cm, tmp_path / "m.qet")
+    size = (tmp_path / "m.qet").stat().st_size
+    assert cm.nbytes <= budget
+    assert cm.nbytes < size <= cm.nbytes + qetvec.matrix.file_overhead_bytes(len(cm.stages))
+
+
+def test_budget_search_prefers_more_codewords_when_they_fit(rng):
+    x = rng.standard_normal((1000, 16)).astype(np.float32)
+    small, large = (qetvec.compress_matrix(x, b, m=4, niter=3) for b in (6_000, 12_000))
+    assert large.ksub[0] > small.ksub[0]
