@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--bits-per-element", type=float, nargs="+", default=[2.0, 3.0, 4.0])
     audit.add_argument("--vector", action="store_true", help="also run vector mode (bytes per row)")
     audit.add_argument("--niter", type=int, default=20, help="k-means iterations")
+    audit.add_argument("--no-search", action="store_true",
+                       help="skip the best-configuration search (best-qet / best-no-tree)")
     audit.add_argument("--out", type=Path, default=Path("audit-results"))
     return parser
 
@@ -66,9 +68,9 @@ def _parser() -> argparse.ArgumentParser:
 def audit(args: argparse.Namespace) -> dict:
     """Matrix-mode (and optionally vector-mode) audit; returns the result dict."""
     result: dict = {"command": args.command_line, "matrices": {
-        name: AUDIT_MATRICES[name] for name in args.datasets}, "matrix": [], "vector": []}
+        name: AUDIT_MATRICES[name][0] for name in args.datasets}, "matrix": [], "vector": []}
     for name in tqdm(args.datasets, desc="datasets"):
-        result["matrix"] += run_matrix(name, args.bits_per_element, args.niter)
+        result["matrix"] += run_matrix(name, args.bits_per_element, args.niter, search=not args.no_search)
         if args.vector:
             x = audit_matrix(name)
             train, test = data.split(x, (6144, 2048))

@@ -93,24 +93,12 @@ def _largest_ksub(n: int, d: int, m: int, entry_bits: int, target_bits: float) -
     return lo
 
 
-def compress_matrix(x: np.ndarray, budget_bytes: int, m: int,
-                    levels: Sequence[int] = (3, 0), budget_split: Sequence[float] = (0.7, 0.3),
-                    codebook_bits: int | None = 10, seed: int = 0,
-                    niter: int = 25) -> CompressedMatrix:
-    """Compress x (n, d) into at most `budget_bytes` bytes, everything included.
-
-    Defaults are the reference implementation's: 2 stages, tree depths 3 and 0, 70% / 30%
-    of the budget after swap records, 10-bit codebooks. `levels` and `budget_split` give
-    one entry per stage. Raises ValueError if the budget cannot hold even one codeword per
-    group in some stage."""
-    x = as_float_matrix(x, "x")
-    n, d = x.shape
-    budget_bytes = check_positive_int(budget_bytes, "budget_bytes")
-    if len(levels) != len(budget_split):
-        raise ValueError(f"levels ({len(levels)}) and budget_split ({len(budget_split)}) "
-                         "need one entry per stage")
-    if min(budget_split) <= 0 or sum(budget_split) > 1 + 1e-9:
-        raise ValueError(f"budget_split must be positive shares summing to <= 1, got {budget_split}")
+def plan_ksubs(n: int, d: int, budget_bytes: int, m: int, levels: Sequence[int],
+               budget_split: Sequence[float], codebook_bits: int | None) -> list[int]:
+    """Codebook size of each stage for an (n, d) matrix under `budget_bytes`: swap records
+    and scales are paid first, stage s then gets budget_split[s] of the rest plus what the
+    stages before it left unspent, and takes the largest ksub that fits. ValueError if some
+    stage cannot hold even one codeword per group."""
     entry_bits = 32 if codebook_bits is None else codebook_bits
     swap_bits = n * sum(EntanglementTree(d, lv).n_bits for lv in levels)
     scale_bits = 64 * len(levels) if codebook_bits is not None else 0
@@ -126,6 +114,41 @@ def compress_matrix(x: np.ndarray, budget_bytes: int, m: int,
         width = math.ceil(math.log2(k)) if k > 1 else 0
         carry = target - (n * m * width + 8 * ((k * d * entry_bits + 7) // 8))
         ksubs.append(k)
+    return ksubs
+
+
+def _check_settings(d: int, m: object, levels: Sequence[int], budget_split: Sequence[float],
+                    codebook_bits: object, niter: object) -> tuple[int, list[int], list[float]]:
+    """Validated (m, levels, budget_split); errors name the argument and what was given."""
+    m = check_positive_int(m, "m", high=d)
+    levels = [check_positive_int(v, "levels", low=0) for v in levels]
+    split = [float(v) for v in budget_split]
+    if len(levels) != len(split) or not levels:
+        raise ValueError(f"levels ({len(levels)}) and budget_split ({len(split)}) need one entry "
+                         "per stage, at least one stage")
+    if not all(math.isfinite(v) and v > 0 for v in split) or sum(split) > 1 + 1e-9:
+        raise ValueError(f"budget_split must be positive finite shares summing to <= 1, got {budget_split}")
+    if codebook_bits is not None:
+        check_positive_int(codebook_bits, "codebook_bits", 1, 16)
+    check_positive_int(niter, "niter")
+    return m, levels, split
+
+
+def compress_matrix(x: np.ndarray, budget_bytes: int, m: int,
+                    levels: Sequence[int] = (3, 0), budget_split: Sequence[float] = (0.7, 0.3),
+                    codebook_bits: int | None = 10, seed: int = 0,
+                    niter: int = 25) -> CompressedMatrix:
+    """Compress x (n, d) into at most `budget_bytes` bytes, everything included.
+
+    Defaults are the reference implementation's: 2 stages, tree depths 3 and 0, 70% / 30%
+    of the budget after swap records (`plan_ksubs`), 10-bit codebooks. `levels` and
+    `budget_split` give one entry per stage. Raises ValueError if the budget cannot hold
+    even one codeword per group in some stage."""
+    x = as_float_matrix(x, "x")
+    n, d = x.shape
+    budget_bytes = check_positive_int(budget_bytes, "budget_bytes")
+    m, levels, budget_split = _check_settings(d, m, levels, budget_split, codebook_bits, niter)
+    ksubs = plan_ksubs(n, d, budget_bytes, m, levels, budget_split, codebook_bits)
     stages = [QETStage(d, m, k, lv, codebook_bits, seed + 1000 * s, niter)
               for s, (k, lv) in enumerate(zip(ksubs, levels))]
     parts = fit_stages(stages, x)  # the matrix is its own training set

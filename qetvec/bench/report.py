@@ -29,7 +29,7 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         if "skipped" in row:
-            lines.append(f"| {row['method']} | skipped @ {row['target_bytes']} B: {row['skipped']} |"
+            lines.append(f"| {row['method']} | skipped @ {row.get('target_bytes', row.get('budget_bytes'))} B: {row['skipped']} |"
                          + " |" * (len(columns) - 2))
         else:
             lines.append("| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
@@ -88,13 +88,18 @@ def write_audit(result: dict[str, Any], out_dir: Path) -> list[Path]:
     parts = ["# qetvec audit: QET's claims, measured", "", f"Command: `{result['command']}`", "",
              "Matrices: " + "; ".join(f"{k}: {v}" for k, v in result["matrices"].items()), "",
              "## Claims (matrix mode: whole-matrix budget, codebooks included)", "",
-             markdown_table(result["claims"], ["dataset", "bits_per_element", "qet_pct_of_best_pq_opq",
-                                               "best_single_ingredient", "qet_vs_same_help_baseline"]), "",
+             "tree_pays_ratio = best-qet / best-no-tree over the same search grid (< 1: the tree pays); "
+             "rd_bound: Gaussian rate-distortion bound of the matrix's covariance (codes only).", "",
+             markdown_table(result["claims"], ["dataset", "bits_per_element", "qet", "qet_pct_of_best_pq_opq",
+                                               "best_single_ingredient", "best_qet", "best_no_tree",
+                                               "tree_pays_ratio", "transform", "rd_bound"]), "",
              "## Matrix mode: relative MSE on the compressed matrix", "",
-             markdown_table(result["matrix"], ["dataset", "bits_per_element", "method", "ksub", "nbytes",
-                                               "budget_bytes", "mse"]), ""]
+             markdown_table(result["matrix"], ["dataset", "bits_per_element", "method", "m", "config", "nbytes",
+                                               "budget_bytes", "mse", "rd_bound"]), ""]
     for name in result["matrices"]:
         rows = [dict(r, bits=r["bits_per_element"]) for r in result["matrix"] if r["dataset"] == name]
+        rows += [{"method": "Gaussian R(D) bound", "bits": bpe, "mse": bound}
+                 for bpe, bound in sorted({(r["bits"], r["rd_bound"]) for r in rows})]
         path = out_dir / f"matrix_{name}.png"
         _plot(rows, "bits", "mse", path, f"{name}: matrix mode, relative MSE vs bits/element", logy=True)
         paths.append(path)
