@@ -58,3 +58,18 @@ def test_budget_search_prefers_more_codewords_when_they_fit(rng):
     x = rng.standard_normal((1000, 16)).astype(np.float32)
     small, large = (qetvec.compress_matrix(x, b, m=4, niter=3) for b in (6_000, 12_000))
     assert large.ksub[0] > small.ksub[0]
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(budget_split=(0.7, float("nan"))), "budget_split"),
+    (dict(budget_split=(0.7, 0.5)), "budget_split"),
+    (dict(levels=(3,), budget_split=(0.7, 0.3)), "one entry per stage"),
+    (dict(codebook_bits=True), "codebook_bits"),
+    (dict(codebook_bits=8.5), "codebook_bits"),
+    (dict(niter=0), "niter"),
+    (dict(m=2.0), "m must be an integer"),
+])
+def test_bad_settings_are_refused_by_name(kwargs, match, rng):
+    x = rng.standard_normal((500, 16)).astype(np.float32)
+    with pytest.raises((TypeError, ValueError), match=match):
+        qetvec.compress_matrix(x, 4000, **{"m": 4, **kwargs})
