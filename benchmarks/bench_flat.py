@@ -16,6 +16,6 @@ import sys
 from qetvec.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["bench", "--metrics", "recall", "--n-queries", "1000", "--n-base", "-1",
+    sys.exit(main(["bench", "--metrics", "flat", "--n-queries", "1000", "--n-base", "-1",
                    "--n-train", "100000", "--bytes", "10", "25", "--methods", "qet-L0S1", "qet-L1S1", "pq",
                    "--out", "benchmarks/results/glove50-flat-core", *sys.argv[1:]]))

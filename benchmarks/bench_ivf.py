@@ -19,13 +19,15 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from faiss.contrib.evaluation import knn_intersection_measure
 from tqdm.auto import tqdm
 
 import qetvec
 from qetvec import data
-from qetvec.bench.report import write_rows_result
-from qetvec.codec import config_for_code_size
-from qetvec.evaluation import compare_timing, exact_knn, recall_at_k, threads
+from qetvec.bench.sizing import config_for_code_size
+from qetvec.evaluation import compare_timing, threads
+
+from _common import write_rows_result  # benchmarks/ is on sys.path when a script runs
 
 NPROBES = [1, 4, 16, 64]
 
@@ -52,7 +54,7 @@ def main(argv: list[str]) -> int:
     x = data.load("glove-50")
     queries, base = data.split(x, (n_queries, None if n_base is None else n_base))
     train = base[np.random.default_rng(0).permutation(len(base))[:n_train]]
-    truth = exact_knn(base, queries, 10)
+    truth = faiss.knn(queries, base, 10)[1]
     d = x.shape[1]
     # (budget bytes, FAISS baseline, qetvec contenders): FAISS's own code sizes, then QET at equal bytes
     plans = [
@@ -70,12 +72,12 @@ def main(argv: list[str]) -> int:
         for nprobe in tqdm(NPROBES, desc=f"{ref_spec} nprobe", leave=False):
             ref.nprobe = nprobe
             row = {"budget": budget, "method": ref_spec, "bytes_per_row": faiss.extract_index_ivf(ref).code_size,
-                   "nprobe": nprobe, "recall@10": recall_at_k(ref.search(queries, 10)[1], truth, 10)}
+                   "nprobe": nprobe, "recall@10": knn_intersection_measure(ref.search(queries, 10)[1], truth)}
             rows.append(row)
             for index, spec in contenders:
                 index.nprobe = nprobe
                 out = {"budget": budget, "method": spec, "bytes_per_row": index.code_size, "nprobe": nprobe,
-                       "recall@10": recall_at_k(index.search(queries, 10)[1], truth, 10), "baseline": ref_spec}
+                       "recall@10": knn_intersection_measure(index.search(queries, 10)[1], truth), "baseline": ref_spec}
                 for label, n in (("1thread", 1), ("all", faiss.omp_get_max_threads())):
                     with threads(n):
                         t = compare_timing(lambda: index.search(queries, 10), lambda: ref.search(queries, 10),

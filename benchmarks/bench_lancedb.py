@@ -18,16 +18,19 @@ import sys
 import tempfile
 from pathlib import Path
 
+import faiss
 import lancedb
 from lancedb.index import IvfPq, IvfRq, IvfSq
 import numpy as np
 import pyarrow as pa
 import qetvec_lancedb
+from faiss.contrib.evaluation import knn_intersection_measure
 from tqdm.auto import tqdm
 
 from qetvec import data
-from qetvec.bench.report import write_rows_result
-from qetvec.evaluation import compare_timing, exact_knn, recall_at_k
+from qetvec.evaluation import compare_timing
+
+from _common import write_rows_result  # benchmarks/ is on sys.path when a script runs
 
 
 def arrow_rows(x: np.ndarray) -> pa.Table:
@@ -43,7 +46,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     n_base, n_queries, nlist = (50000, 200, 64) if args.quick else (None, 1000, 256)
     queries, base = data.split(data.load("glove-50"), (n_queries, n_base))
-    truth = exact_knn(base, queries, 10)
+    truth = faiss.knn(queries, base, 10)[1]
     rows = arrow_rows(base)
     db = lancedb.connect(tempfile.mkdtemp(prefix="qetvec-bench-lancedb-"))
     natives, skipped = {}, []
@@ -76,12 +79,12 @@ def main(argv: list[str]) -> int:
     for nprobe in tqdm([5, 20, 50], desc="nprobe"):
         for label, (table, code_bytes) in natives.items():
             out.append({"method": f"LanceDB {label}", "bytes_per_row": code_bytes, "nprobe": nprobe,
-                        "recall@10": recall_at_k(ids(native_loop(table, nprobe)), truth, 10)})
+                        "recall@10": knn_intersection_measure(ids(native_loop(table, nprobe)), truth)})
         reference = natives["IVF_PQ sub=10"][0]
         for label, (table, _) in ours.items():
             t = compare_timing(lambda: our_loop(table, nprobe), lambda: native_loop(reference, nprobe), args.repeats)
             out.append({"method": label, "bytes_per_row": table.bytes_per_row, "nprobe": nprobe,
-                        "recall@10": recall_at_k(ids(our_loop(table, nprobe)), truth, 10),
+                        "recall@10": knn_intersection_measure(ids(our_loop(table, nprobe)), truth),
                         "qps": n_queries / t.ours, "lancedb_ivfpq10_qps": n_queries / t.baseline,
                         "speed_ratio": t.baseline / t.ours})
     out += skipped

@@ -1,7 +1,9 @@
-"""`qetvec bench`: what do I get for my bytes? QET vs FAISS codecs on real data.
+"""`qetvec bench`: what do I get for my bytes? QET vs FAISS on real data, same run.
 
-    qetvec bench --quick                       # < 3 minutes on 2 cores, GloVe-50
+    qetvec bench --quick          # < 3 minutes on 2 cores, GloVe-50: MSE, IVF operating point, matrix line
     qetvec bench --bytes 10 16 25 --methods qet-L0S1 qet-L1S1 qet-L1S2 pq opq rq lsq
+
+Needs the ``bench`` extra (GloVe-50 data, matplotlib): pip install "qetvec[bench]".
 """
 from __future__ import annotations
 
@@ -18,14 +20,17 @@ from tqdm.auto import tqdm
 from qetvec import data
 from qetvec.bench.audit import AUDIT_MATRICES, audit_matrix, claim_check, run_matrix
 from qetvec.bench.methods import check_method
+from qetvec.bench.operating_point import run_ivf
 from qetvec.bench.report import write_audit, write_reports
-from qetvec.bench.run import run_codecs, run_search
+from qetvec.bench.run import run_codecs, run_matrix_line, run_search
 
-QUICK = dict(n_train=10000, n_eval=10000, n_base=50000, n_queries=100, bytes=[10, 16],
-             methods=["qet-L0S1", "qet-L1S1", "qet-L1S2", "pq"])
-FULL = dict(n_train=100000, n_eval=100000, n_base=-1, n_queries=1000, bytes=[10, 16, 25, 32],
+METRICS = ("mse", "encode", "ivf", "matrix", "flat")
+# bytes per row: 10 and 25 are FAISS PQ10 / PQ25 on d = 50 (PQ's M must divide d)
+QUICK = dict(n_train=10000, n_eval=10000, n_base=50000, n_queries=200, bytes=[10, 25], nlist=256,
+             methods=["qet-L0S1", "qet-L1S1", "pq"], metrics=["mse", "ivf", "matrix"])
+FULL = dict(n_train=100000, n_eval=100000, n_base=-1, n_queries=1000, bytes=[10, 16, 25, 32], nlist=1024,
             methods=["qet-L0S1", "qet-L1S1", "qet-L2S1", "qet-L0S2", "qet-L1S2", "qet-L2S2",
-                     "pq", "opq", "rq", "lsq", "rabitq"])
+                     "pq", "opq", "rq", "lsq", "rabitq"], metrics=["mse", "encode", "ivf", "matrix"])
 
 
 def _method(name: str) -> str:
@@ -45,12 +50,18 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--bytes", type=int, nargs="+", help="bytes per row to compare at")
     bench.add_argument("--methods", nargs="+", type=_method,
                        help="qet-L<levels>S<stages>, pq, opq, rq, lsq, rabitq")
-    bench.add_argument("--metrics", nargs="+", default=["mse", "recall", "encode"],
-                       choices=["mse", "recall", "encode"], help="recall includes queries/s")
+    bench.add_argument("--metrics", nargs="+", choices=METRICS,
+                       help="mse: held-out MSE; encode: encode rate; ivf: IVF + RFlat recall@10 and queries/s "
+                            "at the operating point; matrix: the matrix-mode line; flat: flat-scan recall and speed")
     bench.add_argument("--n-train", type=int, help="rows to train codebooks on")
     bench.add_argument("--n-eval", type=int, help="held-out rows for MSE")
     bench.add_argument("--n-base", type=int, help="database rows for search (-1: all the rest)")
     bench.add_argument("--n-queries", type=int, help="held-out queries for recall")
+    bench.add_argument("--nlist", type=int, help="IVF lists")
+    bench.add_argument("--target-recall", type=float, default=0.9, help="IVF: raise nprobe until recall@10 >= this")
+    bench.add_argument("--k-factor", type=float, default=10.0, help="IVF: re-rank k_factor * 10 candidates exactly")
+    bench.add_argument("--matrix-bits", type=float, default=2.0, help="matrix line: bits per matrix element")
+    bench.add_argument("--matrix-rows", type=int, default=8192, help="matrix line: rows of the matrix")
     bench.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--repeats", type=int, default=3, help="timing repetitions (median reported)")
@@ -87,6 +98,7 @@ def bench(args: argparse.Namespace) -> dict:
     """Run the requested measurements; return the result dict written by the reports."""
     preset = QUICK if args.quick else FULL
     opt = {key: getattr(args, key) if getattr(args, key) is not None else preset[key] for key in preset}
+    opt.update(target_recall=args.target_recall, k_factor=args.k_factor)
     x = data.load(args.dataset)
     queries, train, evaluation = data.split(x, (opt["n_queries"], opt["n_train"], opt["n_eval"]), args.seed)
     queries, rest = data.split(x, (opt["n_queries"], None), args.seed)  # same queries, every other row
@@ -94,16 +106,27 @@ def bench(args: argparse.Namespace) -> dict:
     result = {
         "dataset": args.dataset, "command": args.command_line,
         "setup": (f"{args.dataset} {x.shape}: codebooks trained on {len(train)} rows; MSE on {len(evaluation)} "
-                  f"other rows; search over {len(base)} rows with {len(queries)} held-out queries "
-                  f"(exact neighbours: faiss.IndexFlatL2). Threads: 1 and {faiss.omp_get_max_threads()}. "
-                  "bits/row read from the encoded arrays; speed ratios > 1 mean qetvec is faster."),
+                  f"other rows; search over {len(base)} rows with {len(queries)} held-out queries (exact "
+                  f"neighbours: faiss.knn). IVF: nlist={opt['nlist']}, exact re-ranking of "
+                  f"{opt['k_factor']:g} x 10 candidates (both keep the float vectors, {4 * x.shape[1]} B/row "
+                  f"beyond the codes), nprobe raised until recall@10 >= {opt['target_recall']}; qetvec's IVF "
+                  f"spends 4 of its bytes on a stored float. Threads: 1 and {faiss.omp_get_max_threads()}. "
+                  "bits/row read from the encoded arrays; speed ratios > 1 mean faster than FAISS PQ, "
+                  "timed round-robin in this run."),
         "options": opt, "threads_all": faiss.omp_get_max_threads(), "faiss_version": faiss.__version__,
     }
     start = time.perf_counter()
-    if "mse" in args.metrics or "encode" in args.metrics:
-        result["codecs"] = run_codecs(opt["methods"], opt["bytes"], train, evaluation, "encode" in args.metrics,
+    metrics = opt["metrics"]
+    if "mse" in metrics or "encode" in metrics:
+        result["codecs"] = run_codecs(opt["methods"], opt["bytes"], train, evaluation, "encode" in metrics,
                                       args.repeats)
-    if "recall" in args.metrics:
+    if "ivf" in metrics:
+        result["ivf"] = run_ivf(opt["methods"], opt["bytes"], train, base, queries, opt["nlist"],
+                                opt["target_recall"], k_factor=opt["k_factor"], repeats=args.repeats)
+    if "matrix" in metrics:
+        matrix = data.split(x, (args.matrix_rows,), args.seed)[0]
+        result["matrix"] = run_matrix_line(matrix, args.matrix_bits)
+    if "flat" in metrics:
         result["search"] = run_search(opt["methods"], opt["bytes"], train, base, queries, repeats=args.repeats)
     result["seconds"] = time.perf_counter() - start
     return result

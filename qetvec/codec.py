@@ -125,29 +125,3 @@ class QETQuantizer:
         q.stages = stages
         return q
 
-
-def config_for_code_size(d: int, code_size: int, levels: int, stages: int = 1,
-                         max_nbits: int = 10) -> dict:
-    """QETQuantizer settings {m, nbits, levels, stages} (lists per stage; the tree only in the
-    first stage, as the reference implementation does) whose code is exactly
-    `code_size` bytes: nbits in [4, max_nbits], the most whole bytes spent on group codes,
-    then nbits nearest 8 (well-trained 256-codeword books), then the most bits, then fewer
-    groups. ValueError if no setting fits."""
-    from itertools import product
-
-    from qetvec.tree import EntanglementTree
-    swap_bits = EntanglementTree(d, levels).n_bits
-    best, best_key = None, None
-    for m in range(1, d + 1):
-        for nbits in product(range(4, max_nbits + 1), repeat=stages):
-            bits = swap_bits + m * sum(nbits)
-            if (bits + 7) // 8 != code_size:
-                continue
-            key = (bits // 8, -sum(abs(b - 8) for b in nbits), bits, -m)
-            if best_key is None or key > best_key:
-                best, best_key = {"m": m, "nbits": list(nbits), "stages": stages,
-                                  "levels": [levels] + [0] * (stages - 1)}, key
-    if best is None:
-        raise ValueError(f"no QET setting with levels={levels}, stages={stages} has a {code_size}-byte code "
-                         f"for d={d} ({swap_bits} swap bits)")
-    return best

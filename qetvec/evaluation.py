@@ -1,12 +1,13 @@
-"""Measurement by the rules of shared/MEASURING.md: relative MSE on held-out rows, recall@k
-against exact neighbours, bits/row read from the codes, timings alternated in one process."""
+"""Measurement rules: relative MSE on held-out rows, bits/row read from the codes, timings
+alternated in one process. Exact neighbours and recall@k are FAISS's own (`faiss.knn`,
+`faiss.contrib.evaluation.knn_intersection_measure`)."""
 from __future__ import annotations
 
 import contextlib
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import faiss
 import numba
@@ -18,19 +19,6 @@ def relative_mse(x: np.ndarray, x_hat: np.ndarray) -> float:
     x64 = x.astype(np.float64)
     err = ((x64 - x_hat) ** 2).sum(1).mean()
     return float(err / ((x64 - x64.mean(0)) ** 2).sum(1).mean())
-
-
-def exact_knn(xb: np.ndarray, xq: np.ndarray, k: int, metric: int = faiss.METRIC_L2) -> np.ndarray:
-    """Exact top-k ids (nq, k) int64 from faiss.IndexFlatL2 / IndexFlatIP."""
-    index = faiss.IndexFlatL2(xb.shape[1]) if metric == faiss.METRIC_L2 else faiss.IndexFlatIP(xb.shape[1])
-    index.add(xb)
-    return index.search(xq, k)[1]
-
-
-def recall_at_k(I: np.ndarray, truth: np.ndarray, k: int) -> float:
-    """mean over queries of |returned top-k ∩ exact top-k| / k; -1 padding never matches."""
-    hits = [len(set(row[:k][row[:k] >= 0]) & set(t[:k])) for row, t in zip(I, truth)]
-    return float(np.mean(hits)) / k
 
 
 def bits_per_row(codes: np.ndarray) -> int:
@@ -65,14 +53,20 @@ class Timing:
         return self.ours / self.baseline
 
 
-def compare_timing(ours: Callable[[], object], baseline: Callable[[], object], repeats: int = 5) -> Timing:
-    """Time `ours` and `baseline` alternately `repeats` times each (after one warm-up call
-    each) and return the medians: same process, same machine state, as MEASURING.md asks."""
-    ours(), baseline()
-    t_ours, t_base = [], []
+def time_alternated(fns: Sequence[Callable[[], object]], repeats: int = 5) -> list[float]:
+    """Median seconds of each of `fns`, called round-robin `repeats` times (after one warm-up
+    call each): same process, same machine state for all of them."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        for fn, sink in ((ours, t_ours), (baseline, t_base)):
+        for fn, sink in zip(fns, times):
             start = time.perf_counter()
             fn()
             sink.append(time.perf_counter() - start)
-    return Timing(statistics.median(t_ours), statistics.median(t_base))
+    return [statistics.median(t) for t in times]
+
+
+def compare_timing(ours: Callable[[], object], baseline: Callable[[], object], repeats: int = 5) -> Timing:
+    """Medians of `ours` and `baseline` timed alternately (`time_alternated`)."""
+    return Timing(*time_alternated([ours, baseline], repeats))

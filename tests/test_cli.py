@@ -1,28 +1,56 @@
-"""`qetvec bench` end to end on a small real slice: exits 0, writes JSON, table and plots."""
+"""`qetvec bench`: the main job end to end on a small real slice, and its IVF operating point
+against an exact statement (re-ranking every row is brute force)."""
 import json
 
+import numpy as np
+import pytest
+
+from qetvec.bench.operating_point import run_ivf
 from qetvec.cli import main
 
 
-def test_bench_writes_json_table_and_plots(tmp_path):
+def test_bench_main_job_writes_json_table_and_plots(tmp_path):
     out = tmp_path / "run"
-    code = main(["bench", "--n-train", "2500", "--n-eval", "1000", "--n-base", "3000", "--n-queries", "10",
-                 "--bytes", "10", "--methods", "qet-L1S1", "pq", "--repeats", "1", "--out", str(out)])
+    code = main(["bench", "--quick", "--n-train", "600", "--n-eval", "500", "--n-base", "2000",
+                 "--n-queries", "20", "--nlist", "8", "--bytes", "5", "--methods", "qet-L0S1", "pq",
+                 "--matrix-rows", "300", "--repeats", "1", "--out", str(out)])
     assert code == 0
     result = json.loads((out / "result.json").read_text())
-    assert result["dataset"] == "glove-50"
     codecs = {r["method"]: r for r in result["codecs"]}
-    assert codecs["qet-L1S1"]["bits_per_row"] == codecs["pq"]["bits_per_row"] == 80
-    assert 0 < codecs["qet-L1S1"]["mse"] < 1 and codecs["qet-L1S1"]["encode_rows_per_s_1thread"] > 0
-    search = {r["method"]: r for r in result["search"]}
-    assert 0 < search["pq"]["recall@10"] <= 1 and search["qet-L1S1"]["speed_ratio_1thread"] > 0
-    for name in ("result.md", "mse_vs_bits.png", "recall_vs_bits.png", "recall_vs_qps.png"):
+    assert codecs["qet-L0S1"]["bits_per_row"] == codecs["pq"]["bits_per_row"] == 40
+    assert 0 < codecs["qet-L0S1"]["mse"] < 1
+    ivf = {r["method"]: r for r in result["ivf"]}
+    assert ivf["qet-L0S1"]["spec"] == "IVF8,QET1x8_L0,RFlat" and ivf["pq"]["spec"] == "IVF8,PQ5x8,RFlat"
+    for row in ivf.values():
+        assert row["bytes_per_row"] == 5
+        probes, recalls = zip(*row["sweep"])
+        assert list(probes) == [1, 2, 4, 8][: len(probes)] and row["nprobe"] == probes[-1]
+        assert all(r < 0.9 for r in recalls[:-1]) and row["recall@10"] == recalls[-1]
+        assert row["reached_target"] == (recalls[-1] >= 0.9) and (row["reached_target"] or probes[-1] == 8)
+        assert row["qps_1thread"] > 0
+    assert ivf["pq"]["speed_ratio_1thread"] == 1.0
+    matrix = result["matrix"]
+    assert matrix["shape"] == [300, 50] and matrix["bits_per_element"] == 2.0
+    assert all(0 < matrix[k] < 1 for k in ("qet", "no_tree", "pq_float"))
+    text = (out / "result.md").read_text()
+    assert "| IVF8,QET1x8_L0,RFlat |" in text and "| [300, 50] | 2 |" in text
+    for name in ("mse_vs_bits.png", "ivf_recall_vs_nprobe.png", "ivf_qps_vs_bytes.png"):
         assert (out / name).stat().st_size > 0
-    assert "| qet-L1S1 |" in (out / "result.md").read_text()
+
+
+def test_operating_point_is_exact_when_every_row_is_reranked(rng):
+    x = rng.standard_normal((520, 10)).astype(np.float32)
+    queries, base = x[:20], x[20:]
+    rows = run_ivf(["qet-L0S1", "pq", "qet-L0S2"], [5], base, base, queries, nlist=4, target=1.0,
+                   k_factor=len(base) / 10, repeats=1)
+    done = [r for r in rows if "skipped" not in r]
+    assert {r["method"] for r in done} == {"qet-L0S1", "pq"}
+    assert "single-stage" in next(r for r in rows if r["method"] == "qet-L0S2")["skipped"]
+    for row in done:  # every row is a candidate once all 4 lists are probed: recall is exactly 1
+        assert row["reached_target"] and row["recall@10"] == 1.0 and row["nprobe"] <= 4
 
 
 def test_bench_rejects_unknown_methods(capsys):
-    import pytest
     with pytest.raises(SystemExit):
         main(["bench", "--methods", "sq8"])
     assert "unknown method" in capsys.readouterr().err

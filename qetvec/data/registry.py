@@ -1,6 +1,7 @@
 """Named datasets: ``load(name)`` with an on-disk ``.npy`` cache for derived ones."""
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -8,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from qetvec.data import minilm
-from qetvec.data._atomic import save_npy
 from qetvec.data.corpus import CORPUS_TAG, pydoc_sentences
 from qetvec.data.glove import load_glove50
+from qetvec.io import write_bytes_atomic
 
 FORMAT_VERSION = "v1"
 """Bumped whenever a derived dataset's definition changes, invalidating old cache files."""
@@ -80,6 +81,9 @@ def load(name: str, cache_dir: str | Path | None = None) -> np.ndarray:
         return np.ascontiguousarray(np.load(path), dtype=np.float32)
     build, _ = _DERIVED[name]
     arrays = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
     for other, x in arrays.items():
-        save_npy(cache_path(other, cache_dir), x)
+        buffer = io.BytesIO()
+        np.save(buffer, x)
+        write_bytes_atomic(cache_path(other, cache_dir), buffer.getvalue())
     return arrays[name]

@@ -1,1 +1,0 @@
-"""FAISS integration of qetvec."""
