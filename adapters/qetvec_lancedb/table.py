@@ -8,6 +8,7 @@ handle is not meant to be shared between threads.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from qetvec_lancedb.scan import CodeScanner, best_per_query, exact_distances, ex
 from qetvec_lancedb.store import TableMeta, discard_codec, latest_version, load_codec, save_codec
 
 DEFAULT_NPROBE = 20  # LanceDB's default nprobes
+COMMIT_ATTEMPTS = 5  # `add` retries an append that Lance refused after its own 20 rebases
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ class QETTable:
     # -- writes ------------------------------------------------------------------------
     def add(self, data: Any, *, batch_size: int = 65536, progress: bool | None = None) -> None:
         """Encode and append rows (pyarrow Table/RecordBatch, pandas DataFrame, list of dicts,
-        dict of lists) in one commit: all rows become visible together, or none."""
+        dict of lists) in one commit: all rows become visible together, or none. An append
+        that Lance refuses with a commit conflict (many concurrent writers) is retried."""
         self.meta, self.codec = self._latest()
         encoded = encode_table(to_arrow(data), self.codec, self.vector_column, self.keep_vectors,
                                batch_size, progress)
@@ -91,7 +94,15 @@ class QETTable:
             missing = sorted(set(stored.names) - set(encoded.column_names))
             extra = sorted(set(encoded.column_names) - set(stored.names))
             raise ValueError(f"table {self.name!r}: data columns differ (missing {missing}, unexpected {extra})")
-        self.table.add(encoded.select(stored.names).cast(stored.remove_metadata()))
+        encoded = encoded.select(stored.names).cast(stored.remove_metadata())
+        for attempt in range(COMMIT_ATTEMPTS):
+            try:
+                self.table.add(encoded)
+                return
+            except RuntimeError as err:  # Lance gave up rebasing over concurrent commits: nothing written
+                if "Commit conflict" not in str(err) or attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def delete(self, where: str) -> None:
         """Delete the rows matching the SQL predicate `where` (LanceDB syntax)."""
