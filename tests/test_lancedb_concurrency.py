@@ -113,6 +113,7 @@ while time.time() < stop:
     except Exception:
         failed += 1
     b += 1
+    time.sleep(0.01)
 print(json.dumps({"acked": acked, "failed": failed}))
 """
 

@@ -204,3 +204,14 @@ def test_quantizer_files_are_named_by_content(tmp_path, vectors):
     for f in files:
         assert f.name == f"quantizer-{hashlib.sha256(f.read_bytes()).hexdigest()}.qet"
     assert ql.open_table(db, "t").meta == b.meta
+
+
+def test_latest_version_reads_the_manifest_names(tmp_path, vectors):
+    from qetvec_lancedb.store import latest_version
+    x, _ = vectors
+    db = lancedb.connect(tmp_path / "db")
+    assert latest_version(db.uri, "t") is None  # no table: callers ask LanceDB
+    tbl = ql.create_table(db, "t", rows(x[:300]), m=5, nbits=4, levels=0, progress=False)
+    tbl.add(rows(x[300:400], 300), progress=False)
+    tbl.table.checkout_latest()
+    assert latest_version(db.uri, "t") == tbl.table.version

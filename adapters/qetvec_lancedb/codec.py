@@ -98,6 +98,18 @@ class TableCodec:
         x = self.quantizer.decode(codes)
         return x + self.centroids[parts] if self.by_residual else x
 
+    def residual_beta(self, codes: np.ndarray, parts: np.ndarray) -> np.ndarray:
+        """beta (n,) float32 = 2 <c_p, r_hat> + ||r_hat||^2 of residual codes uint8
+        (n, code_size) in partitions parts (n,): then ||q - c_p - r_hat||^2 = ||q - c_p||^2
+        - 2 <q, r_hat> + beta, so one set of lookup tables per query serves every partition
+        (FAISS's IVF by_residual term, here derived from the codes, not stored)."""
+        beta = np.empty(len(codes), np.float32)
+        for a in range(0, len(codes), 65536):
+            r_hat = self.quantizer.decode(codes[a:a + 65536])
+            c = self.centroids[parts[a:a + 65536]]
+            beta[a:a + len(r_hat)] = (r_hat * (2 * c + r_hat)).sum(1)
+        return beta
+
     def probe(self, x: np.ndarray, nprobe: int) -> np.ndarray:
         """The nprobe partitions (n, min(nprobe, nlist)) int64 nearest to rows x (n, d)."""
         return nearest_partitions(x, self.centroids, self.metric, nprobe)

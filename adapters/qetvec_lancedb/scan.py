@@ -2,25 +2,22 @@
 
 The only module of the adapter that calls `qetvec.adc`. `_distance` follows LanceDB: "l2" is
 the squared L2 distance, "dot" is 1 - <q, x>. A row of partition p (centroid c, zero without
-residual encoding) decodes to c + r_hat and scores bias + extra + sum of table lookups:
+residual encoding) decodes to c + r_hat and scores bias + extra + sum of table lookups, with
+lookup tables per query only (shared by all partitions):
 
-    no residual:  l2, one stage: tables_l2(q)                               bias 0
-                  l2, several:   -2 tables_ip(q), extra ||r_hat||^2         bias ||q||^2
-                  dot:           -tables_ip(q)                              bias 1
-    residual:     l2, one stage: -2 tables_ip(q) + tables_l2(-c)            bias ||q||^2 - 2 <q, c>
-                  l2, several:   -2 tables_ip(q) + 2 tables_ip(c), extra    bias ||q - c||^2
-                  dot:           -tables_ip(q)                              bias 1 - <q, c>
+    l2, one stage, no residual:  tables_l2(q)                  extra 0               bias 0
+    l2, several, no residual:    -2 tables_ip(q)               extra ||r_hat||^2     bias ||q||^2
+    l2, residual:                -2 tables_ip(q)               extra beta            bias ||q - c||^2
+    dot:                         -tables_ip(q)                 extra 0               bias 1 - <q, c>
 
-(tables_l2(q - c) = tables_l2(-c) - 2 tables_ip(q) + terms that depend on the unit only and
-sum to ||q||^2 - 2 <q, c> over a row's units.) So lookup tables are per query, plus per
-(query, partition) pair for L2 with residuals, where the partition part tables_l2(-c) /
-2 tables_ip(c) is computed once per codec. Every probed partition is scanned once for all
-the queries probing it (one kernel call per chunk of queries); each query keeps its best k.
+(beta = 2 <c, r_hat> + ||r_hat||^2, see `TableCodec.residual_beta`; the extra column comes
+from the caller.) Every probed partition is scanned once for all the queries probing it:
+one kernel call per chunk of queries, whose per-(query, partition) entries share each row
+block; the kernel keeps each query's best k over its partitions.
 """
 from __future__ import annotations
 
 import warnings
-from functools import cached_property
 
 import numba
 import numpy as np
@@ -32,7 +29,7 @@ from qetvec.metric import use_faiss_thread_count
 from qetvec_lancedb.codec import TableCodec
 
 BLOCK_ROWS = 4096  # rows unpacked once per block and shared by every query scanning it
-TABLE_BYTES = 64 << 20  # lookup tables built for at most this many bytes at once
+TABLE_BYTES = 64 << 20  # lookup tables built for at most this many bytes of queries at once
 SERIAL_WORK = 1 << 21  # (row, query) scores below which one thread scans: a parallel region's
 # start and barrier cost more than such a scan (40x more on a busy 2-core box, measured)
 
@@ -48,75 +45,55 @@ class CodeScanner:
         if self.searcher.units is None:
             warnings.warn(f"{codec.quantizer}: ADC tables would be too large; searching by decoding "
                           "rows (exact, slower)", stacklevel=2)
-        self.per_pair = codec.by_residual and codec.metric == "l2"  # tables per (query, partition)
 
     def search(self, queries: np.ndarray, probes: np.ndarray, codes: np.ndarray,
-               norms: np.ndarray | None, part_ptr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+               extra: np.ndarray | None, part_ptr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k best rows per query among the probed partitions.
 
         queries (nq, d) float32; probes (nq, P) int64 partition ids per query (one column of
         zeros without IVF); codes uint8 (n, code_size) grouped by partition, partition p being
-        rows part_ptr[p]:part_ptr[p + 1] (part_ptr (parts + 1,) int64); norms float32 (n,)
-        when the codec stores them. Returns (D (nq, k) float32 ascending, rows (nq, k) int64
-        into codes), +inf / -1 where fewer than k rows were scanned."""
-        nq, P = probes.shape
+        rows part_ptr[p]:part_ptr[p + 1] (part_ptr (parts + 1,) int64); extra float32 (n,)
+        the per-row term (see the module docstring) or None. Returns (D (nq, k) float32
+        ascending, rows (nq, k) int64 into codes), +inf / -1 where fewer than k rows."""
+        nq = len(queries)
         D = np.empty((nq, k), np.float32)
         rows = np.empty((nq, k), np.int64)
         table_size = self.searcher.units.table_size if self.searcher.units is not None else 1
-        step = max(1, TABLE_BYTES // (4 * table_size * (P if self.per_pair else 1)))  # queries per chunk
+        step = max(1, TABLE_BYTES // (4 * table_size))  # queries per chunk
         scan = self._scan if self.searcher.units is not None else self._decode
         for a in range(0, nq, step):
-            D[a:a + step], rows[a:a + step] = scan(queries[a:a + step], probes[a:a + step], codes, norms,
+            D[a:a + step], rows[a:a + step] = scan(queries[a:a + step], probes[a:a + step], codes, extra,
                                                    part_ptr, k)
         return D, rows
 
-    @cached_property
-    def part_tables(self) -> np.ndarray:
-        """The partition part of residual L2 tables (nlist, table_size) float32."""
-        c = self.codec.centroids
-        if self.codec.stores_norm:
-            return self.searcher.tables(c, "ip", 2.0)
-        return self.searcher.tables(-c, "l2")
-
-    def _terms(self, q: np.ndarray, pair_query: np.ndarray,
-               pair_part: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(tables (T, table_size) float32, table of each pair (npairs,) int64, bias of each
-        pair (npairs,) float32) for queries q (nq, d) and pairs (pair_query, pair_part)."""
+    def _terms(self, q: np.ndarray, pair_query: np.ndarray, pair_part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(tables (nq, table_size) float32, bias (npairs,) float32) for queries q (nq, d)
+        and the (query, partition) pairs (pair_query, pair_part)."""
         codec = self.codec
-        c = codec.centroids[pair_part] if codec.by_residual else np.zeros((len(pair_part), codec.d), np.float32)
         qp = q[pair_query]
+        c = codec.centroids[pair_part] if codec.by_residual else np.zeros_like(qp)
         if codec.metric == "dot":
-            return self.searcher.tables(q, "ip", -1.0), pair_query, 1.0 - (qp * c).sum(1)
+            return self.searcher.tables(q, "ip", -1.0), 1.0 - (qp * c).sum(1)
         if not codec.by_residual and not codec.stores_norm:
-            return self.searcher.tables(q, "l2"), pair_query, np.zeros(len(qp), np.float32)
-        ip = self.searcher.tables(q, "ip", -2.0)
-        if not codec.by_residual:
-            return ip, pair_query, (qp ** 2).sum(1)
-        tables = ip[pair_query] + self.part_tables[pair_part]
-        pairs = np.arange(len(pair_query))
-        if codec.stores_norm:
-            return tables, pairs, ((qp - c) ** 2).sum(1)
-        return tables, pairs, (qp ** 2).sum(1) - 2 * (qp * c).sum(1)
+            return self.searcher.tables(q, "l2"), np.zeros(len(qp), np.float32)
+        return self.searcher.tables(q, "ip", -2.0), ((qp - c) ** 2).sum(1)
 
-    def _scan(self, q: np.ndarray, probes: np.ndarray, codes: np.ndarray, norms: np.ndarray | None,
+    def _scan(self, q: np.ndarray, probes: np.ndarray, codes: np.ndarray, extra: np.ndarray | None,
               part_ptr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (nq, k) of queries q (nq, d) over their probed partitions probes (nq, P)."""
         nq, P = probes.shape
         pair_query = np.repeat(np.arange(nq, dtype=np.int64), P)
         pair_part = probes.ravel().astype(np.int64)
-        tables, table_of, bias = self._terms(q, pair_query, pair_part)
+        tables, bias = self._terms(q, pair_query, pair_part)
         block_start, block_end, entry_ptr, entry_pair = pair_blocks(pair_part, part_ptr)
-        extra = norms if self.codec.stores_norm else np.empty(0, np.float32)
         use_faiss_thread_count()
         if int(((block_end - block_start) * np.diff(entry_ptr)).sum()) < SERIAL_WORK:
             numba.set_num_threads(1)
-        D, rows = adc.scan_topk(self.searcher.units, tables, codes, extra, 1.0, block_start, block_end,
-                                entry_ptr, table_of[entry_pair], bias[entry_pair].astype(np.float32), k)
-        if len(tables) == nq:  # per-query tables: the kernel merged each query's partitions
-            return D, rows
-        return best_per_query(D.reshape(nq, P * k), rows.reshape(nq, P * k), k)
+        return adc.scan_topk(self.searcher.units, tables, codes,
+                             np.empty(0, np.float32) if extra is None else extra, 1.0, block_start, block_end,
+                             entry_ptr, pair_query[entry_pair], bias[entry_pair].astype(np.float32), k)
 
-    def _decode(self, q: np.ndarray, probes: np.ndarray, codes: np.ndarray, norms: np.ndarray | None,
+    def _decode(self, q: np.ndarray, probes: np.ndarray, codes: np.ndarray, extra: np.ndarray | None,
                 part_ptr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Fallback when ADC tables would be too large: decode the probed rows, same distances."""
         D = np.full((len(q), k), np.inf, np.float32)

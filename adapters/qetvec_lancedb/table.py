@@ -191,10 +191,12 @@ class QETTable:
         if pinned is None or pinned.version != version:
             schema = self._reader.schema
             meta = TableMeta.from_schema(schema, self.name)
-            self._pinned_version = _Pinned(version, meta, schema, self._load_codes(meta, schema))
+            same_codec = pinned is not None and pinned.meta.sha256 == meta.sha256
+            cache = self._load_codes(meta, schema, pinned.cache if same_codec else None)
+            self._pinned_version = _Pinned(version, meta, schema, cache)
         return self._pinned_version
 
-    def _load_codes(self, meta: TableMeta, schema: pa.Schema) -> CodeCache:
+    def _load_codes(self, meta: TableMeta, schema: pa.Schema, previous: CodeCache | None) -> CodeCache:
         codec = self._scanner(meta).codec
         cols = [CODE_COLUMN] + [NORM_COLUMN] * codec.stores_norm + [PART_COLUMN] * (codec.nlist is not None)
         scan = self._reader.search().select(cols).with_row_id(True).limit(None).to_arrow()
@@ -205,7 +207,7 @@ class QETTable:
             pending = vector_matrix(got, meta.vector_column, codec.d, f"table {self.name!r}")
         elif missing.any():  # no vectors either: nothing to score them by
             scan = scan.filter(pa.array(~missing))
-        return CodeCache.from_arrow(scan, codec.nlist or 1, pending)
+        return CodeCache.from_arrow(scan, codec, pending, previous)
 
     def _scanner(self, meta: TableMeta) -> CodeScanner:
         if meta.sha256 not in self._scanners:
@@ -235,7 +237,7 @@ def _topk(queries: np.ndarray, cache: CodeCache, scanner: CodeScanner, nprobe: i
     ADC over the probed partitions' codes, merged with pending rows scored exactly."""
     codec = scanner.codec
     probes = codec.probe(queries, nprobe) if codec.nlist else np.zeros((len(queries), 1), np.int64)
-    D, pos = scanner.search(queries, probes, cache.codes, cache.norms, cache.part_ptr, k)
+    D, pos = scanner.search(queries, probes, cache.codes, cache.extra, cache.part_ptr, k)
     if len(cache.pending):
         Dp, pp = exact_topk(queries, cache.pending, codec.metric, k)
         D, pos = best_per_query(np.concatenate([D, Dp], 1),
@@ -281,8 +283,8 @@ def convert_table(db: Any, name: str, *, vector_column: str = "vector",
     columns. Same options as `create_table`; if anything fails the table is left as it was.
 
     Safe under concurrent appends: the rows of version V are read, encoded and written only
-    if V is still the latest version just before the write (else it reads again, up to
-    `max_attempts` times, then refuses); rows another writer commits between that check and
+    if V is still the latest version just before the write (else it reads again and encodes
+    the rows new since, up to `max_attempts` times, then refuses); rows another writer commits between that check and
     the write are found in the version before ours and appended, encoded, right after it;
     rows appended after it through plain LanceDB have no codes and are scored exactly from
     their vectors (see `QETTable`). So no acknowledged append is lost."""
@@ -292,6 +294,7 @@ def convert_table(db: Any, name: str, *, vector_column: str = "vector",
         raise ValueError(f"table {name!r} already has QET codes: use open_table")
     check_user_columns(existing.schema.names, f"table {name!r}")
     codec, written = None, None
+    done_ids, done = np.zeros(0, np.uint64), None  # rows encoded by earlier attempts, by _rowid
     for _ in range(check_positive_int(max_attempts, "max_attempts")):
         existing.checkout_latest()
         version = existing.version
@@ -300,11 +303,16 @@ def convert_table(db: Any, name: str, *, vector_column: str = "vector",
         if codec is None:
             codec = _train_codec(rows.drop_columns(["_rowid"]), name, vector_column, quantizer, m, nbits,
                                  levels, stages, metric, nlist, train_rows, seed)
-        encoded = encode_table(rows.drop_columns(["_rowid"]), codec, vector_column, keep_vectors,
-                               batch_size, progress)
+        ids = rows.column("_rowid").to_numpy()
+        known = np.isin(ids, done_ids)  # a retry encodes only the rows appended since
+        parts = [] if done is None else [done.take(_positions(done_ids, ids[known]))]
+        if not known.all():
+            parts.append(encode_table(rows.filter(pa.array(~known)).drop_columns(["_rowid"]), codec,
+                                      vector_column, keep_vectors, batch_size, progress))
+        done_ids, done = np.concatenate([ids[known], ids[~known]]), pa.concat_tables(parts)
         existing.checkout_latest()
         if existing.version == version:
-            written = _write(db, name, encoded, codec, vector_column, keep_vectors, "overwrite")
+            written = _write(db, name, done, codec, vector_column, keep_vectors, "overwrite")
             break
     if written is None:
         raise RuntimeError(f"table {name!r} changed during each of {max_attempts} conversion attempts; "
@@ -325,6 +333,12 @@ def _append_missed(tbl: QETTable, plain: Any, read_version: int, written: int, r
     new = before.filter(pa.array(~np.isin(before.column("_rowid").to_numpy(), read_rowids)))
     if new.num_rows:
         tbl.add(new.drop_columns(["_rowid"]), progress=False)
+
+
+def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions in ids (n,) of the values wanted (m,), all present."""
+    order = np.argsort(ids)
+    return order[np.searchsorted(ids, wanted, sorter=order)]
 
 
 def open_table(db: Any, name: str) -> QETTable:
