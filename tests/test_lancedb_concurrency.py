@@ -20,7 +20,7 @@ path, writer, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 pool = np.load(path + "/pool.npy")
 tbl = ql.open_table(lancedb.connect(path + "/db"), "live")
 acked, errors, b, stop = [], [], 0, time.time() + seconds
-while time.time() < stop:
+while time.time() < stop or b < 20:
     ids = np.arange(1_000_000 * (writer + 1) + 50 * b, 1_000_000 * (writer + 1) + 50 * (b + 1))
     vecs = pool[ids % len(pool)]
     try:
@@ -34,12 +34,12 @@ print(json.dumps({"acked": acked, "errors": errors}))
 """
 
 READER = """
-import json, sys, time, lancedb, numpy as np, qetvec_lancedb as ql
-path, seconds = sys.argv[1], float(sys.argv[2])
+import json, os, sys, lancedb, numpy as np, qetvec_lancedb as ql
+path = sys.argv[1]
 pool = np.load(path + "/pool.npy")
 tbl = ql.open_table(lancedb.connect(path + "/db"), "live")
-versions, errors, searches, stop = set(), [], 0, time.time() + seconds
-while time.time() < stop:
+versions, errors, searches = set(), [], 0
+while not os.path.exists(path + "/writers-done"):  # search for as long as the writers write
     try:
         q = pool[searches % len(pool)]
         res = tbl.query(q if searches % 2 else pool[:4], k=10, where=None if searches % 3 else "tag != 'old'")
@@ -62,11 +62,13 @@ def run_two_writers_and_reader(tmp_path, glove, seconds: float) -> dict:
         pa.array(pool[:1000].ravel()), 50), "tag": ["old"] * 1000}), m=5, nbits=6, levels=1, nlist=8, progress=False)
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(w), str(seconds)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in range(2)]
-    procs.append(subprocess.Popen([sys.executable, "-c", READER, str(tmp_path), str(seconds)],
+    procs.append(subprocess.Popen([sys.executable, "-c", READER, str(tmp_path)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outs = []
-    for p in procs:
+    for i, p in enumerate(procs):
         out, err = p.communicate(timeout=seconds + 300)
+        if i == 1:
+            (tmp_path / "writers-done").touch()
         assert p.returncode == 0, err
         outs.append(json.loads(out.strip().splitlines()[-1]))
     final = ql.open_table(db, "live").table.to_arrow()["id"].to_numpy()

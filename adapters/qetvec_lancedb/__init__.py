@@ -13,7 +13,7 @@ Import path: ``import qetvec_lancedb`` (shipped in the qetvec distribution, dire
     tbl = qetvec_lancedb.open_table(db, "docs")           # later / in another process
 
 Per row the table stores ``_qet_code`` (fixed_size_binary[code_size]), plus ``_qet_norm``
-(float32, L2 with several stages) and ``_qet_part`` (uint8 / uint16, IVF; codes are then of
+(float32, L2 with several stages without IVF) and ``_qet_part`` (uint8 / uint16, IVF; codes are then of
 the residual to the partition centroid); the quantizer lives in
 ``<db>/<table>.qetvec/quantizer-<sha256>.qet``, named with its SHA-256 in the schema metadata.
 """

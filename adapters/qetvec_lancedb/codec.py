@@ -28,7 +28,7 @@ class TableCodec:
     """A trained quantizer + metric ("l2": squared L2; "dot": 1 - <q, x>, as LanceDB) + IVF.
 
     Per row it produces: code uint8 (code_size,) of x, or of x - c_p with IVF (by_residual);
-    for L2 with several stages the squared norm of the decoded (residual) reconstruction as
+    for L2 with several stages and no residual the squared norm of the reconstruction as
     float32 (the ADC scan needs it); with IVF the partition id p as `part_dtype` (uint8 for
     nlist <= 256, else uint16). `bytes_per_row` counts all three."""
 
@@ -48,7 +48,9 @@ class TableCodec:
         self.metric = metric
         self.centroids = None if centroids is None else np.ascontiguousarray(centroids, np.float32)
         self.by_residual = by_residual
-        self.stores_norm = metric == "l2" and len(quantizer.stages) > 1
+        # several stages, L2, no residual: the scan needs ||x_hat||^2 per row, stored (residual
+        # L2 derives its per-row term from the codes instead: `residual_beta`)
+        self.stores_norm = metric == "l2" and len(quantizer.stages) > 1 and not by_residual
 
     @classmethod
     def train(cls, x: np.ndarray, *, m: int, nbits: int = 8, levels: int = 1, stages: int = 1,

@@ -1,7 +1,7 @@
 """User data in, stored columns out: input conversion, vector extraction, code columns.
 
 Stored beside the user's columns: `_qet_code` fixed_size_binary[code_size], plus
-`_qet_norm` float32 (L2 with several stages) and `_qet_part` uint8 / uint16 (IVF). The vector
+`_qet_norm` float32 (L2, several stages, no IVF) and `_qet_part` uint8 / uint16 (IVF). The vector
 column is stored as fixed_size_list<float32>[d] when kept. User data may not use the reserved
 names (`RESERVED_COLUMNS`): the adapter's columns and those a search adds or LanceDB owns.
 """
