@@ -1,36 +1,53 @@
-"""Issue 5: qetvec's LanceDB adapter vs LanceDB's own IVF_PQ / IVF_SQ / IVF_RQ on GloVe-50.
+"""Issues 5 and 13: qetvec's LanceDB adapter vs LanceDB's own IVF_PQ on GloVe-50, at equal
+bytes per row, single queries and a 1,000-query batch.
 
 Embedded LanceDB in a temporary directory. 399,000 rows (--quick: 50,000) with an `id`
 column, 1,000 held-out queries (--quick: 200); exact neighbours from faiss.IndexFlatL2.
-Both sides are IVF with the same number of partitions and the same nprobe, searched the
-way users call them: one query at a time in a Python loop, returning ids and distances.
-Loops are timed alternately in the same run (median of --repeats). Bytes per row: LanceDB
-IVF_PQ stores num_sub_vectors bytes (num_bits=8); qetvec reads it from its code columns
-(`QETTable.bytes_per_row`: QET code + partition id).
+Both sides are IVF with the same number of partitions (256; --quick: 64) and residual
+product-style codes at equal bytes per row: LanceDB IVF_PQ stores num_sub_vectors bytes
+(num_bits=8); qetvec reads its bytes from the stored schema (`QETTable.bytes_per_row`: QET
+code + 1-byte partition id), so QET7x10 (70 bits: 9 B + 1 B) faces PQ sub=10 and QET24x8
+(24 B + 1 B) faces sub=25 (levels=0: the tree adds swap bits that did not pay off on GloVe).
 
-    python benchmarks/bench_lancedb.py [--quick]   # writes benchmarks/results/glove50-lancedb/
+Timings (median of --repeats, alternated in the same run, as MEASURING.md asks):
+- single queries: a Python loop of one-query searches returning ids (both APIs), per
+  nprobe; the equal-recall ratio compares our QPS with LanceDB's QPS interpolated on its
+  own nprobe curve at our recall;
+- batch: one `QETTable.query(queries (1000, d))` call vs LanceDB's one-query loop.
+Threads: whatever both libraries use by default on the machine (2 cores); OMP_WAIT_POLICY
+defaults to PASSIVE here, as on a shared box OpenMP's spinning waits cost numba's parallel
+scan up to 40x.
+
+    python benchmarks/bench_lancedb.py [--quick] [--repeats 3]   # -> benchmarks/results/glove50-lancedb[-quick]/
 """
 from __future__ import annotations
 
-import argparse
-import shlex
-import sys
-import tempfile
-from pathlib import Path
+import os
 
-import faiss
-import lancedb
-from lancedb.index import IvfPq, IvfRq, IvfSq
-import numpy as np
-import pyarrow as pa
-import qetvec_lancedb
-from faiss.contrib.evaluation import knn_intersection_measure
-from tqdm.auto import tqdm
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before numba / faiss load OpenMP
 
-from qetvec import data
-from qetvec.evaluation import compare_timing
+import argparse  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-from _common import write_rows_result  # benchmarks/ is on sys.path when a script runs
+import faiss  # noqa: E402
+import lancedb  # noqa: E402
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+from faiss.contrib.evaluation import knn_intersection_measure  # noqa: E402
+from lancedb.index import IvfPq  # noqa: E402
+
+import qetvec_lancedb  # noqa: E402
+from qetvec import data  # noqa: E402
+from _common import write_rows_result  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
+from qetvec.evaluation import compare_timing  # noqa: E402
+
+COLUMNS = ["method", "bytes_per_row", "nprobe", "recall@10", "qps", "lancedb_qps_same_nprobe",
+           "lancedb_recall_same_nprobe", "lancedb_qps_equal_recall", "speed_ratio_equal_recall",
+           "batch_qps", "batch_speedup_vs_lancedb_loop"]
 
 
 def arrow_rows(x: np.ndarray) -> pa.Table:
@@ -38,61 +55,89 @@ def arrow_rows(x: np.ndarray) -> pa.Table:
     return pa.table({"id": pa.array(np.arange(len(x), dtype=np.int64)), "vector": vectors})
 
 
+def padded(results: list[np.ndarray], k: int = 10) -> np.ndarray:
+    return np.stack([np.pad(r, (0, k - len(r)), constant_values=-1) for r in results])
+
+
+def interpolate_qps(recall: float, curve: list[tuple[float, float]]) -> float | None:
+    """LanceDB's QPS at `recall` on its (recall, qps) curve, linear between the nprobe
+    points; None outside the curve's recall range."""
+    pts = sorted(curve)
+    if not pts[0][0] <= recall <= pts[-1][0]:
+        return None
+    return float(np.interp(recall, [r for r, _ in pts], [q for _, q in pts]))
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/glove50-lancedb"))
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    out_dir = args.out or Path("benchmarks/results/glove50-lancedb" + "-quick" * args.quick)
     n_base, n_queries, nlist = (50000, 200, 64) if args.quick else (None, 1000, 256)
+    nprobes = [2, 5, 10, 20, 40]
     queries, base = data.split(data.load("glove-50"), (n_queries, n_base))
     truth = faiss.knn(queries, base, 10)[1]
     rows = arrow_rows(base)
     db = lancedb.connect(tempfile.mkdtemp(prefix="qetvec-bench-lancedb-"))
-    natives, skipped = {}, []
-    for label, config, code_bytes in [("IVF_PQ sub=10", IvfPq(num_partitions=nlist, num_sub_vectors=10), 10),
-                                      ("IVF_PQ sub=25", IvfPq(num_partitions=nlist, num_sub_vectors=25), 25),
-                                      ("IVF_RQ", IvfRq(num_partitions=nlist), None),
-                                      ("IVF_SQ", IvfSq(num_partitions=nlist), 50)]:
-        table = db.create_table(label.replace(" ", "_").replace("=", ""), rows)
-        try:
-            table.create_index("vector", config=config)
-        except ValueError as err:  # e.g. IVF_RQ needs d % 8 == 0
-            skipped.append({"method": f"LanceDB {label}", "target_bytes": code_bytes, "skipped": str(err)})
-            continue
-        natives[label] = (table, code_bytes)
-    ours = {label: (qetvec_lancedb.create_table(db, f"qet_{i}", rows, m=m, levels=levels, nlist=nlist), cb)
-            for i, (label, m, levels, cb) in enumerate([("qetvec QET10x8_L0", 10, 0, 10),
-                                                        ("qetvec QET25x8_L0", 25, 0, 25),
-                                                        ("qetvec QET21x8_L1", 21, 1, 25)])}
+    build_s: dict[str, float] = {}
+    pairs = []
+    for sub, m, nbits in [(10, 7, 10), (25, 24, 8)]:
+        start = time.perf_counter()
+        native = db.create_table(f"ivfpq{sub}", rows)
+        native.create_index("vector", config=IvfPq(num_partitions=nlist, num_sub_vectors=sub))
+        build_s[f"LanceDB IVF_PQ sub={sub}"] = time.perf_counter() - start
+        start = time.perf_counter()
+        ours = qetvec_lancedb.create_table(db, f"qet{m}", rows, m=m, nbits=nbits, levels=0, nlist=nlist,
+                                           progress=False)
+        build_s[f"qetvec QET{m}x{nbits}_L0"] = time.perf_counter() - start
+        pairs.append((f"LanceDB IVF_PQ sub={sub}", native, sub, f"qetvec QET{m}x{nbits}_L0", ours))
+
+    last: dict[str, list[np.ndarray]] = {}
 
     def native_loop(table, nprobe):
-        return [table.search(q).nprobes(nprobe).limit(10).select(["id"]).to_arrow()["id"].to_numpy() for q in queries]
+        last["native"] = [table.search(q).nprobes(nprobe).limit(10).select(["id", "_distance"]).to_arrow()
+                          ["id"].to_numpy() for q in queries]
 
     def our_loop(table, nprobe):
-        return [table.search(q, 10, nprobe=nprobe, columns=["id"])["id"].to_numpy() for q in queries]
+        last["ours"] = [table.query(q, 10, nprobe=nprobe, columns=["id"])["id"].to_numpy() for q in queries]
 
-    def ids(results):
-        return np.stack([np.pad(r, (0, 10 - len(r)), constant_values=-1) for r in results])
+    def our_batch(table, nprobe):
+        res = table.query(queries, 10, nprobe=nprobe, columns=["id"])
+        owner = res["query_index"].to_numpy()
+        last["batch"] = np.split(res["id"].to_numpy(), np.searchsorted(owner, np.arange(1, n_queries)))
 
     out = []
-    for nprobe in tqdm([5, 20, 50], desc="nprobe"):
-        for label, (table, code_bytes) in natives.items():
-            out.append({"method": f"LanceDB {label}", "bytes_per_row": code_bytes, "nprobe": nprobe,
-                        "recall@10": knn_intersection_measure(ids(native_loop(table, nprobe)), truth)})
-        reference = natives["IVF_PQ sub=10"][0]
-        for label, (table, _) in ours.items():
-            t = compare_timing(lambda: our_loop(table, nprobe), lambda: native_loop(reference, nprobe), args.repeats)
-            out.append({"method": label, "bytes_per_row": table.bytes_per_row, "nprobe": nprobe,
-                        "recall@10": knn_intersection_measure(ids(our_loop(table, nprobe)), truth),
-                        "qps": n_queries / t.ours, "lancedb_ivfpq10_qps": n_queries / t.baseline,
-                        "speed_ratio": t.baseline / t.ours})
-    out += skipped
+    for native_label, native, sub, label, ours in pairs:
+        points = []
+        for nprobe in nprobes:
+            t = compare_timing(lambda: our_loop(ours, nprobe), lambda: native_loop(native, nprobe), args.repeats)
+            points.append({"method": label, "bytes_per_row": ours.bytes_per_row, "nprobe": nprobe,
+                           "recall@10": knn_intersection_measure(padded(last["ours"]), truth), "qps": n_queries / t.ours,
+                           "lancedb_qps_same_nprobe": n_queries / t.baseline,
+                           "lancedb_recall_same_nprobe": knn_intersection_measure(padded(last["native"]), truth)})
+            if nprobe == 20:
+                b = compare_timing(lambda: our_batch(ours, nprobe), lambda: native_loop(native, nprobe), args.repeats)
+                assert knn_intersection_measure(padded(last["batch"]), truth) == points[-1]["recall@10"]
+                points[-1].update(batch_qps=n_queries / b.ours, batch_speedup_vs_lancedb_loop=b.baseline / b.ours)
+            print(points[-1], flush=True)
+        curve = [(p["lancedb_recall_same_nprobe"], p["lancedb_qps_same_nprobe"]) for p in points]
+        out += [{"method": native_label, "bytes_per_row": sub, "nprobe": p["nprobe"],
+                 "recall@10": p["lancedb_recall_same_nprobe"], "qps": p["lancedb_qps_same_nprobe"]} for p in points]
+        for p in points:
+            equal = interpolate_qps(p["recall@10"], curve)
+            p.update(lancedb_qps_equal_recall=equal, speed_ratio_equal_recall=None if equal is None else p["qps"] / equal)
+        out += points
     result = {"command": "python benchmarks/bench_lancedb.py " + shlex.join(argv), "rows": out,
-              "setup": f"glove-50: {len(base)} rows, {n_queries} single-query searches, {nlist} partitions, "
-                       f"lancedb {lancedb.__version__}; speed ratio > 1: qetvec faster than LanceDB IVF_PQ sub=10"}
-    print(write_rows_result(result, "LanceDB on GloVe-50", ["method", "bytes_per_row", "nprobe", "recall@10",
-                            "qps", "lancedb_ivfpq10_qps", "speed_ratio"], args.out))
+              "build_seconds": build_s,
+              "setup": f"glove-50: {len(base)} rows, {n_queries} held-out queries, {nlist} partitions, k=10, "
+                       f"lancedb {lancedb.__version__}; 2-core shared dev box, busy (other engineers' jobs); "
+                       f"threads: library defaults (2 cores), OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; "
+                       f"median of {args.repeats} alternated repeats. speed_ratio_equal_recall > 1: qetvec faster "
+                       "than LanceDB IVF_PQ at the same recall (LanceDB's QPS interpolated on its nprobe curve); "
+                       "batch: one (nq, d) query call vs LanceDB's one-query loop at the same nprobe"}
+    print(write_rows_result(result, "LanceDB on GloVe-50", COLUMNS, out_dir))
     return 0
 
 

@@ -71,7 +71,7 @@ def test_create_add_search_matches_brute_force(table, vectors, quantizer):
     codes, ids = stored_codes(table)
     assert (codes == quantizer.encode(np.stack(table.table.to_arrow()["vector"].to_numpy(zero_copy_only=False)))).all()
     for q in queries[:5]:
-        res = table.search(q, k=10)
+        res = table.query(q, k=10)
         assert res.column_names == ["id", "vector", "tag", "_distance"]
         ref_ids, ref_d = adc_topk(quantizer, codes, ids, q, 10)
         assert res["id"].to_pylist() == ref_ids.tolist()
@@ -82,21 +82,21 @@ def test_where_is_a_prefilter(table, vectors, quantizer):
     _, queries = vectors
     codes, ids = stored_codes(table, "tag = 'b' AND id > 100")
     for q in queries[:5]:
-        res = table.search(q, k=10, where="tag = 'b' AND id > 100")
+        res = table.query(q, k=10, where="tag = 'b' AND id > 100")
         assert res.num_rows == 10 and set(res["tag"].to_pylist()) == {"b"}
         assert res["id"].to_pylist() == adc_topk(quantizer, codes, ids, q, 10)[0].tolist()
-    few = table.search(queries[0], k=10, where="id < 12")  # 12 rows match: k come back
+    few = table.query(queries[0], k=10, where="id < 12")  # 12 rows match: k come back
     assert few.num_rows == 10 and max(few["id"].to_pylist()) < 12
-    assert table.search(queries[0], k=10, where="id < 4").num_rows == 4
-    assert table.search(queries[0], k=10, where="id < 0").num_rows == 0
+    assert table.query(queries[0], k=10, where="id < 4").num_rows == 4
+    assert table.query(queries[0], k=10, where="id < 0").num_rows == 0
 
 
 def test_delete(table, vectors):
     _, queries = vectors
-    before = table.search(queries[0], k=5)["id"].to_pylist()
+    before = table.query(queries[0], k=5)["id"].to_pylist()
     table.delete(f"id IN ({', '.join(map(str, before[:2]))}) OR tag = 'c'")
     assert table.count_rows() == N - N // 3 - sum(i % 3 != 2 for i in before[:2])
-    after = table.search(queries[0], k=5)
+    after = table.query(queries[0], k=5)
     assert not set(after["id"].to_pylist()) & set(before[:2])
     assert "c" not in after["tag"].to_pylist()
 
@@ -105,10 +105,10 @@ def test_refine_reranks_by_exact_distance(table, vectors):
     x, queries = vectors
     q = queries[0]
     exact = np.argsort(((x - q) ** 2).sum(1))[:10]
-    res = table.search(q, k=10, refine=N)  # every row re-ranked: the exact answer
+    res = table.query(q, k=10, refine=N)  # every row re-ranked: the exact answer
     assert res["id"].to_pylist() == exact.tolist()
     np.testing.assert_allclose(res["_distance"].to_numpy(), ((x[exact] - q) ** 2).sum(1), rtol=1e-5)
-    recall = lambda r: np.mean([len(set(table.search(q, k=10, refine=r)["id"].to_pylist())  # noqa: E731
+    recall = lambda r: np.mean([len(set(table.query(q, k=10, refine=r)["id"].to_pylist())  # noqa: E731
                                      & set(np.argsort(((x - q) ** 2).sum(1))[:10])) / 10 for q in queries])
     assert recall(8) >= recall(1)
 
@@ -116,15 +116,15 @@ def test_refine_reranks_by_exact_distance(table, vectors):
 def test_reopen_in_fresh_process(table, vectors, tmp_path):
     _, queries = vectors
     table.delete("id % 7 = 0")
-    expected = [(table.search(q, k=10)["id"].to_pylist(), table.search(q, k=10, where="tag = 'a'")["id"].to_pylist())
+    expected = [(table.query(q, k=10)["id"].to_pylist(), table.query(q, k=10, where="tag = 'a'")["id"].to_pylist())
                 for q in queries[:3]]
     np.save(tmp_path / "queries.npy", queries[:3])
     script = textwrap.dedent(f"""
         import json, lancedb, numpy as np, qetvec_lancedb as ql
         tbl = ql.open_table(lancedb.connect({str(tmp_path / 'db')!r}), "words")
         qs = np.load({str(tmp_path / 'queries.npy')!r})
-        print(json.dumps([(tbl.search(q, k=10)["id"].to_pylist(),
-                           tbl.search(q, k=10, where="tag = 'a'")["id"].to_pylist()) for q in qs]))
+        print(json.dumps([(tbl.query(q, k=10)["id"].to_pylist(),
+                           tbl.query(q, k=10, where="tag = 'a'")["id"].to_pylist()) for q in qs]))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -140,32 +140,32 @@ def test_without_vectors_multistage_dot_and_ivf(tmp_path, vectors, glove):
     assert "vector" not in slim.table.schema.names and NORM_COLUMN in slim.table.schema.names
     assert slim.bytes_per_row == two.code_size + 4
     codes, ids = stored_codes(slim)
-    res = slim.search(queries[1], k=10)
+    res = slim.query(queries[1], k=10)
     assert res.column_names == ["id", "tag", "_distance"]
     ref_ids, ref_d = adc_topk(two, codes, ids, queries[1], 10)
     assert res["id"].to_pylist() == ref_ids.tolist()
     np.testing.assert_allclose(res["_distance"].to_numpy(), ref_d, rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="keep_vectors"):
-        slim.search(queries[1], k=10, refine=2)
+        slim.query(queries[1], k=10, refine=2)
 
     one = QETQuantizer(50, 5, nbits=6, levels=1, seed=2).train(train)
     dot = ql.create_table(db, "dot", rows(x, 0), quantizer=one, metric="dot")
     codes, ids = stored_codes(dot)
-    assert dot.search(queries[2], k=10)["id"].to_pylist() == adc_topk(one, codes, ids, queries[2], 10, "dot")[0].tolist()
+    assert dot.query(queries[2], k=10)["id"].to_pylist() == adc_topk(one, codes, ids, queries[2], 10, "dot")[0].tolist()
 
     ivf = ql.create_table(db, "ivf", rows(x, 0), quantizer=one, nlist=8)
-    assert PART_COLUMN in ivf.table.schema.names and ivf.bytes_per_row == one.code_size + 2
+    assert PART_COLUMN in ivf.table.schema.names and ivf.bytes_per_row == one.code_size + 1  # uint8 partition id (nlist <= 256)
     flat = ql.create_table(db, "flat", rows(x, 0), quantizer=one)
     for q in queries[:3]:
-        assert ivf.search(q, k=10, nprobe=8)["id"].to_pylist() == flat.search(q, k=10)["id"].to_pylist()
-        assert ivf.search(q, k=10, nprobe=8, where="tag = 'a'")["id"].to_pylist() == \
-            flat.search(q, k=10, where="tag = 'a'")["id"].to_pylist()
-        near = ivf.search(q, k=10, nprobe=1, columns=["id"])
+        assert ivf.query(q, k=10, nprobe=8)["id"].to_pylist() == flat.query(q, k=10)["id"].to_pylist()
+        assert ivf.query(q, k=10, nprobe=8, where="tag = 'a'")["id"].to_pylist() == \
+            flat.query(q, k=10, where="tag = 'a'")["id"].to_pylist()
+        near = ivf.query(q, k=10, nprobe=1, columns=["id"])
         part = ivf.codec.probe(q[None], 1)[0, 0]
         parts = ivf.codec.probe(x[near["id"].to_numpy()], 1)[:, 0]
         assert near.num_rows == 10 and (parts == part).all()
     with pytest.raises(ValueError, match="no IVF"):
-        flat.search(queries[0], k=5, nprobe=2)
+        flat.query(queries[0], k=5, nprobe=2)
 
 
 def test_convert_existing_table(tmp_path, vectors, quantizer):
@@ -177,7 +177,7 @@ def test_convert_existing_table(tmp_path, vectors, quantizer):
         ql.open_table(db, "plain")
     tbl = ql.convert_table(db, "plain", m=5, nbits=4, levels=0)
     assert tbl.count_rows() == 500 and tbl.bytes_per_row == 3
-    assert tbl.search(queries[0], k=3, refine=500)["id"].to_pylist() == np.argsort(((x[:500] - queries[0]) ** 2).sum(1))[:3].tolist()
+    assert tbl.query(queries[0], k=3, refine=500)["id"].to_pylist() == np.argsort(((x[:500] - queries[0]) ** 2).sum(1))[:3].tolist()
     with pytest.raises(ValueError, match="already has QET codes"):
         ql.convert_table(db, "plain", m=5)
 
@@ -199,7 +199,7 @@ def test_errors_name_the_problem_and_lose_nothing(tmp_path, vectors, quantizer):
     with pytest.raises(ql.DimensionMismatchError, match="dimension is 50"):
         tbl.add([{"id": 999, "vector": [0.0] * 49, "tag": "a"}])
     with pytest.raises(ql.DimensionMismatchError, match="query has 49 values"):
-        tbl.search(queries[0][:49])
+        tbl.query(queries[0][:49])
     with pytest.raises(ValueError, match="columns differ"):
         tbl.add([{"id": 999, "vector": queries[0]}])
     assert tbl.count_rows() == 300
@@ -214,7 +214,7 @@ def test_errors_name_the_problem_and_lose_nothing(tmp_path, vectors, quantizer):
         ql.open_table(db, "t")
     assert db.open_table("t").count_rows() == 300  # the rows are untouched
     qfile.write_bytes(good)
-    assert ql.open_table(db, "t").search(queries[0], k=3).num_rows == 3
+    assert ql.open_table(db, "t").query(queries[0], k=3).num_rows == 3
 
 
 WRITER = """
@@ -237,7 +237,7 @@ while True:
     n = tbl.count_rows()
     for i, where in enumerate([None, "tag = 'new'"]):
         q = x[-1 - (searches % 50)]
-        res = tbl.search(q, k=10, where=where)
+        res = tbl.query(q, k=10, where=where)
         ids = res["id"].to_numpy()
         expect_rows = 10 if where is None else min(10, n - 1000)
         assert res.num_rows >= expect_rows and len(set(ids)) == res.num_rows, (res.num_rows, n)

@@ -1,8 +1,11 @@
 """`TableCodec`: everything that turns a table's vectors into stored columns, in one file.
 
-It holds the trained `QETQuantizer`, the metric, and optionally IVF centroids (nlist, d) of a
-FAISS coarse quantizer. It is registered with `qetvec.io`, so `write_index` stores all of it
-in one checksummed file per table version (see `qetvec_lancedb.store`).
+It holds the trained `QETQuantizer`, the metric, and optionally IVF centroids (nlist, d)
+trained by k-means (`qetvec.codebooks.train_kmeans`). With IVF, rows are encoded by their
+residual to the partition centroid (x - c_p, as LanceDB's IVF_PQ and FAISS's IVFPQ do), so
+the code bits spend their precision inside the partition. It is registered with
+`qetvec.io`, so `write_index` stores all of it in one checksummed file (see
+`qetvec_lancedb.store`).
 """
 from __future__ import annotations
 
@@ -10,41 +13,56 @@ import faiss
 import numpy as np
 
 from qetvec import QETQuantizer
+from qetvec._validation import as_float_matrix, check_positive_int
+from qetvec.codebooks import train_kmeans
 from qetvec.io import register
 
 from qetvec_lancedb.errors import DimensionMismatchError, NotTrainedError
 
 METRICS = ("l2", "dot")
-MAX_NLIST = 65536  # partition ids are stored as uint16
+MAX_NLIST = 65536  # partition ids are stored as uint16 at most
 
 
 @register("LanceTableCodec")
 class TableCodec:
     """A trained quantizer + metric ("l2": squared L2; "dot": 1 - <q, x>, as LanceDB) + IVF.
 
-    Per row it produces: code uint8 (code_size,); for L2 with several stages the squared
-    norm of the reconstruction as float32 (the ADC scan needs it); with IVF the partition id
-    as uint16. `bytes_per_row` counts all three."""
+    Per row it produces: code uint8 (code_size,) of x, or of x - c_p with IVF (by_residual);
+    for L2 with several stages and no residual the squared norm of the reconstruction as
+    float32 (the ADC scan needs it); with IVF the partition id p as `part_dtype` (uint8 for
+    nlist <= 256, else uint16). `bytes_per_row` counts all three."""
 
     def __init__(self, quantizer: QETQuantizer, metric: str = "l2",
-                 centroids: np.ndarray | None = None):
+                 centroids: np.ndarray | None = None, by_residual: bool = False):
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
         if not quantizer.is_trained:
             raise NotTrainedError(f"{quantizer} is not trained: call train(x) first or pass training data")
-        if centroids is not None and (centroids.ndim != 2 or centroids.shape[1] != quantizer.d):
-            raise DimensionMismatchError(f"IVF centroids have shape {centroids.shape}, expected (nlist, {quantizer.d})")
+        if centroids is not None and (centroids.ndim != 2 or centroids.shape[1] != quantizer.d
+                                      or not 1 <= len(centroids) <= MAX_NLIST):
+            raise DimensionMismatchError(f"IVF centroids have shape {centroids.shape}, expected "
+                                         f"(nlist, {quantizer.d}) with 1 <= nlist <= {MAX_NLIST}")
+        if by_residual and centroids is None:
+            raise ValueError("by_residual needs IVF centroids")
         self.quantizer = quantizer
         self.metric = metric
         self.centroids = None if centroids is None else np.ascontiguousarray(centroids, np.float32)
-        self.stores_norm = metric == "l2" and len(quantizer.stages) > 1
+        self.by_residual = by_residual
+        # several stages, L2, no residual: the scan needs ||x_hat||^2 per row, stored (residual
+        # L2 derives its per-row term from the codes instead: `residual_beta`)
+        self.stores_norm = metric == "l2" and len(quantizer.stages) > 1 and not by_residual
 
     @classmethod
     def train(cls, x: np.ndarray, *, m: int, nbits: int = 8, levels: int = 1, stages: int = 1,
               metric: str = "l2", nlist: int | None = None, seed: int = 0) -> "TableCodec":
-        """Train a quantizer (and nlist IVF centroids if nlist) on rows x (n, d) float32."""
+        """Train nlist IVF centroids (if nlist) and then a quantizer on the residuals of rows
+        x (n, d) float32 to their nearest centroid (on x itself without IVF)."""
         quantizer = QETQuantizer(x.shape[1], m, nbits=nbits, levels=levels, stages=stages, seed=seed)
-        return cls(quantizer.train(x), metric, train_centroids(x, nlist, seed) if nlist else None)
+        if nlist is None:
+            return cls(quantizer.train(x), metric)
+        centroids = train_centroids(x, nlist, seed)
+        parts = nearest_partitions(x, centroids, metric, 1)[:, 0]
+        return cls(quantizer.train(x - centroids[parts]), metric, centroids, by_residual=True)
 
     @property
     def d(self) -> int:
@@ -55,42 +73,75 @@ class TableCodec:
         return None if self.centroids is None else len(self.centroids)
 
     @property
+    def part_dtype(self) -> np.dtype:
+        """uint8 when partition ids fit in one byte, else uint16."""
+        return np.dtype(np.uint8 if (self.nlist or 0) <= 256 else np.uint16)
+
+    @property
     def bytes_per_row(self) -> int:
         """Stored bytes per row: code + norm (L2, several stages) + partition id (IVF)."""
-        return self.quantizer.code_size + 4 * self.stores_norm + 2 * (self.centroids is not None)
+        part = self.part_dtype.itemsize if self.centroids is not None else 0
+        return self.quantizer.code_size + 4 * self.stores_norm + part
 
     def encode(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Columns for rows x (n, d) float32: "code" uint8 (n, code_size), and "norm" float32
-        (n,) if stores_norm, "part" uint16 (n,) if IVF."""
-        out = {"code": self.quantizer.encode(x)}
+        (n,) if stores_norm, "part" part_dtype (n,) if IVF."""
+        out: dict[str, np.ndarray] = {}
+        if self.centroids is not None:
+            out["part"] = self.probe(x, 1)[:, 0].astype(self.part_dtype)
+        residual = x - self.centroids[out["part"]] if self.by_residual else x
+        out["code"] = self.quantizer.encode(residual)
         if self.stores_norm:
             out["norm"] = (self.quantizer.decode(out["code"]) ** 2).sum(1, dtype=np.float32)
-        if self.centroids is not None:
-            out["part"] = self.probe(x, 1)[:, 0].astype(np.uint16)
         return out
 
+    def decode(self, codes: np.ndarray, parts: np.ndarray | None) -> np.ndarray:
+        """Reconstructions float32 (n, d) of codes uint8 (n, code_size) in partitions (n,)."""
+        x = self.quantizer.decode(codes)
+        return x + self.centroids[parts] if self.by_residual else x
+
+    def residual_beta(self, codes: np.ndarray, parts: np.ndarray) -> np.ndarray:
+        """beta (n,) float32 = 2 <c_p, r_hat> + ||r_hat||^2 of residual codes uint8
+        (n, code_size) in partitions parts (n,): then ||q - c_p - r_hat||^2 = ||q - c_p||^2
+        - 2 <q, r_hat> + beta, so one set of lookup tables per query serves every partition
+        (FAISS's IVF by_residual term, here derived from the codes, not stored)."""
+        beta = np.empty(len(codes), np.float32)
+        for a in range(0, len(codes), 65536):
+            r_hat = self.quantizer.decode(codes[a:a + 65536])
+            c = self.centroids[parts[a:a + 65536]]
+            beta[a:a + len(r_hat)] = (r_hat * (2 * c + r_hat)).sum(1)
+        return beta
+
     def probe(self, x: np.ndarray, nprobe: int) -> np.ndarray:
-        """The nprobe partitions (n, nprobe) int64 nearest to rows x (n, d) under the metric."""
-        metric = faiss.METRIC_L2 if self.metric == "l2" else faiss.METRIC_INNER_PRODUCT
-        _, parts = faiss.knn(x, self.centroids, min(nprobe, len(self.centroids)), metric=metric)
-        return parts
+        """The nprobe partitions (n, min(nprobe, nlist)) int64 nearest to rows x (n, d)."""
+        return nearest_partitions(x, self.centroids, self.metric, nprobe)
 
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta, arrays = self.quantizer._state()
         if self.centroids is not None:
             arrays = {**arrays, "ivf_centroids": self.centroids}
-        return {"quantizer": meta, "metric": self.metric}, arrays
+        return {"quantizer": meta, "metric": self.metric, "by_residual": self.by_residual}, arrays
 
     @classmethod
     def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "TableCodec":
         centroids = arrays.pop("ivf_centroids", None)
-        return cls(QETQuantizer._from_state(meta["quantizer"], arrays), meta["metric"], centroids)
+        return cls(QETQuantizer._from_state(meta["quantizer"], arrays), meta["metric"], centroids,
+                   bool(meta.get("by_residual", False)))  # files before residual encoding: False
 
 
 def train_centroids(x: np.ndarray, nlist: int, seed: int) -> np.ndarray:
-    """nlist k-means centroids (nlist, d) float32 of rows x (n, d), via faiss.Kmeans."""
-    if not 1 <= nlist <= min(MAX_NLIST, len(x)):
-        raise ValueError(f"nlist must be in 1..min({MAX_NLIST}, training rows={len(x)}), got {nlist}")
-    kmeans = faiss.Kmeans(x.shape[1], nlist, niter=20, seed=seed)
-    kmeans.train(x)
-    return kmeans.centroids
+    """nlist k-means centroids (nlist, d) float32 of rows x (n, d) float32."""
+    x = as_float_matrix(x, "training vectors")
+    nlist = check_positive_int(nlist, "nlist", 1, MAX_NLIST)
+    if nlist > len(x):
+        raise ValueError(f"nlist={nlist} exceeds the {len(x)} training rows")
+    return train_kmeans(x, nlist, seed)
+
+
+def nearest_partitions(x: np.ndarray, centroids: np.ndarray, metric: str, nprobe: int) -> np.ndarray:
+    """Indices (n, min(nprobe, nlist)) int64 of the centroids (nlist, d) nearest to rows x
+    (n, d) float32: smallest L2, or largest inner product for "dot"."""
+    kind = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    _, parts = faiss.knn(np.ascontiguousarray(x, np.float32), centroids, min(nprobe, len(centroids)),
+                         metric=kind)
+    return parts

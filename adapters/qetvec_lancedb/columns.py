@@ -1,8 +1,9 @@
 """User data in, stored columns out: input conversion, vector extraction, code columns.
 
 Stored beside the user's columns: `_qet_code` fixed_size_binary[code_size], plus
-`_qet_norm` float32 (L2 with several stages) and `_qet_part` uint16 (IVF). The vector column
-is stored as fixed_size_list<float32>[d] when kept.
+`_qet_norm` float32 (L2, several stages, no IVF) and `_qet_part` uint8 / uint16 (IVF). The vector
+column is stored as fixed_size_list<float32>[d] when kept. User data may not use the reserved
+names (`RESERVED_COLUMNS`): the adapter's columns and those a search adds or LanceDB owns.
 """
 from __future__ import annotations
 
@@ -20,6 +21,17 @@ CODE_COLUMN = "_qet_code"
 NORM_COLUMN = "_qet_norm"
 PART_COLUMN = "_qet_part"
 INTERNAL_COLUMNS = (CODE_COLUMN, NORM_COLUMN, PART_COLUMN)
+DISTANCE_COLUMN = "_distance"
+QUERY_INDEX_COLUMN = "query_index"  # LanceDB's name for it in multi-vector searches
+RESERVED_COLUMNS = INTERNAL_COLUMNS + (DISTANCE_COLUMN, QUERY_INDEX_COLUMN, "_rowid", "_rowaddr")
+
+
+def check_user_columns(names: list[str], source: str) -> None:
+    """Refuse user columns named like a reserved column (ValueError naming them)."""
+    clash = [c for c in names if c in RESERVED_COLUMNS]
+    if clash:
+        raise ValueError(f"{source} has columns {clash} whose names are reserved by qetvec_lancedb "
+                         f"({', '.join(RESERVED_COLUMNS)}): rename them")
 
 
 def to_arrow(data: Any) -> pa.Table:
@@ -73,9 +85,7 @@ def encode_table(table: pa.Table, codec: TableCodec, vector_column: str, keep_ve
     x = vector_matrix(table, vector_column, codec.d, "data")
     if not len(x):
         raise ValueError("data has no rows")
-    clash = [c for c in INTERNAL_COLUMNS if c in table.column_names]
-    if clash:
-        raise ValueError(f"data must not contain the adapter's columns {clash}")
+    check_user_columns(table.column_names, "data")
     parts: dict[str, list[np.ndarray]] = {}
     show = len(x) > batch_size if progress is None else progress
     with tqdm(total=len(x), desc="qetvec encode", unit="row", disable=not show) as bar:
@@ -94,7 +104,7 @@ def encode_table(table: pa.Table, codec: TableCodec, vector_column: str, keep_ve
     if "norm" in cols:
         out = out.append_column(NORM_COLUMN, pa.array(cols["norm"], pa.float32()))
     if "part" in cols:
-        out = out.append_column(PART_COLUMN, pa.array(cols["part"], pa.uint16()))
+        out = out.append_column(PART_COLUMN, pa.array(cols["part"], pa.from_numpy_dtype(codec.part_dtype)))
     return out
 
 

@@ -1,13 +1,16 @@
-"""Where a table's codec lives: `<db>/<table>.qetvec/quantizer-v<N>.qet`, and how a table
+"""Where a table's codec lives: `<db>/<table>.qetvec/quantizer-<sha256>.qet`, and how a table
 version points to it.
 
-Files are written once with `qetvec.write_index` (atomic, checksummed) and never
-overwritten; retraining writes v<N+1>. The table's Arrow schema metadata (part of every
+Files are named by the SHA-256 of their bytes (content addressed) and written atomically
+(`qetvec.io.write_bytes_atomic`): two writers saving different codecs get different names,
+and two saving the same codec write the same bytes, so no writer can replace a file another
+table version points to. Retraining writes a new file; older files (also the
+`quantizer-v<N>.qet` names of earlier releases) stay readable. The table's Arrow schema metadata (part of every
 LanceDB table version) names the file and its SHA-256, so a reader pinned to any version
 loads exactly the codec its codes were made with:
 
     qetvec.format         "1"
-    qetvec.quantizer      "quantizer-v<N>.qet"  (relative to <db>/<table>.qetvec/)
+    qetvec.quantizer      "quantizer-<sha256>.qet"  (relative to <db>/<table>.qetvec/)
     qetvec.sha256         hex digest of that file
     qetvec.vector_column  name of the user's vector column
     qetvec.keep_vectors   "true" / "false": whether float vectors are stored
@@ -15,7 +18,7 @@ loads exactly the codec its codes were made with:
 from __future__ import annotations
 
 import hashlib
-import re
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +30,6 @@ from qetvec_lancedb.codec import TableCodec
 from qetvec_lancedb.errors import NotTrainedError, QuantizerFileError
 
 FORMAT = "1"
-_FILE = re.compile(r"quantizer-v(\d+)\.qet")
 
 
 @dataclass(frozen=True)
@@ -67,15 +69,31 @@ def store_dir(db_uri: str, table: str) -> Path:
 
 
 def save_codec(db_uri: str, table: str, codec: TableCodec, vector_column: str,
-               keep_vectors: bool) -> TableMeta:
-    """Write the codec as the next quantizer-v<N>.qet of the table; its metadata."""
-    folder = store_dir(db_uri, table)
-    folder.mkdir(parents=True, exist_ok=True)
-    versions = [int(m.group(1)) for p in folder.iterdir() if (m := _FILE.fullmatch(p.name))]
-    name = f"quantizer-v{max(versions, default=0) + 1}.qet"
+               keep_vectors: bool) -> tuple[TableMeta, Path | None]:
+    """Write the codec as quantizer-<sha256>.qet of the table. Returns its metadata and
+    the path if this call created the file (None if identical bytes were already there)."""
     data = serialize(codec)
-    write_bytes_atomic(folder / name, data)
-    return TableMeta(name, hashlib.sha256(data).hexdigest(), vector_column, keep_vectors)
+    digest = hashlib.sha256(data).hexdigest()
+    folder = store_dir(db_uri, table)
+    path = folder / f"quantizer-{digest}.qet"
+    meta = TableMeta(path.name, digest, vector_column, keep_vectors)
+    if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
+        return meta, None
+    folder.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, data)
+    return meta, path
+
+
+def discard_codec(path: Path | None) -> None:
+    """Remove a file `save_codec` created (and its folder if now empty), after the table
+    write it was meant for failed."""
+    if path is None:
+        return
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:  # other files remain
+        pass
 
 
 def load_codec(db_uri: str, table: str, meta: TableMeta) -> TableCodec:
@@ -97,3 +115,18 @@ def load_codec(db_uri: str, table: str, meta: TableMeta) -> TableCodec:
     if not isinstance(codec, TableCodec):
         raise QuantizerFileError(f"table {table!r}: {path} holds a {type(codec).__name__}, not a table codec")
     return codec
+
+
+def latest_version(db_uri: str, table: str) -> int | None:
+    """The newest committed version of LanceDB table `table`, read from its manifest file
+    names (`<db>/<table>.lance/_versions/`: `<v>.manifest`, or `<2**64 - 1 - v>.manifest`
+    with 20 digits in Lance's v2 naming) with one directory listing and no LanceDB call;
+    None if the layout is not recognised (callers then ask LanceDB)."""
+    folder = store_dir(db_uri, table).with_suffix(".lance") / "_versions"
+    try:
+        stems = [e.name[:-9] for e in os.scandir(folder) if e.name.endswith(".manifest")]
+    except OSError:
+        return None
+    if not stems or not all(s.isdigit() for s in stems):
+        return None
+    return max((2 ** 64 - 1 - int(s)) if len(s) == 20 else int(s) for s in stems)

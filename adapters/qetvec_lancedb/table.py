@@ -1,65 +1,47 @@
 """`QETTable`: a LanceDB table whose rows carry QET codes, searched by ADC with pre-filtering.
 
-Every search pins one table version (`checkout`) and reads both the candidate codes and the
-result rows from it, so a concurrent writer never produces a torn read; codes are cached per
-version while no `where` is given. The table handle is not meant to be shared between threads.
+Every search pins one table version (`checkout`) and reads the candidate codes and the
+result rows from it, so a concurrent writer never produces a torn read. The code columns of
+the pinned version are held in memory (`CodeCache`) until the version changes; checking the
+version costs one manifest lookup, a search of an unchanged table reads no codes. The table
+handle is not meant to be shared between threads.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from lancedb.util import validate_table_name
 
 from qetvec import QETQuantizer
+from qetvec._validation import as_float_matrix, check_positive_int
 
-from qetvec_lancedb.codec import TableCodec, train_centroids
-from qetvec_lancedb.columns import (CODE_COLUMN, NORM_COLUMN, PART_COLUMN, code_matrix, encode_table,
-                                    to_arrow, user_columns, vector_matrix)
+from qetvec_lancedb.cache import CodeCache
+from qetvec_lancedb.codec import MAX_NLIST, TableCodec, nearest_partitions, train_centroids
+from qetvec_lancedb.columns import (CODE_COLUMN, DISTANCE_COLUMN, NORM_COLUMN, PART_COLUMN,
+                                    QUERY_INDEX_COLUMN, RESERVED_COLUMNS, check_user_columns,
+                                    encode_table, to_arrow, user_columns, vector_matrix)
 from qetvec_lancedb.errors import DimensionMismatchError
-from qetvec_lancedb.scan import CodeScanner
-from qetvec_lancedb.store import TableMeta, load_codec, save_codec
+from qetvec_lancedb.query import QETQuery, SearchRequest
+from qetvec_lancedb.scan import CodeScanner, best_per_query, exact_distances, exact_topk
+from qetvec_lancedb.store import TableMeta, discard_codec, latest_version, load_codec, save_codec
 
 DEFAULT_NPROBE = 20  # LanceDB's default nprobes
+COMMIT_ATTEMPTS = 5  # `add` retries an append that Lance refused after its own 20 rebases
 
 
-@dataclass
-class _Candidates:
-    """Code columns of the rows a search may return, as numpy views of one table version.
+@dataclass(frozen=True)
+class _Pinned:
+    """What a search needs of the table version the reader is pinned to."""
 
-    codes uint8 (n, code_size); rowids uint64 (n,) LanceDB `_rowid`; norms float32 (n,) or
-    None; parts uint16 (n,) or None; part_ptr (nlist + 1,) when rows are sorted by partition."""
-
-    codes: np.ndarray
-    rowids: np.ndarray
-    norms: np.ndarray | None
-    parts: np.ndarray | None
-    part_ptr: np.ndarray | None = None
-
-    @classmethod
-    def from_arrow(cls, t: pa.Table) -> "_Candidates":
-        get = lambda name: t.column(name).to_numpy() if name in t.column_names else None  # noqa: E731
-        return cls(code_matrix(t.column(CODE_COLUMN)), get("_rowid"), get(NORM_COLUMN), get(PART_COLUMN))
-
-    def sorted_by_partition(self, nlist: int) -> "_Candidates":
-        """The same rows grouped by partition (one gather), with part_ptr offsets."""
-        order = np.argsort(self.parts, kind="stable")
-        take = lambda a: None if a is None else np.ascontiguousarray(a[order])  # noqa: E731
-        ptr = np.searchsorted(self.parts[order], np.arange(nlist + 1)).astype(np.int64)
-        return _Candidates(take(self.codes), take(self.rowids), take(self.norms), take(self.parts), ptr)
-
-    def probe(self, probes: np.ndarray | None) -> tuple["_Candidates", np.ndarray]:
-        """(rows, ranges (R, 2) int64 into them) covering the probed partitions (all if None)."""
-        if probes is None:
-            return self, np.array([[0, len(self.codes)]], np.int64)
-        if self.part_ptr is not None:
-            return self, np.stack([self.part_ptr[probes], self.part_ptr[probes + 1]], axis=1)
-        keep = np.isin(self.parts, probes)
-        sub = lambda a: None if a is None else np.ascontiguousarray(a[keep])  # noqa: E731
-        rows = _Candidates(sub(self.codes), sub(self.rowids), sub(self.norms), sub(self.parts))
-        return rows, np.array([[0, int(keep.sum())]], np.int64)
+    version: int
+    meta: TableMeta
+    schema: pa.Schema
+    cache: CodeCache
 
 
 class QETTable:
@@ -75,7 +57,7 @@ class QETTable:
         self.table = db.open_table(name)
         self._reader = db.open_table(name)  # pinned to one version per search
         self._scanners: dict[str, CodeScanner] = {}
-        self._cache: tuple[int, _Candidates] | None = None
+        self._pinned_version: _Pinned | None = None
         self.meta, self.codec = self._latest()
 
     # -- properties --------------------------------------------------------------------
@@ -102,7 +84,8 @@ class QETTable:
     # -- writes ------------------------------------------------------------------------
     def add(self, data: Any, *, batch_size: int = 65536, progress: bool | None = None) -> None:
         """Encode and append rows (pyarrow Table/RecordBatch, pandas DataFrame, list of dicts,
-        dict of lists) in one commit: all rows become visible together, or none."""
+        dict of lists) in one commit: all rows become visible together, or none. An append
+        that Lance refuses with a commit conflict (many concurrent writers) is retried."""
         self.meta, self.codec = self._latest()
         encoded = encode_table(to_arrow(data), self.codec, self.vector_column, self.keep_vectors,
                                batch_size, progress)
@@ -111,7 +94,15 @@ class QETTable:
             missing = sorted(set(stored.names) - set(encoded.column_names))
             extra = sorted(set(encoded.column_names) - set(stored.names))
             raise ValueError(f"table {self.name!r}: data columns differ (missing {missing}, unexpected {extra})")
-        self.table.add(encoded.select(stored.names).cast(stored.remove_metadata()))
+        encoded = encoded.select(stored.names).cast(stored.remove_metadata())
+        for attempt in range(COMMIT_ATTEMPTS):
+            try:
+                self.table.add(encoded)
+                return
+            except RuntimeError as err:  # Lance gave up rebasing over concurrent commits: nothing written
+                if "Commit conflict" not in str(err) or attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def delete(self, where: str) -> None:
         """Delete the rows matching the SQL predicate `where` (LanceDB syntax)."""
@@ -123,37 +114,63 @@ class QETTable:
         return self.table.count_rows(where)
 
     # -- search ------------------------------------------------------------------------
-    def search(self, query: Any, k: int = 10, *, where: str | None = None, nprobe: int | None = None,
-               refine: int | None = None, columns: list[str] | None = None) -> pa.Table:
-        """The k nearest rows to `query` (d,) by ADC over the codes, as a pyarrow Table.
+    def search(self, query: Any) -> QETQuery:
+        """A LanceDB-style query builder for `query` (d,) or a batch (nq, d):
+        `tbl.search(q).where(...).limit(k).nprobes(n).refine_factor(r).select([...]).to_arrow()`
+        (see `qetvec_lancedb.query`)."""
+        return QETQuery(self, query)
 
-        where: SQL predicate applied before the top-k (k rows come back whenever >= k match).
+    def query(self, query: Any, k: int = 10, *, where: str | None = None, prefilter: bool = True,
+              nprobe: int | None = None, refine: int | None = None,
+              columns: list[str] | None = None) -> pa.Table:
+        """The k nearest rows to `query` by ADC over the codes, as a pyarrow Table; the
+        function form of `search(query)...to_arrow()`, same results.
+
+        query: one vector (d,), or a batch (nq, d): every probed partition is then scanned
+          once for all the queries probing it, and the result holds each query's rows in
+          query order with an int32 `query_index` column (LanceDB's multi-vector name).
+        where / prefilter: SQL predicate applied before the top-k (k rows come back whenever
+          >= k match), or after it with prefilter=False.
         nprobe: IVF partitions scanned (tables created with nlist; default 20).
         refine: re-rank the best refine*k by exact distance on the stored float vectors.
         columns: user columns to return (default all). A `_distance` float32 column is
-        appended (squared L2, or 1 - <q, x> for "dot"), ascending. `.to_pandas()` for pandas."""
-        version = self._pin()
-        meta = TableMeta.from_schema(self._reader.schema, self.name)
+        appended (squared L2, or 1 - <q, x> for "dot"), ascending per query."""
+        return self._execute(SearchRequest(query, k, where, prefilter, nprobe, refine, columns))
+
+    def _execute(self, req: SearchRequest) -> pa.Table:
+        pinned = self._pin()
+        meta, cache, schema = pinned.meta, pinned.cache, pinned.schema
         scanner = self._scanner(meta)
         codec = scanner.codec
-        q = _query_vector(query, codec.d)
-        k = _positive_int(k, "k")
-        if nprobe is not None and codec.nlist is None:
+        batch = np.ndim(req.query) == 2
+        queries = _queries(req.query, codec.d)
+        k = check_positive_int(req.k, "k (limit)")
+        refine = None if req.refine is None else check_positive_int(req.refine, "refine (refine_factor)")
+        if req.metric is not None and req.metric != codec.metric:
+            raise ValueError(f"table {self.name!r} was encoded for metric {codec.metric!r}, "
+                             f"the search asks for {req.metric!r}")
+        if req.nprobe is not None and codec.nlist is None:
             raise ValueError(f"table {self.name!r} has no IVF partitions; nprobe needs create_table(..., nlist=...)")
-        if refine is not None and not meta.keep_vectors:
+        nprobe = check_positive_int(DEFAULT_NPROBE if req.nprobe is None else req.nprobe, "nprobe (nprobes)")
+        if refine and not meta.keep_vectors:
             raise ValueError(f"table {self.name!r} does not keep float vectors; refine needs keep_vectors=True")
-        probes = None if codec.nlist is None else codec.probe(q[None], _positive_int(nprobe or DEFAULT_NPROBE, "nprobe"))[0]
-        rows, ranges = self._candidates(version, codec, where).probe(probes)
-        dist, pos = scanner.topk(q, rows.codes, rows.norms, k * _positive_int(refine or 1, "refine"), ranges)
-        wanted = columns if columns is not None else user_columns(self._reader.schema)
-        fetch = wanted + [meta.vector_column] if refine and meta.vector_column not in wanted else wanted
-        result = self._take(rows.rowids[pos], fetch)
+        wanted = user_columns(schema) if req.columns is None else _check_columns(req.columns, schema, self.name)
+        if req.where is not None and req.prefilter:
+            cache = cache.subset(self._matching(req.where))
+        rowids, dist = _topk(queries, cache, scanner, nprobe, k * (refine or 1))
+        fetch = wanted + [meta.vector_column] * bool(refine and meta.vector_column not in wanted)
+        rows = self._take(rowids[rowids >= 0], fetch, schema)
         if refine:
-            x = vector_matrix(result, meta.vector_column, codec.d, f"table {self.name!r}")
-            exact = (1.0 - x @ q) if codec.metric == "dot" else ((x - q) ** 2).sum(1)
-            best = np.argsort(exact, kind="stable")[:k]
-            result, dist = result.take(best), exact[best]
-        return result.select(wanted).append_column("_distance", pa.array(dist, pa.float32()))
+            x = vector_matrix(rows, meta.vector_column, codec.d, f"table {self.name!r}")
+            rowids, dist, rows = _rerank(queries, x, rowids, rows, codec.metric, k)
+        if req.where is not None and not req.prefilter:
+            keep = np.isin(rowids[rowids >= 0], self._matching(req.where, rowids[rowids >= 0]))
+            rowids, dist, rows = _drop(rowids, dist, rows, keep)
+        out = rows.select(wanted).append_column(DISTANCE_COLUMN, pa.array(dist[rowids >= 0], pa.float32()))
+        if batch:
+            owner = np.repeat(np.arange(len(queries), dtype=np.int32), (rowids >= 0).sum(1))
+            out = out.add_column(0, QUERY_INDEX_COLUMN, pa.array(owner))
+        return out
 
     # -- internals ---------------------------------------------------------------------
     def _latest(self) -> tuple[TableMeta, TableCodec]:
@@ -161,36 +178,73 @@ class QETTable:
         meta = TableMeta.from_schema(self.table.schema, self.name)
         return meta, self._scanner(meta).codec
 
-    def _pin(self) -> int:
-        """Pin the reader to the latest version; returns it."""
+    def _pin(self) -> _Pinned:
+        """Pin the reader to the latest version: its metadata, schema and code cache (built
+        on the first search of a version: one scan of the code columns). While the newest
+        manifest on disk is the pinned version, this makes no LanceDB call at all."""
+        pinned = self._pinned_version
+        if pinned is not None and latest_version(self._db_uri, self.name) == pinned.version:
+            return pinned
         self._reader.checkout_latest()
         version = self._reader.version
         self._reader.checkout(version)
-        return version
+        if pinned is None or pinned.version != version:
+            schema = self._reader.schema
+            meta = TableMeta.from_schema(schema, self.name)
+            same_codec = pinned is not None and pinned.meta.sha256 == meta.sha256
+            cache = self._load_codes(meta, schema, pinned.cache if same_codec else None)
+            self._pinned_version = _Pinned(version, meta, schema, cache)
+        return self._pinned_version
+
+    def _load_codes(self, meta: TableMeta, schema: pa.Schema, previous: CodeCache | None) -> CodeCache:
+        codec = self._scanner(meta).codec
+        cols = [CODE_COLUMN] + [NORM_COLUMN] * codec.stores_norm + [PART_COLUMN] * (codec.nlist is not None)
+        scan = self._reader.search().select(cols).with_row_id(True).limit(None).to_arrow()
+        missing = np.asarray(scan.column(CODE_COLUMN).is_null())
+        pending = np.zeros((0, codec.d), np.float32)
+        if missing.any() and meta.keep_vectors:  # rows added through plain LanceDB: score exactly
+            got = self._take(scan.column("_rowid").to_numpy()[missing], [meta.vector_column], schema)
+            pending = vector_matrix(got, meta.vector_column, codec.d, f"table {self.name!r}")
+        elif missing.any():  # no vectors either: nothing to score them by
+            scan = scan.filter(pa.array(~missing))
+        return CodeCache.from_arrow(scan, codec, pending, previous)
 
     def _scanner(self, meta: TableMeta) -> CodeScanner:
         if meta.sha256 not in self._scanners:
             self._scanners[meta.sha256] = CodeScanner(load_codec(self._db_uri, self.name, meta))
         return self._scanners[meta.sha256]
 
-    def _candidates(self, version: int, codec: TableCodec, where: str | None) -> _Candidates:
-        """Code columns of the pinned version's rows matching `where` (cached when None)."""
-        if where is None and self._cache is not None and self._cache[0] == version:
-            return self._cache[1]
-        cols = [CODE_COLUMN] + [NORM_COLUMN] * codec.stores_norm + [PART_COLUMN] * (codec.nlist is not None)
-        query = self._reader.search().select(cols).with_row_id(True).limit(None)
-        rows = _Candidates.from_arrow((query.where(where) if where else query).to_arrow())
-        if where is None:
-            rows = rows.sorted_by_partition(codec.nlist) if codec.nlist else rows
-            self._cache = (version, rows)
-        return rows
+    def _matching(self, where: str, among: np.ndarray | None = None) -> np.ndarray:
+        """`_rowid`s uint64 of the pinned version's rows matching `where` (among some)."""
+        if among is not None:
+            where = f"({where}) AND _rowid IN ({', '.join(map(str, among.tolist())) or 'NULL'})"
+        got = self._reader.search().where(where).select(["_rowid"]).with_row_id(True).limit(None).to_arrow()
+        return got.column("_rowid").to_numpy()
 
-    def _take(self, rowids: np.ndarray, columns: list[str]) -> pa.Table:
-        """Rows `rowids` (in that order) of the pinned version, `columns` only."""
+    def _take(self, rowids: np.ndarray, columns: list[str], schema: pa.Schema) -> pa.Table:
+        """Rows `rowids` (in that order, repeats allowed) of the pinned version, `columns` only."""
         if len(rowids) == 0:
-            return self._reader.schema.empty_table().select(columns)
-        got = self._reader.take_row_ids(rowids.tolist()).with_row_id().select(columns).to_arrow()
-        return got.take(pc.index_in(pa.array(rowids, pa.uint64()), value_set=got.column("_rowid"))).select(columns)
+            return schema.empty_table().select(columns)
+        unique = np.unique(rowids)
+        got = self._reader.take_row_ids(unique.tolist()).with_row_id().select(columns).to_arrow()
+        at = pc.index_in(pa.array(rowids.astype(np.uint64)), value_set=got.column("_rowid"))
+        return got.take(at).select(columns)
+
+
+def _topk(queries: np.ndarray, cache: CodeCache, scanner: CodeScanner, nprobe: int,
+          k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rowids (nq, k) int64, -1 padded; distances (nq, k) float32) of the best rows:
+    ADC over the probed partitions' codes, merged with pending rows scored exactly."""
+    codec = scanner.codec
+    probes = codec.probe(queries, nprobe) if codec.nlist else np.zeros((len(queries), 1), np.int64)
+    D, pos = scanner.search(queries, probes, cache.codes, cache.extra, cache.part_ptr, k)
+    if len(cache.pending):
+        Dp, pp = exact_topk(queries, cache.pending, codec.metric, k)
+        D, pos = best_per_query(np.concatenate([D, Dp], 1),
+                                np.concatenate([pos, np.where(pp >= 0, pp + cache.n_coded, -1)], 1), k)
+    rowids = np.full(pos.shape, -1, np.int64)
+    rowids[pos >= 0] = cache.rowids[pos[pos >= 0]]
+    return rowids, D
 
 
 def create_table(db: Any, name: str, data: Any, *, vector_column: str = "vector",
@@ -202,34 +256,89 @@ def create_table(db: Any, name: str, data: Any, *, vector_column: str = "vector"
 
     The quantizer is `quantizer` (trained on the data first if untrained) or a new
     QETQuantizer(d, m, nbits, levels, stages) trained on up to `train_rows` random rows; with
-    `nlist`, rows are also assigned to nlist k-means partitions (IVF). It is written to
-    `<db>/<name>.qetvec/quantizer-v<N>.qet` before the table. mode: "create" (fail if the
-    table exists) or "overwrite"."""
+    `nlist`, rows are assigned to nlist k-means partitions (IVF) and encoded by their
+    residual to the partition centroid. It is written to
+    `<db>/<name>.qetvec/quantizer-<sha256>.qet` before the table. mode: "create" (fail if
+    the table exists) or "overwrite"."""
+    validate_table_name(name)
     if mode not in ("create", "overwrite"):
         raise ValueError(f"mode must be 'create' or 'overwrite', got {mode!r}")
     if mode == "create" and _exists(db, name):
         raise ValueError(f"table {name!r} already exists: use open_table, or mode='overwrite'")
     table = to_arrow(data)
+    check_user_columns(table.column_names, "data")
     codec = _train_codec(table, name, vector_column, quantizer, m, nbits, levels, stages, metric,
                          nlist, train_rows, seed)
-    return _write(db, name, table, codec, vector_column, keep_vectors, mode, batch_size, progress)
+    encoded = encode_table(table, codec, vector_column, keep_vectors, batch_size, progress)
+    _write(db, name, encoded, codec, vector_column, keep_vectors, mode)
+    return QETTable(db, name)
 
 
 def convert_table(db: Any, name: str, *, vector_column: str = "vector",
                   quantizer: QETQuantizer | None = None, m: int | None = None, nbits: int = 8,
                   levels: int = 1, stages: int = 1, metric: str = "l2", nlist: int | None = None,
                   keep_vectors: bool = True, train_rows: int = 100_000, seed: int = 0,
-                  batch_size: int = 65536, progress: bool | None = None) -> QETTable:
-    """Encode an existing plain LanceDB table in place (one new version with the code
-    columns; the table is read into memory once). Same options as `create_table`; if
-    anything fails the table is left as it was."""
+                  batch_size: int = 65536, progress: bool | None = None, max_attempts: int = 20) -> QETTable:
+    """Encode an existing plain LanceDB table in place: one new version with the code
+    columns. Same options as `create_table`; if anything fails the table is left as it was.
+
+    Safe under concurrent appends: the rows of version V are read, encoded and written only
+    if V is still the latest version just before the write (else it reads again and encodes
+    the rows new since, up to `max_attempts` times, then refuses); rows another writer commits between that check and
+    the write are found in the version before ours and appended, encoded, right after it;
+    rows appended after it through plain LanceDB have no codes and are scored exactly from
+    their vectors (see `QETTable`). So no acknowledged append is lost."""
+    validate_table_name(name)
     existing = db.open_table(name)
     if existing.schema.metadata and b"qetvec.quantizer" in existing.schema.metadata:
         raise ValueError(f"table {name!r} already has QET codes: use open_table")
-    table = existing.to_arrow()
-    codec = _train_codec(table, name, vector_column, quantizer, m, nbits, levels, stages, metric,
-                         nlist, train_rows, seed)
-    return _write(db, name, table, codec, vector_column, keep_vectors, "overwrite", batch_size, progress)
+    check_user_columns(existing.schema.names, f"table {name!r}")
+    codec, written = None, None
+    done_ids, done = np.zeros(0, np.uint64), None  # rows encoded by earlier attempts, by _rowid
+    for _ in range(check_positive_int(max_attempts, "max_attempts")):
+        existing.checkout_latest()
+        version = existing.version
+        existing.checkout(version)
+        rows = existing.search().with_row_id(True).limit(None).to_arrow()
+        if codec is None:
+            codec = _train_codec(rows.drop_columns(["_rowid"]), name, vector_column, quantizer, m, nbits,
+                                 levels, stages, metric, nlist, train_rows, seed)
+        ids = rows.column("_rowid").to_numpy()
+        known = np.isin(ids, done_ids)  # a retry encodes only the rows appended since
+        parts = [] if done is None else [done.take(_positions(done_ids, ids[known]))]
+        if not known.all():
+            parts.append(encode_table(rows.filter(pa.array(~known)).drop_columns(["_rowid"]), codec,
+                                      vector_column, keep_vectors, batch_size, progress))
+        done_ids, done = np.concatenate([ids[known], ids[~known]]), pa.concat_tables(parts)
+        existing.checkout_latest()
+        if existing.version == version:
+            written = _write(db, name, done, codec, vector_column, keep_vectors, "overwrite")
+            break
+    if written is None:
+        raise RuntimeError(f"table {name!r} changed during each of {max_attempts} conversion attempts; "
+                           "nothing was converted: retry when writes pause")
+    tbl = QETTable(db, name)
+    _append_missed(tbl, existing, version, written, rows.column("_rowid").to_numpy(), vector_column)
+    return tbl
+
+
+def _append_missed(tbl: QETTable, plain: Any, read_version: int, written: int, read_rowids: np.ndarray,
+                   vector_column: str) -> None:
+    """Append, encoded, the rows committed between the version convert_table read and the
+    version it wrote (they are in version written - 1 and not in the rows it read)."""
+    if written <= read_version + 1:
+        return
+    plain.checkout(written - 1)
+    before = plain.search().with_row_id(True).limit(None).to_arrow()
+    new = before.filter(pa.array(~np.isin(before.column("_rowid").to_numpy(), read_rowids)))
+    if new.num_rows:
+        tbl.add(new.drop_columns(["_rowid"]), progress=False)
+
+
+def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions in ids (n,) of the values wanted (m,), all present."""
+    order = np.argsort(ids)
+    return order[np.searchsorted(ids, wanted, sorter=order)]
 
 
 def open_table(db: Any, name: str) -> QETTable:
@@ -248,11 +357,15 @@ def _exists(db: Any, name: str) -> bool:
 def _train_codec(table: pa.Table, name: str, vector_column: str, quantizer: QETQuantizer | None,
                  m: int | None, nbits: int, levels: int, stages: int, metric: str,
                  nlist: int | None, train_rows: int, seed: int) -> TableCodec:
+    if nlist is not None:
+        nlist = check_positive_int(nlist, "nlist", 1, MAX_NLIST)
+    train_rows = check_positive_int(train_rows, "train_rows")
     x = vector_matrix(table, vector_column, None, f"table {name!r}")
     if len(x) == 0:
         raise ValueError(f"table {name!r}: data has no rows")
     if len(x) > train_rows:
         x = x[np.sort(np.random.default_rng(seed).choice(len(x), train_rows, replace=False))]
+    x = as_float_matrix(x, f"vectors of {vector_column!r}")
     if quantizer is None:
         if m is None:
             raise ValueError("give m (column groups per stage) or a QETQuantizer")
@@ -261,36 +374,68 @@ def _train_codec(table: pa.Table, name: str, vector_column: str, quantizer: QETQ
     if quantizer.d != x.shape[1]:
         raise DimensionMismatchError(f"table {name!r}: vectors of {vector_column!r} have "
                                      f"{x.shape[1]} values, the quantizer expects d={quantizer.d}")
-    if not quantizer.is_trained:
-        quantizer.train(x)
-    return TableCodec(quantizer, metric, train_centroids(x, nlist, seed) if nlist else None)
+    if nlist is None:
+        return TableCodec(quantizer if quantizer.is_trained else quantizer.train(x), metric)
+    centroids = train_centroids(x, nlist, seed)
+    if not quantizer.is_trained:  # trained here: on residuals; a given trained one: on vectors
+        quantizer.train(x - centroids[nearest_partitions(x, centroids, metric, 1)[:, 0]])
+        return TableCodec(quantizer, metric, centroids, by_residual=True)
+    return TableCodec(quantizer, metric, centroids)
 
 
-def _write(db: Any, name: str, table: pa.Table, codec: TableCodec, vector_column: str,
-           keep_vectors: bool, mode: str, batch_size: int, progress: bool | None) -> QETTable:
-    encoded = encode_table(table, codec, vector_column, keep_vectors, batch_size, progress)
-    meta = save_codec(db.uri, name, codec, vector_column, keep_vectors)
-    db.create_table(name, encoded.replace_schema_metadata(meta.to_schema_metadata()), mode=mode)
-    return QETTable(db, name)
+def _write(db: Any, name: str, encoded: pa.Table, codec: TableCodec, vector_column: str,
+           keep_vectors: bool, mode: str) -> int:
+    """Save the codec, then write the table (its file is removed if that fails); returns
+    the table version written."""
+    meta, created = save_codec(db.uri, name, codec, vector_column, keep_vectors)
+    try:
+        table = db.create_table(name, encoded.replace_schema_metadata(meta.to_schema_metadata()), mode=mode)
+    except BaseException:
+        discard_codec(created)
+        raise
+    return table.version
 
 
-def _query_vector(query: Any, d: int) -> np.ndarray:
+def _queries(query: Any, d: int) -> np.ndarray:
+    """A query (d,) or batch (nq, d) as float32 (nq, d), checked."""
     q = np.asarray(query)
     if q.dtype.kind not in "fiu":
         raise TypeError(f"query must hold real numbers, got dtype {q.dtype}")
-    if q.ndim == 2 and q.shape[0] == 1:
-        q = q[0]
-    if q.ndim != 1:
-        raise ValueError(f"query must be one vector (d,), got shape {q.shape}")
-    if len(q) != d:
-        raise DimensionMismatchError(f"query has {len(q)} values, the table's dimension is {d}")
-    q = np.ascontiguousarray(q, np.float32)
-    if not np.isfinite(q).all():
-        raise ValueError("query contains NaN or inf")
-    return q
+    if q.ndim not in (1, 2):
+        raise ValueError(f"query must be one vector (d,) or a batch (nq, d), got shape {q.shape}")
+    if q.shape[-1] != d:
+        raise DimensionMismatchError(f"query has {q.shape[-1]} values, the table's dimension is {d}")
+    return as_float_matrix(q.reshape(-1, d), "query")
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+def _check_columns(columns: list[str], schema: pa.Schema, name: str) -> list[str]:
+    unknown = [c for c in columns if c not in schema.names or c in RESERVED_COLUMNS]
+    if unknown:
+        raise ValueError(f"table {name!r}: cannot select {unknown}; columns are {user_columns(schema)}")
+    return list(columns)
+
+
+def _rerank(queries: np.ndarray, x: np.ndarray, rowids: np.ndarray, rows: pa.Table, metric: str,
+            k: int) -> tuple[np.ndarray, np.ndarray, pa.Table]:
+    """Keep each query's k best candidates by exact distance. rowids (nq, c) int64 -1
+    padded; rows and x float32 (r, d): the valid candidates' rows, in rowids order."""
+    valid = rowids >= 0
+    slot = np.full(rowids.shape, -1, np.int64)
+    slot[valid] = np.arange(valid.sum())
+    D = np.full(rowids.shape, np.inf, np.float32)
+    for i, q in enumerate(queries):
+        D[i, valid[i]] = exact_distances(q[None], x[slot[i, valid[i]]], metric)[0]
+    D, slot = best_per_query(D, slot, k)
+    return np.where(slot >= 0, rowids[valid][np.maximum(slot, 0)], -1), D, rows.take(pa.array(slot[slot >= 0]))
+
+
+def _drop(rowids: np.ndarray, dist: np.ndarray, rows: pa.Table,
+          keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, pa.Table]:
+    """Remove the result rows where keep (r,) is False, keeping each query's order."""
+    valid = rowids >= 0
+    mask = valid.copy()
+    mask[valid] = keep
+    order = np.argsort(~mask, axis=1, kind="stable")
+    rowids = np.where(np.take_along_axis(mask, order, 1), np.take_along_axis(rowids, order, 1), -1)
+    dist = np.where(rowids >= 0, np.take_along_axis(dist, order, 1), np.inf).astype(np.float32)
+    return rowids, dist, rows.filter(pa.array(keep))
