@@ -103,3 +103,31 @@ def per_stage(value: object, stages: int, name: str) -> list[int]:
     if len(values) != stages:
         raise ValueError(f"{name} has {len(values)} entries, expected one per stage ({stages})")
     return values
+
+
+def check_stages(stages: list, d: int, m: int | None = None, ksub_power_of_two: bool = False) -> None:
+    """Loaded stage stack (`qetvec.stage.QETStage` list) agrees with its configuration:
+    every stage of dimension d (and m groups), all trained or none, codebooks float32
+    (m, ksub, dsub_max) and finite, quantized codebook levels uint16 of that shape below
+    2**codebook_bits. ValueError naming the stage and field otherwise."""
+    if not stages:
+        raise ValueError("stages: at least one stage expected")
+    trained = {stage.codebooks_ is not None for stage in stages}
+    if len(trained) > 1:
+        raise ValueError("stages: some stages are trained and others not")
+    for s, stage in enumerate(stages):
+        if stage.d != d or (m is not None and stage.m != m):
+            raise ValueError(f"stage{s}: d={stage.d}, m={stage.m}, expected d={d}, m={m}")
+        if ksub_power_of_two and stage.ksub != 2 ** stage.width:
+            raise ValueError(f"stage{s}: ksub={stage.ksub} is not a power of two")
+        if stage.codebooks_ is None:
+            continue
+        shape = (stage.m, stage.ksub, stage.dsub_max)
+        books = stage.codebooks_
+        if books.dtype != np.float32 or books.shape != shape or not np.isfinite(books).all():
+            raise ValueError(f"stage{s}.codebooks must be finite float32 {shape}, got {books.dtype} {books.shape}")
+        if stage.codebook_bits is not None:
+            levels = stage.codebook_levels_
+            if levels.dtype != np.uint16 or levels.shape != shape or levels.max(initial=0) >= 2 ** stage.codebook_bits:
+                raise ValueError(f"stage{s}.codebook_levels must be uint16 {shape} below "
+                                 f"2**{stage.codebook_bits}, got {levels.dtype} {levels.shape}")

@@ -102,15 +102,17 @@ class IndexQET(QETIndexBase):
         mode (IndexIDMap2): ids + add_id, which must not clash with stored ones."""
         self._check_mergeable(other)
         add_id = check_id(add_id, "add_id")
-        rows = other.lists.live_rows()
-        codes, ids = other.lists.codes[rows], other.lists.ids[rows] + add_id
-        if self.ntotal and other.ntotal and self.user_ids != other.user_ids:
+        user_ids = self.user_ids if self.ntotal else other.user_ids
+        if other.ntotal and other.user_ids != user_ids:
             raise ValueError("cannot merge an index with user ids and one with sequential ids")
-        if not (self.user_ids or other.user_ids):
-            if add_id:
-                raise ValueError("add_id must be 0 for sequential-id indexes (as in FAISS)")
+        rows = other.lists.live_rows()
+        if user_ids:
+            ids = other.lists.ids[rows] + add_id
+        elif add_id:
+            raise ValueError("add_id must be 0 for sequential-id indexes (as in FAISS)")
+        else:
             ids = np.arange(self.ntotal, self.ntotal + len(rows), dtype=np.int64)
-        self._store(codes, ids, user_ids=other.user_ids if other.ntotal else self.user_ids)
+        self._store(other.lists.codes[rows], ids, user_ids)
         other.reset()
 
     def _append(self, x: np.ndarray, ids: np.ndarray, user_ids: bool) -> None:
@@ -126,9 +128,9 @@ class IndexQET(QETIndexBase):
         if self.ntotal == 0 and user_ids != self.user_ids:
             self.user_ids = user_ids
             self.lists.reset(track_ids=user_ids)
-        if user_ids and (self.lists.find(ids) >= 0).any():
-            clash = ids[np.argmax(self.lists.find(ids) >= 0)]
-            raise ValueError(f"ids: id {clash} is already stored (ids must be unique)")
+        stored = self.lists.find(ids) >= 0 if user_ids else np.zeros(len(ids), bool)
+        if stored.any():
+            raise ValueError(f"ids: id {ids[np.argmax(stored)]} is already stored (ids must be unique)")
         self.lists.add(np.zeros(len(ids), np.int64), codes, ids)
 
     def _rows(self, ids: np.ndarray) -> np.ndarray:
@@ -213,6 +215,7 @@ class IndexQET(QETIndexBase):
     @classmethod
     def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "IndexQET":
         qet = QETQuantizer._from_state(meta["quantizer"], arrays)
+        qet._check_state()
         index = cls.__new__(cls)
         index.qet, index.d, index.metric_type = qet, qet.d, metric_type(meta["metric_type"])
         index.user_ids = meta["user_ids"]

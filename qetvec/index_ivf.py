@@ -124,13 +124,7 @@ class IndexIVFQET(QETIndexBase):
             raise ValueError(f"ids: id {ids[np.argmax(found >= 0)]} is already stored (ids "
                              "must be unique; after remove_ids, add() may collide: use add_with_ids)")
         lists = self._assign(x)
-        centroids = self.centroids[lists] if self.by_residual else np.zeros_like(x)
-        codes = self.qet.encode(x - centroids)
-        if self.stores_beta:
-            r_hat = self.qet.decode(codes)
-            beta = (2 * (centroids * r_hat).sum(1) + (r_hat ** 2).sum(1)).astype("<f4")
-            codes = np.concatenate([codes, beta.view(np.uint8).reshape(-1, 4)], axis=1)
-        self.lists.add(lists, codes, ids)
+        self._add_codes(lists, self.qet.encode(x - self.centroids[lists] if self.by_residual else x), ids)
 
     def remove_ids(self, ids: Any) -> int:
         """Remove the rows under `ids` (array-like of ints or a faiss.IDSelector); returns
@@ -195,6 +189,16 @@ class IndexIVFQET(QETIndexBase):
     def _assign(self, x: np.ndarray) -> np.ndarray:
         return self.quantizer.search(x, 1)[1][:, 0]
 
+    def _add_codes(self, lists: np.ndarray, codes: np.ndarray, ids: np.ndarray) -> None:
+        """Store QET codes (n, qet.code_size) uint8 of rows in lists (n,) under new ids (n,),
+        with the per-row term the scan needs appended."""
+        if self.stores_beta:
+            centroids = self.centroids[lists] if self.by_residual else np.zeros((len(lists), self.d), np.float32)
+            r_hat = self.qet.decode(codes)
+            beta = (2 * (centroids * r_hat).sum(1) + (r_hat ** 2).sum(1)).astype("<f4")
+            codes = np.concatenate([codes, beta.view(np.uint8).reshape(-1, 4)], axis=1)
+        self.lists.add(lists, codes, ids)
+
     def _decode_rows(self, rows: np.ndarray) -> np.ndarray:
         x = self.qet.decode(self.lists.codes[rows, : self.qet.code_size])
         if self.by_residual:
@@ -234,6 +238,7 @@ class IndexIVFQET(QETIndexBase):
     def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "IndexIVFQET":
         index = cls.__new__(cls)
         index.qet = QETQuantizer._from_state(meta["quantizer"], arrays)
+        index.qet._check_state()
         index.d, index.nlist = check_positive_int(meta["d"], "d"), check_positive_int(meta["nlist"], "nlist")
         index.metric_type = metric_type(meta["metric_type"])
         index.nprobe, index.seed = check_positive_int(meta["nprobe"], "nprobe"), meta["seed"]

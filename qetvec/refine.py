@@ -98,6 +98,7 @@ class IndexRefineFlat:
         return self.reconstruct_batch(np.array([check_id(key)]))[0]
 
     def reconstruct_batch(self, keys: Any) -> np.ndarray:
+        """Stored vectors (n, d) float32 of ids keys (n,); KeyError naming an absent id."""
         keys = as_id_array(keys, "keys")
         rows = self.base._rows(keys)
         if (rows < 0).any():
@@ -105,7 +106,9 @@ class IndexRefineFlat:
         return self.base.lists.vectors[rows].copy()
 
     def reconstruct_n(self, i0: int, ni: int) -> np.ndarray:
-        return self.reconstruct_batch(np.arange(check_id(i0, "i0"), check_id(i0, "i0") + check_id(ni, "ni")))
+        """Stored vectors (ni, d) of ids i0 .. i0 + ni - 1."""
+        i0, ni = check_id(i0, "i0"), check_id(ni, "ni")
+        return self.reconstruct_batch(np.arange(i0, i0 + ni, dtype=np.int64))
 
     def remove_ids(self, ids: Any) -> int:
         """Remove as the base does (the vectors move with its rows); returns how many."""
@@ -120,9 +123,9 @@ class IndexRefineFlat:
             raise TypeError(f"cannot merge a {type(other).__name__} into an IndexRefineFlat")
         rows = other.base.lists.live_rows()
         vectors, ids = other.base.lists.vectors[rows], other.base.lists.ids[rows]
-        sequential = not getattr(self.base, "user_ids", True) and not getattr(other.base, "user_ids", True)
         first = self.ntotal
         self.base.merge_from(other.base, add_id)
+        sequential = not getattr(self.base, "user_ids", True)  # flat base filled by add
         self._put(np.arange(first, first + len(rows)) if sequential else ids + add_id, vectors)
 
     def _put(self, ids: np.ndarray, x: np.ndarray) -> None:

@@ -92,13 +92,10 @@ class InvertedLists:
         self.slot = np.zeros(nlist, np.int64)
         self.end = 0  # first arena row after every slot
         self.garbage = 0  # rows in abandoned slots
+        self.ntotal = 0  # sum of size, kept up to date (read on every call)
         self.id_map: IdMap | None = IdMap() if track_ids else None
         self._columns = ["codes", "ids"]
         self._by_start: tuple[np.ndarray, np.ndarray] | None = None
-
-    @property
-    def ntotal(self) -> int:
-        return int(self.size.sum())
 
     def attach(self, name: str, row_shape: tuple[int, ...], dtype: np.dtype) -> None:
         """Add a per-row column `name` (capacity, *row_shape) that moves with the codes."""
@@ -138,6 +135,7 @@ class InvertedLists:
         self.codes[rows] = codes
         self.ids[rows] = ids
         self.size += counts
+        self.ntotal += len(rows)
         if self.id_map is not None:
             self.id_map.insert(ids, rows)
         return rows
@@ -161,6 +159,7 @@ class InvertedLists:
         self._move(fillers, holes)
         self.ids[tail] = -1
         self.size[touched] = new_size
+        self.ntotal -= len(rows)
 
     def remove_ordered(self, list_no: int, rows: np.ndarray) -> None:
         """Remove live rows (distinct) of list `list_no`, shifting later rows down in order
@@ -174,6 +173,7 @@ class InvertedLists:
             arr = getattr(self, name)
             arr[s:s + int(keep.sum())] = arr[s:s + n][keep]
         self.size[list_no] = int(keep.sum())
+        self.ntotal -= n - int(self.size[list_no])
         self.ids[s + self.size[list_no]:s + n] = -1
         if self.id_map is not None:
             moved = np.arange(s, s + self.size[list_no])
@@ -186,7 +186,7 @@ class InvertedLists:
             arr = getattr(self, name)
             setattr(self, name, arr[:0].copy())
         self.start[:] = self.size[:] = self.slot[:] = 0
-        self.end = self.garbage = 0
+        self.end = self.garbage = self.ntotal = 0
         track = self.id_map is not None if track_ids is None else track_ids
         self.id_map = IdMap() if track else None
         self._by_start = None
@@ -280,7 +280,7 @@ class InvertedLists:
         lists.codes, lists.ids = np.ascontiguousarray(codes), ids.copy()
         lists.size, lists.slot = sizes.copy(), sizes.copy()
         lists.start = np.cumsum(sizes) - sizes
-        lists.end = n
+        lists.end = lists.ntotal = n
         if lists.id_map is not None:
             lists.id_map = IdMap(n)
             lists.id_map.insert(ids, np.arange(n))

@@ -193,3 +193,58 @@ def test_remove_ids_refuses_floats_and_accepts_lists(data, trained_flat):
         ours.remove_ids([1.7])
     assert ours.ntotal == 10
     assert ours.remove_ids([1, 2]) == 2 and ours.remove_ids([]) == 0 and ours.ntotal == 8
+
+
+@pytest.mark.parametrize("kind", ["flat", "idmap", "ivf"])
+def test_export_persists_through_faiss_write_index_and_comes_back(data, trained_flat, trained_ivf,
+                                                                 kind, tmp_path):
+    """Levels 0 exports to a genuine FAISS index: faiss.write_index / read_index work, the
+    read index answers as the qetvec one, and from_faiss brings it back unchanged."""
+    from qetvec_faiss.export import from_faiss
+    _, base, queries = data
+    ours = deserialize(trained_ivf if kind == "ivf" else trained_flat)
+    if kind == "idmap":
+        ours.add_with_ids(base[:500], np.arange(500) * 2 + 1)
+    else:
+        ours.add(base[:500])
+    ours.remove_ids(np.arange(0, 100, 7) * (2 if kind == "idmap" else 1) + (kind == "idmap"))
+    faiss.write_index(to_faiss(ours), str(tmp_path / "index.faiss"))
+    theirs = faiss.read_index(str(tmp_path / "index.faiss"))
+    assert_same(ours, theirs, queries, **({"nprobe": 5} if kind == "ivf" else {}))
+    back = from_faiss(theirs)
+    params = {"nprobe": 5} if kind == "ivf" else {}
+    for a, b in zip(ours.search(queries, 10, **params), back.search(queries, 10, **params)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_from_faiss_reads_an_index_trained_by_faiss(data):
+    from qetvec_faiss.export import from_faiss
+    train, base, queries = data
+    theirs = faiss.index_factory(D_MODEL, "IVF12,PQ8x6")
+    theirs.train(train)
+    theirs.add(base)
+    ours = from_faiss(theirs)
+    assert_same(ours, theirs, queries, nprobe=4)
+
+
+def test_pickle_uses_the_checked_format(data, trained_ivf):
+    import pickle
+    ours = deserialize(trained_ivf)
+    ours.add(data[1][:300])
+    back = pickle.loads(pickle.dumps(ours))
+    for a, b in zip(ours.search(data[2], 5, nprobe=3), back.search(data[2], 5, nprobe=3)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_refine_merge_from_moves_vectors(data, trained_flat):
+    _, base, queries = data
+    left = qetvec.IndexRefineFlat(deserialize(trained_flat), k_factor=100)
+    right = qetvec.IndexRefineFlat(deserialize(trained_flat), k_factor=100)
+    left.add(base[:200])
+    right.add(base[200:300])
+    left.merge_from(right)
+    assert right.ntotal == 0 and left.ntotal == 300
+    np.testing.assert_array_equal(left.reconstruct_n(0, 300), base[:300])
+    _, I = left.search(queries, 5)
+    _, truth = faiss.knn(queries, base[:300], 5)
+    np.testing.assert_array_equal(I, truth)

@@ -8,7 +8,7 @@ from qetvec.storage import IdMap, InvertedLists
 
 def check_against_model(lists: InvertedLists, model: dict[int, tuple[int, bytes]]) -> None:
     """model: id -> (list, code bytes). Every list's block holds exactly its ids and codes."""
-    assert lists.ntotal == len(model)
+    assert lists.ntotal == len(model) == lists.size.sum()
     for l in range(lists.nlist):
         s, n = lists.start[l], lists.size[l]
         assert n <= lists.slot[l] and s + lists.slot[l] <= lists.end <= len(lists.codes)

@@ -11,8 +11,11 @@ can `faiss.write_index` it, wrap it in `IndexIDMap2`, or search it with FAISS's 
     IndexQET (add_with_ids: user ids)    IndexIDMap2(IndexPQ)
     IndexIVFQET                          IndexIVFPQ (same quantizer, by_residual, ids)
 
-Anything else (levels >= 1, several stages, groups of unequal width) has no FAISS
-counterpart: persist it with `qetvec.write_index` / `qetvec.read_index`.
+`from_faiss` goes back: a FAISS IndexPQ / IndexIDMap2(IndexPQ) / IndexIVFPQ (8-bit or
+other nbits, no OPQ, no polysemous codes) becomes the qetvec index with the same
+codebooks, codes and ids. Anything else (levels >= 1, several stages, groups of unequal
+width) has no FAISS counterpart: persist it with `qetvec.write_index` / `qetvec.read_index`
+(or pickle, which uses the same checked format).
 """
 from __future__ import annotations
 
@@ -51,6 +54,54 @@ def to_faiss(index: Any) -> faiss.Index:
         return _ivf(index)
     raise TypeError(f"to_faiss takes IndexQET or IndexIVFQET, got {type(index).__name__} "
                     "(IndexRefineFlat: export its .base and wrap it in faiss.IndexRefineFlat)")
+
+
+def from_faiss(index: faiss.Index) -> Any:
+    """The qetvec index (levels 0) holding the codebooks, codes and ids of a FAISS IndexPQ,
+    IndexIDMap / IndexIDMap2 around one, or IndexIVFPQ; TypeError for other index types."""
+    concrete = faiss.downcast_index(index)  # a new proxy: `index` keeps the object alive
+    if isinstance(concrete, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+        inner = faiss.downcast_index(concrete.index)
+        if not isinstance(inner, faiss.IndexPQ):
+            raise TypeError(f"from_faiss: IndexIDMap around {type(inner).__name__}, expected IndexPQ")
+        out = _pq_index(inner)
+        codes = faiss.vector_to_array(inner.codes).reshape(inner.ntotal, -1)
+        out._store(codes, faiss.vector_to_array(concrete.id_map), user_ids=True)
+        return out
+    if isinstance(concrete, faiss.IndexPQ):
+        out = _pq_index(concrete)
+        out._store(faiss.vector_to_array(concrete.codes).reshape(concrete.ntotal, -1),
+                   np.arange(concrete.ntotal, dtype=np.int64), user_ids=False)
+        return out
+    if isinstance(concrete, faiss.IndexIVFPQ):
+        return _from_ivfpq(concrete)
+    raise TypeError(f"from_faiss takes IndexPQ, IndexIDMap2(IndexPQ) or IndexIVFPQ, got {type(concrete).__name__}")
+
+
+def _load_codebooks(qet: QETQuantizer, pq: faiss.ProductQuantizer) -> None:
+    qet.stages[0].codebooks_ = faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub)
+
+
+def _pq_index(index: faiss.IndexPQ) -> IndexQET:
+    out = IndexQET(index.d, index.pq.M, index.pq.nbits, levels=0, metric=index.metric_type)
+    _load_codebooks(out.qet, index.pq)
+    return out
+
+
+def _from_ivfpq(index: faiss.IndexIVFPQ) -> IndexIVFQET:
+    out = IndexIVFQET(faiss.clone_index(index.quantizer), index.d, index.nlist, index.pq.M,
+                      index.pq.nbits, levels=0, metric=index.metric_type, by_residual=index.by_residual)
+    _load_codebooks(out.qet, index.pq)
+    out.centroids = out.quantizer.reconstruct_n(0, index.nlist).astype(np.float32)
+    invlists = index.invlists
+    for l in range(index.nlist):
+        n = invlists.list_size(l)
+        if n:
+            codes = faiss.rev_swig_ptr(invlists.get_codes(l), n * invlists.code_size).reshape(n, -1).copy()
+            ids = faiss.rev_swig_ptr(invlists.get_ids(l), n).copy()
+            out._add_codes(np.full(n, l, np.int64), codes, ids)
+    out.nprobe = index.nprobe
+    return out
 
 
 def _flat(index: IndexQET) -> faiss.Index:
