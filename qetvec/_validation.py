@@ -43,13 +43,45 @@ def as_codes(codes: object, code_size: int, name: str = "codes") -> np.ndarray:
 
 
 def as_ids(ids: object, n: int, name: str = "ids") -> np.ndarray:
-    """Return `ids` as a contiguous int64 vector of length n."""
+    """Return new ids as a contiguous int64 vector of length n: integers (no floats, no
+    bools) in [0, 2**63 - 1] (-1 is FAISS's "no result"; uint64 ids >= 2**63 would wrap
+    negative), distinct within the call. Clashes with stored ids are the index's check."""
     arr = np.asarray(ids)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
+    if arr.dtype.kind == "u" and n and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} must be < 2**63, got {arr.max()}")
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    if n and arr.min() < 0:
+        raise ValueError(f"{name} must be >= 0 (-1 marks missing results), got {arr.min()}")
+    if n > 1:
+        uniq, counts = np.unique(arr, return_counts=True)
+        if len(uniq) != n:
+            raise ValueError(f"{name} must be distinct, got {uniq[counts > 1][0]} "
+                             f"{counts.max()} times")
+    return arr
+
+
+def as_id_array(ids: object, name: str = "ids") -> np.ndarray:
+    """Ids to look up or remove, as int64 (n,): any 1-D integer array-like (an empty list
+    too); refuses floats (1.7 is not an id), bools and uint64 values >= 2**63."""
+    arr = np.asarray(ids)
+    if arr.size == 0 and arr.ndim == 1:
+        return np.empty(0, np.int64)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} must be < 2**63, got {arr.max()}")
     return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def check_id(key: object, name: str = "key") -> int:
+    """One id as int: an integer (Python or numpy, not bool) in [0, 2**63 - 1]."""
+    return check_positive_int(key, name, low=0, high=np.iinfo(np.int64).max)
 
 
 def check_positive_int(value: object, name: str, low: int = 1, high: int | None = None) -> int:
@@ -71,3 +103,31 @@ def per_stage(value: object, stages: int, name: str) -> list[int]:
     if len(values) != stages:
         raise ValueError(f"{name} has {len(values)} entries, expected one per stage ({stages})")
     return values
+
+
+def check_stages(stages: list, d: int, m: int | None = None, ksub_power_of_two: bool = False) -> None:
+    """Loaded stage stack (`qetvec.stage.QETStage` list) agrees with its configuration:
+    every stage of dimension d (and m groups), all trained or none, codebooks float32
+    (m, ksub, dsub_max) and finite, quantized codebook levels uint16 of that shape below
+    2**codebook_bits. ValueError naming the stage and field otherwise."""
+    if not stages:
+        raise ValueError("stages: at least one stage expected")
+    trained = {stage.codebooks_ is not None for stage in stages}
+    if len(trained) > 1:
+        raise ValueError("stages: some stages are trained and others not")
+    for s, stage in enumerate(stages):
+        if stage.d != d or (m is not None and stage.m != m):
+            raise ValueError(f"stage{s}: d={stage.d}, m={stage.m}, expected d={d}, m={m}")
+        if ksub_power_of_two and stage.ksub != 2 ** stage.width:
+            raise ValueError(f"stage{s}: ksub={stage.ksub} is not a power of two")
+        if stage.codebooks_ is None:
+            continue
+        shape = (stage.m, stage.ksub, stage.dsub_max)
+        books = stage.codebooks_
+        if books.dtype != np.float32 or books.shape != shape or not np.isfinite(books).all():
+            raise ValueError(f"stage{s}.codebooks must be finite float32 {shape}, got {books.dtype} {books.shape}")
+        if stage.codebook_bits is not None:
+            levels = stage.codebook_levels_
+            if levels.dtype != np.uint16 or levels.shape != shape or levels.max(initial=0) >= 2 ** stage.codebook_bits:
+                raise ValueError(f"stage{s}.codebook_levels must be uint16 {shape} below "
+                                 f"2**{stage.codebook_bits}, got {levels.dtype} {levels.shape}")

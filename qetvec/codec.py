@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qetvec._validation import as_codes, as_float_matrix, check_positive_int, per_stage
+from qetvec._validation import as_codes, as_float_matrix, check_positive_int, check_stages, per_stage
 from qetvec.io import register
 from qetvec.layout import CodeLayout
 from qetvec.stage import (QETStage, decode_stages, encode_stages, fit_stages, stages_from_state,
@@ -125,3 +125,6 @@ class QETQuantizer:
         q.stages = stages
         return q
 
+    def _check_state(self) -> None:
+        """After reading a file: stages agree with (d, m) and hold well-shaped codebooks."""
+        check_stages(self.stages, self.d, self.m, ksub_power_of_two=True)

@@ -43,7 +43,8 @@ def index_factory(d: int, description: str, metric: str | int = "l2") -> Any:
         raise ValueError(f"cannot parse {parts[-1]!r} in {description!r}: expected "
                          "QET<m>x<nbits>[_L<levels>][_S<stages>][_C<bits>]")
     m, nbits, levels, stages, cbits = (int(g) if g else None for g in qet.groups())
-    kwargs = dict(m=m, nbits=nbits, levels=1 if levels is None else levels, stages=stages or 1,
+    kwargs = dict(m=m, nbits=nbits, levels=1 if levels is None else levels,
+                  stages=1 if stages is None else stages,
                   metric=metric, codebook_bits=cbits)
     if len(parts) == 1:
         index: Any = IndexQET(d, **kwargs)

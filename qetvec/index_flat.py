@@ -1,18 +1,20 @@
 """`IndexQET`: a flat (exhaustive) index over QET codes, searched by ADC, FAISS-style."""
 from __future__ import annotations
 
-from typing import Sequence
+import copy
+from typing import Any, Sequence
 
 import faiss
 import numpy as np
 
 from qetvec import adc
 from qetvec.adc import ADCSearcher
-from qetvec._validation import as_float_matrix, as_ids, check_positive_int
+from qetvec._validation import as_float_matrix, as_ids, check_id, check_positive_int
 from qetvec.codec import QETQuantizer
-from qetvec.index_base import QETIndexBase, to_faiss_results
+from qetvec.index_base import QETIndexBase, empty_results, selected_ids, to_faiss_results
 from qetvec.io import register
 from qetvec.metric import metric_type, use_faiss_thread_count
+from qetvec.storage import InvertedLists
 
 ROWS_PER_BLOCK = 16384  # rows unpacked once and shared by all queries; large blocks amortize table loads
 
@@ -24,53 +26,135 @@ class IndexQET(QETIndexBase):
     Stored per row: the QET code, plus, for L2 with several stages, ||x_hat||^2 as float32
     (4 bytes) appended to it, because cross-stage terms do not split over groups; both count
     in `code_size`. L2 distances are squared (as FAISS reports them); inner products are
-    returned largest first. Ids are int64, sequential unless given to `add_with_ids`."""
+    returned largest first. The codec is `qet` (`quantizer` is kept as an alias).
+
+    Ids, as FAISS: an index filled by `add` behaves as `faiss.IndexFlat` / `IndexPQ`: ids
+    are positions 0..ntotal-1, `remove_ids` shifts later rows down and renumbers them. An
+    index filled by `add_with_ids` behaves as `faiss.IndexIDMap2` around one: user ids are
+    kept, never renumbered, and `add` is refused. The mode (`user_ids`) is chosen by the
+    first add into an empty index. Rows live in one list of `lists` (`InvertedLists`)."""
 
     def __init__(self, d: int, m: int, nbits: int | Sequence[int] = 8,
                  levels: int | Sequence[int] = 1, stages: int = 1, metric: str | int = "l2",
                  codebook_bits: int | None = None, seed: int = 0):
-        self.quantizer = QETQuantizer(d, m, nbits, levels, stages, codebook_bits, seed)
+        self.qet = QETQuantizer(d, m, nbits, levels, stages, codebook_bits, seed)
         self.d = d
         self.metric_type = metric_type(metric)
-        self.stores_norm = self.metric_type == faiss.METRIC_L2 and len(self.quantizer.stages) > 1
-        self.code_size = self.quantizer.code_size + 4 * self.stores_norm
-        self.codes = np.empty((0, self.code_size), dtype=np.uint8)
-        self.ids = np.empty(0, dtype=np.int64)
+        self.stores_norm = self.metric_type == faiss.METRIC_L2 and len(self.qet.stages) > 1
+        self.code_size = self.qet.code_size + 4 * self.stores_norm
+        self.user_ids = False
+        self.lists = InvertedLists(1, self.code_size, track_ids=False)
         self._searcher: ADCSearcher | None = None
 
     @property
+    def quantizer(self) -> QETQuantizer:
+        """The QET codec (alias of `qet`)."""
+        return self.qet
+
+    @property
     def is_trained(self) -> bool:
-        return self.quantizer.is_trained
+        return self.qet.is_trained
 
     def train(self, x: np.ndarray) -> None:
-        self.quantizer.train(x)
-        self._searcher = None
+        """Learn the codebooks from rows x (n, d). Refused once rows are stored; a failing
+        train leaves the previous codebooks as they were."""
+        self._check_untrained_or_empty()
+        qet = copy.deepcopy(self.qet)
+        qet.train(x)
+        self.qet, self._searcher = qet, None
+
+    def add(self, x: np.ndarray) -> None:
+        """Encode and append rows x (n, d) under ids ntotal .. ntotal + n - 1 (FAISS)."""
+        x = as_float_matrix(x, "x", self.d, allow_empty=True)
+        if self.user_ids and self.ntotal:
+            raise RuntimeError("this IndexQET holds user ids (filled by add_with_ids, "
+                               "IndexIDMap2 semantics): use add_with_ids")
+        self._append(x, np.arange(self.ntotal, self.ntotal + len(x), dtype=np.int64), user_ids=False)
 
     def add_with_ids(self, x: np.ndarray, ids: np.ndarray) -> None:
-        """Encode and append rows x (n, d) under the int64 `ids` (n,)."""
+        """Encode and append rows x (n, d) under the user ids (n,) (IndexIDMap2 semantics:
+        only on an empty index or one filled by add_with_ids; ids distinct, >= 0, new)."""
         x = as_float_matrix(x, "x", self.d, allow_empty=True)
         ids = as_ids(ids, len(x))
+        if self.ntotal and not self.user_ids:
+            raise RuntimeError("this IndexQET holds sequential ids (filled by add, IndexFlat "
+                               "semantics: ids are positions): add_with_ids needs an empty index")
+        self._append(x, ids, user_ids=True)
+
+    def remove_ids(self, ids: Any) -> int:
+        """Remove the rows under `ids` (array-like of ints or a faiss.IDSelector); returns
+        how many. Later rows shift down; in sequential mode they are renumbered (FAISS)."""
+        rows = self._rows(selected_ids(ids, self.lists))
+        rows = rows[rows >= 0]
+        self.lists.remove_ordered(0, rows)
+        if not self.user_ids:
+            self.lists.ids[:self.ntotal] = np.arange(self.ntotal)
+        return len(rows)
+
+    def reset(self) -> None:
+        """Remove every row (codebooks stay trained)."""
+        self.lists.reset()
+
+    def merge_from(self, other: "IndexQET", add_id: int = 0) -> None:
+        """Move every row of `other` (same codebooks) here, as FAISS's `merge_from`: rows
+        are appended in order and `other` is emptied. Sequential mode: they get ids
+        ntotal..; add_id must be 0 (FAISS: "cannot set ids in FlatCodes index"). User-id
+        mode (IndexIDMap2): ids + add_id, which must not clash with stored ones."""
+        self._check_mergeable(other)
+        add_id = check_id(add_id, "add_id")
+        user_ids = self.user_ids if self.ntotal else other.user_ids
+        if other.ntotal and other.user_ids != user_ids:
+            raise ValueError("cannot merge an index with user ids and one with sequential ids")
+        rows = other.lists.live_rows()
+        if user_ids:
+            ids = other.lists.ids[rows] + add_id
+        elif add_id:
+            raise ValueError("add_id must be 0 for sequential-id indexes (as in FAISS)")
+        else:
+            ids = np.arange(self.ntotal, self.ntotal + len(rows), dtype=np.int64)
+        self._store(other.lists.codes[rows], ids, user_ids)
+        other.reset()
+
+    def _append(self, x: np.ndarray, ids: np.ndarray, user_ids: bool) -> None:
         self._check_trained()
-        codes = self.quantizer.encode(x)
+        codes = self.qet.encode(x)
         if self.stores_norm:
-            norms = (self.quantizer.decode(codes) ** 2).sum(1, dtype=np.float32)
+            norms = (self.qet.decode(codes) ** 2).sum(1, dtype=np.float32)
             codes = np.concatenate([codes, norms.astype("<f4").view(np.uint8).reshape(-1, 4)], axis=1)
-        self.codes = np.concatenate([self.codes, codes])
-        self.ids = np.concatenate([self.ids, ids])
+        self._store(codes, ids, user_ids)
+
+    def _store(self, codes: np.ndarray, ids: np.ndarray, user_ids: bool) -> None:
+        """Append encoded rows; switches id mode only while empty (then lists are rebuilt)."""
+        if self.ntotal == 0 and user_ids != self.user_ids:
+            self.user_ids = user_ids
+            self.lists.reset(track_ids=user_ids)
+        stored = self.lists.find(ids) >= 0 if user_ids else np.zeros(len(ids), bool)
+        if stored.any():
+            raise ValueError(f"ids: id {ids[np.argmax(stored)]} is already stored (ids must be unique)")
+        self.lists.add(np.zeros(len(ids), np.int64), codes, ids)
+
+    def _rows(self, ids: np.ndarray) -> np.ndarray:
+        if self.user_ids:
+            return self.lists.find(ids)
+        inside = (ids >= 0) & (ids < self.ntotal)
+        return np.where(inside, ids + self.lists.start[0], -1)
 
     def search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(D float32 (nq, k), I int64 (nq, k)) of the k nearest stored rows per query;
         padded with -1 ids (and +inf L2 / -inf IP distances) when k > ntotal."""
-        x = as_float_matrix(x, "x", self.d)
+        x = as_float_matrix(x, "x", self.d, allow_empty=True)
         k = check_positive_int(k, "k")
         self._check_trained()
+        if len(x) == 0:
+            return empty_results(k)
         use_faiss_thread_count()
         if self.searcher.units is None:
-            return to_faiss_results(*self._scan_decoded(x, k), self.ids, self.metric_type)
+            return to_faiss_results(*self._scan_decoded(x, k), self.lists.ids, self.metric_type)
         D = np.empty((len(x), k), np.float32)
         rows = np.empty((len(x), k), np.int64)
-        block_start = np.arange(0, self.ntotal, ROWS_PER_BLOCK, dtype=np.int64)
-        block_end = np.minimum(block_start + ROWS_PER_BLOCK, self.ntotal)
+        first, end = int(self.lists.start[0]), int(self.lists.start[0]) + self.ntotal
+        block_start = np.arange(first, end, ROWS_PER_BLOCK, dtype=np.int64)
+        block_end = np.minimum(block_start + ROWS_PER_BLOCK, end)
         step = self.searcher.query_block()
         for i in range(0, len(x), step):
             xb = x[i:i + step]
@@ -78,33 +162,24 @@ class IndexQET(QETIndexBase):
             entry_ptr = np.arange(len(block_start) + 1, dtype=np.int64) * len(xb)
             entry_query = np.tile(np.arange(len(xb), dtype=np.int64), len(block_start))
             D[i:i + step], rows[i:i + step] = adc.scan_topk(
-                self.searcher.units, tables, self.codes, extra, coef, block_start, block_end,
+                self.searcher.units, tables, self.lists.codes, extra, coef, block_start, block_end,
                 entry_ptr, entry_query, bias[entry_query], k)
-        return to_faiss_results(D, rows, self.ids, self.metric_type)
-
-    def remove_ids(self, ids: np.ndarray | Sequence[int]) -> int:
-        """Remove the rows stored under any of `ids`; returns how many were removed."""
-        drop = np.isin(self.ids, np.asarray(ids, dtype=np.int64))
-        self.codes, self.ids = self.codes[~drop], self.ids[~drop]
-        return int(drop.sum())
-
-    def reset(self) -> None:
-        """Remove every row (codebooks stay trained)."""
-        self.codes, self.ids = self.codes[:0], self.ids[:0]
+        return to_faiss_results(D, rows, self.lists.ids, self.metric_type)
 
     def distances(self, x: np.ndarray) -> np.ndarray:
         """ADC distances (nq, ntotal) float32 of queries x to every stored row, storage order
         (L2: squared distances; IP: inner products). For tests and small n."""
         x = as_float_matrix(x, "x", self.d)
         tables, bias, extra, coef = self._tables(x)
-        s = adc.scores(self.searcher.units, tables, self.codes, extra, coef, bias)
+        live = slice(int(self.lists.start[0]), int(self.lists.start[0]) + self.ntotal)
+        s = adc.scores(self.searcher.units, tables, self.lists.codes[live], extra[live], coef, bias)
         return -s if self.metric_type == faiss.METRIC_INNER_PRODUCT else s
 
     # -- internals ---------------------------------------------------------------------
     @property
     def searcher(self) -> ADCSearcher:
         if self._searcher is None:
-            self._searcher = ADCSearcher(self.quantizer)
+            self._searcher = ADCSearcher(self.qet)
         return self._searcher
 
     def _tables(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -114,14 +189,15 @@ class IndexQET(QETIndexBase):
             return self.searcher.tables(x, "ip", -1.0), np.zeros(len(x), np.float32), none, 0.0
         if not self.stores_norm:  # single stage: L2 splits over groups
             return self.searcher.tables(x, "l2"), np.zeros(len(x), np.float32), none, 0.0
-        norms = self.codes[:, self.quantizer.code_size:].copy().view("<f4").ravel()
+        norms = self.lists.codes[:, self.qet.code_size:].copy().view("<f4").ravel()
         return self.searcher.tables(x, "ip", -2.0), (x ** 2).sum(1), norms, 1.0
 
     def _scan_decoded(self, x: np.ndarray, k: int, block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
         """Fallback: decode rows block by block and keep the best k (same result, slower)."""
         heap = faiss.ResultHeap(len(x), k, keep_max=self.metric_type == faiss.METRIC_INNER_PRODUCT)
-        for i in range(0, self.ntotal, block):
-            rows = self.quantizer.decode(self.codes[i:i + block, : self.quantizer.code_size])
+        first = int(self.lists.start[0])
+        for i in range(first, first + self.ntotal, block):
+            rows = self.qet.decode(self.lists.codes[i:min(i + block, first + self.ntotal), : self.qet.code_size])
             D, I = faiss.knn(x, rows, min(k, len(rows)), metric=self.metric_type)
             heap.add_result(D, np.where(I >= 0, I + i, -1))
         heap.finalize()
@@ -129,19 +205,26 @@ class IndexQET(QETIndexBase):
         return D.astype(np.float32), heap.I
 
     def _decode_rows(self, rows: np.ndarray) -> np.ndarray:
-        return self.quantizer.decode(self.codes[rows, : self.quantizer.code_size])
+        return self.qet.decode(self.lists.codes[rows, : self.qet.code_size])
 
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        meta, arrays = self.quantizer._state()
-        return ({"quantizer": meta, "metric_type": self.metric_type},
-                {**arrays, "codes": self.codes, "ids": self.ids})
+        meta, arrays = self.qet._state()
+        return ({"quantizer": meta, "metric_type": self.metric_type, "user_ids": self.user_ids},
+                {**arrays, **self.lists.state()})
 
     @classmethod
     def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "IndexQET":
-        quantizer = QETQuantizer._from_state(meta["quantizer"], arrays)
+        qet = QETQuantizer._from_state(meta["quantizer"], arrays)
+        qet._check_state()
         index = cls.__new__(cls)
-        index.quantizer, index.d, index.metric_type = quantizer, quantizer.d, meta["metric_type"]
-        index.stores_norm = index.metric_type == faiss.METRIC_L2 and len(quantizer.stages) > 1
-        index.code_size = quantizer.code_size + 4 * index.stores_norm
-        index.codes, index.ids, index._searcher = arrays["codes"], arrays["ids"], None
+        index.qet, index.d, index.metric_type = qet, qet.d, metric_type(meta["metric_type"])
+        index.user_ids = meta["user_ids"]
+        if not isinstance(index.user_ids, bool):
+            raise ValueError(f"user_ids must be a bool, got {index.user_ids!r}")
+        index.stores_norm = index.metric_type == faiss.METRIC_L2 and len(qet.stages) > 1
+        index.code_size = qet.code_size + 4 * index.stores_norm
+        index.lists = InvertedLists.from_state(1, index.code_size, index.user_ids, arrays)
+        if not index.user_ids and not np.array_equal(index.lists.ids, np.arange(index.ntotal)):
+            raise ValueError("ids of a sequential-id IndexQET must be 0..ntotal-1")
+        index._searcher = None
         return index

@@ -8,25 +8,30 @@
     size-32    SHA-256 of every byte before it
 
 Files are written to a temporary file in the target directory, fsynced and renamed, so a
-crash leaves either the old file or the new one. A file that is truncated, altered, of an
-unknown version or of an unknown kind raises `CorruptIndexError` naming the problem.
-Classes join the format with `@register`, exposing `_state() -> (meta, arrays)` and
-`_from_state(meta, arrays)`.
+crash leaves either the old file or the new one (and the next write removes a killed
+writer's temporary). A file that is truncated, altered, of an unknown version or kind, whose
+array table does not tile the payload, or whose arrays contradict its metadata or each other
+raises `CorruptIndexError` naming the problem. Registered classes also pickle through this format. Classes join the format with `@register`,
+exposing `_state() -> (meta, arrays)` and `_from_state(meta, arrays)` (which validates and
+raises ValueError naming the field), and optionally `_check_state()`.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import math
 import os
 import struct
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import numpy as np
 
 MAGIC = b"QETVEC\r\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: codebooks stored unpadded and bit-packed (qetvec.stage.stages_state)
 _PREFIX = struct.Struct("<8sIQ")
 _DIGEST = 32
 _KINDS: dict[str, type] = {}
@@ -43,14 +48,35 @@ def register(kind: str) -> Callable[[T], T]:
     def wrap(cls: T) -> T:
         _KINDS[kind] = cls
         cls._kind = kind  # type: ignore[attr-defined]
+        cls.__reduce__ = _reduce  # type: ignore[attr-defined]  # pickle = the checked format
         return cls
     return wrap
 
 
+STALE_TMP_SECONDS = 60  # temp files of a target older than this are left by killed writers
+
+
+def _reduce(obj: Any) -> tuple:
+    """Pickle support for registered classes (e.g. LangChain's serialize_to_bytes): the
+    object travels as its `serialize` bytes and is read back with every check."""
+    return deserialize, (serialize(obj),)
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so that readers never see a partial file."""
+    """Write `data` to `path` so that readers never see a partial file: a unique temporary
+    `.<name>.*.tmp` beside it, fsynced, renamed over `path`; removed on any error. Temp
+    files of the same target older than STALE_TMP_SECONDS (a writer killed mid-write) are
+    deleted first."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    directory = path.parent or Path(".")
+    now = time.time()
+    for stale in directory.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if now - stale.stat().st_mtime > STALE_TMP_SECONDS:
+                stale.unlink()
+        except FileNotFoundError:  # another writer cleaned it
+            pass
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -67,7 +93,11 @@ def serialize(obj: Any) -> bytes:
     kind = getattr(type(obj), "_kind", None)
     if kind is None:
         raise TypeError(f"cannot serialize {type(obj).__name__}: not a qetvec index or codec")
-    meta, arrays = obj._state()
+    return pack(kind, *obj._state())
+
+
+def pack(kind: str, meta: dict, arrays: dict[str, np.ndarray]) -> bytes:
+    """File bytes for a kind, its JSON metadata and its named arrays (format above)."""
     entries, chunks, offset = [], [], 0
     for name, arr in arrays.items():
         arr = np.ascontiguousarray(arr)
@@ -80,8 +110,58 @@ def serialize(obj: Any) -> bytes:
     return body + hashlib.sha256(body).digest()
 
 
+class _Arrays(dict):
+    """The file's arrays, remembering which ones `_from_state` read."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        self.read.add(name)
+        return super().__getitem__(name)
+
+    def unused(self) -> set[str]:
+        return set(self) - self.read
+
+
+def _entries(header: object, payload_len: int, source: str) -> list[dict]:
+    """The header's array entries, checked: names distinct, plain numeric dtypes,
+    non-negative shapes whose byte count is nbytes, laid end to end over the payload."""
+    if not isinstance(header, dict) or not isinstance(header.get("meta"), dict) \
+            or not isinstance(header.get("arrays"), list) or header.get("kind") not in _KINDS:
+        kind = header.get("kind") if isinstance(header, dict) else None
+        raise CorruptIndexError(f"{source}: header must hold a known kind, a meta object and an "
+                                f"arrays list (kind {kind!r})")
+    offset, names = 0, set()
+    for e in header["arrays"]:
+        if not isinstance(e, dict) or set(e) != {"name", "dtype", "shape", "offset", "nbytes"}:
+            raise CorruptIndexError(f"{source}: malformed array entry {e!r}")
+        name, shape = e["name"], e["shape"]
+        ints = [e["offset"], e["nbytes"], *shape] if isinstance(shape, list) else None
+        if not isinstance(name, str) or name in names or ints is None or not all(
+                type(v) is int and v >= 0 for v in ints):
+            raise CorruptIndexError(f"{source}: array {name!r}: bad name, shape, offset or nbytes")
+        try:
+            dtype = np.dtype(e["dtype"])
+        except TypeError as err:
+            raise CorruptIndexError(f"{source}: array {name!r}: bad dtype {e['dtype']!r}") from err
+        if dtype.kind not in "biuf" or dtype.str != e["dtype"]:
+            raise CorruptIndexError(f"{source}: array {name!r}: dtype {e['dtype']!r} is not a plain number type")
+        if e["offset"] != offset or e["nbytes"] != math.prod(shape) * dtype.itemsize:
+            raise CorruptIndexError(f"{source}: array {name!r}: offset/nbytes disagree with its "
+                                    f"shape {shape} and the arrays before it")
+        names.add(name)
+        offset += e["nbytes"]
+    if offset != payload_len:
+        raise CorruptIndexError(f"{source}: arrays cover {offset} payload bytes, the file has {payload_len}")
+    return header["arrays"]
+
+
 def deserialize(data: bytes, source: str = "<bytes>") -> Any:
-    """Inverse of `serialize`; checks size, magic, version and checksum first."""
+    """Inverse of `serialize`. Checks size, magic, version and checksum, then the header's
+    array table, then (in each class's `_from_state`) that the arrays agree with the
+    metadata and with each other; any failure is a CorruptIndexError naming the problem."""
     if len(data) < _PREFIX.size + _DIGEST:
         raise CorruptIndexError(f"{source}: {len(data)} bytes is too short for a qetvec file")
     magic, version, header_len = _PREFIX.unpack_from(data)
@@ -92,21 +172,29 @@ def deserialize(data: bytes, source: str = "<bytes>") -> Any:
     body, digest = data[:-_DIGEST], data[-_DIGEST:]
     if hashlib.sha256(body).digest() != digest:
         raise CorruptIndexError(f"{source}: checksum mismatch (file truncated or altered)")
+    if _PREFIX.size + header_len > len(body):
+        raise CorruptIndexError(f"{source}: header length {header_len} runs past the end of the file")
     try:
         header = json.loads(body[_PREFIX.size:_PREFIX.size + header_len])
-        payload = body[_PREFIX.size + header_len:]
-        arrays = {}
-        for e in header["arrays"]:
-            if e["offset"] + e["nbytes"] > len(payload):
-                raise CorruptIndexError(f"{source}: array {e['name']} runs past the end of the file")
-            raw = payload[e["offset"]:e["offset"] + e["nbytes"]]
-            arrays[e["name"]] = np.frombuffer(raw, dtype=np.dtype(e["dtype"])).reshape(e["shape"]).copy()
-        cls = _KINDS[header["kind"]]
-    except (KeyError, ValueError, TypeError) as err:
-        if isinstance(err, CorruptIndexError):
-            raise
-        raise CorruptIndexError(f"{source}: unreadable header ({err!r})") from err
-    return cls._from_state(header["meta"], arrays)
+    except ValueError as err:
+        raise CorruptIndexError(f"{source}: unreadable header ({err})") from err
+    payload = body[_PREFIX.size + header_len:]
+    arrays = _Arrays({e["name"]: np.frombuffer(payload, np.dtype(e["dtype"]), math.prod(e["shape"]),
+                                       e["offset"]).reshape(e["shape"]).copy()
+              for e in _entries(header, len(payload), source)})
+    kind = header["kind"]
+    try:
+        obj = _KINDS[kind]._from_state(header["meta"], arrays)
+        check = getattr(obj, "_check_state", None)
+        if check is not None:
+            check()
+        if arrays.unused():
+            raise ValueError(f"arrays {sorted(arrays.unused())} are not used by the metadata")
+    except CorruptIndexError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any inconsistency of a file is corruption
+        raise CorruptIndexError(f"{source}: inconsistent {kind} ({type(err).__name__}: {err})") from err
+    return obj
 
 
 def write_index(obj: Any, path: str | os.PathLike) -> None:

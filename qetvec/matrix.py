@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qetvec._validation import as_float_matrix, check_positive_int
+from qetvec._validation import as_float_matrix, check_positive_int, check_stages
 from qetvec.io import register
 from qetvec.layout import CodeLayout
 from qetvec.stage import (QETStage, decode_stages, fit_stages, stages_from_state,
@@ -76,6 +76,14 @@ class CompressedMatrix:
     @classmethod
     def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "CompressedMatrix":
         return cls(meta["n"], stages_from_state(meta["stages"], arrays), arrays["stream"])
+
+    def _check_state(self) -> None:
+        """After reading a file: stages consistent, stream uint8 of exactly n rows' bytes."""
+        check_stages(self.stages, self.d)
+        nbytes = (check_positive_int(self.n, "n", low=0) * self.layout.row_bits + 7) // 8
+        if self.stream.dtype != np.uint8 or self.stream.shape != (nbytes,):
+            raise ValueError(f"stream must be uint8 ({nbytes},) for n={self.n}, got "
+                             f"{self.stream.dtype} {self.stream.shape}")
 
 
 def _largest_ksub(n: int, d: int, m: int, entry_bits: int, target_bits: float) -> int | None:

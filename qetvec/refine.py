@@ -11,7 +11,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from qetvec._validation import as_float_matrix, as_ids, check_positive_int
+from qetvec._validation import as_float_matrix, as_id_array, as_ids, check_id, check_positive_int
 from qetvec.io import deserialize, register, serialize
 from qetvec.metric import use_faiss_thread_count
 
@@ -19,17 +19,35 @@ from qetvec.metric import use_faiss_thread_count
 @register("IndexRefineFlat")
 class IndexRefineFlat:
     """Search `base` for k_factor * k candidates, return the k best by exact distance.
-    k_factor defaults to 1 as in FAISS; set it (e.g. index.k_factor = 4) to gain recall."""
+    k_factor defaults to 1 as in FAISS; set it (e.g. index.k_factor = 4) to gain recall.
+
+    The float vectors (d,) float32 are a column `vectors` attached to the base's storage
+    (`base.lists`), so they sit in the same arena rows as the codes and move with them;
+    re-ranking gathers each candidate's row through the base's id -> row map. Ids follow
+    the base index's semantics (see IndexQET / IndexIVFQET)."""
 
     def __init__(self, base: Any, k_factor: float = 1.0):
+        if not hasattr(base, "lists") or base.ntotal:
+            raise ValueError(f"base must be an empty qetvec index, got {type(base).__name__} "
+                             f"with {getattr(base, 'ntotal', '?')} rows")
         self.base, self.k_factor = base, k_factor
         self.d, self.metric_type = base.d, base.metric_type
-        self.vectors = np.empty((0, self.d), np.float32)
-        self.ids = np.empty(0, np.int64)
+        base.lists.attach("vectors", (self.d,), np.float32)
 
     ntotal = property(lambda self: self.base.ntotal)
     is_trained = property(lambda self: self.base.is_trained)
     code_size = property(lambda self: self.base.code_size + 4 * self.d)
+
+    @property
+    def k_factor(self) -> float:
+        return self._k_factor
+
+    @k_factor.setter
+    def k_factor(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                or not math.isfinite(value) or value < 1:
+            raise ValueError(f"k_factor must be a finite number >= 1, got {value!r}")
+        self._k_factor = float(value)
 
     @property
     def nprobe(self) -> int:
@@ -43,29 +61,32 @@ class IndexRefineFlat:
         self.base.train(x)
 
     def add(self, x: np.ndarray) -> None:
-        start = int(self.ids.max()) + 1 if len(self.ids) else 0
-        self.add_with_ids(x, np.arange(start, start + len(np.asarray(x)), dtype=np.int64))
+        """Add rows x (n, d) under ids ntotal .. ntotal + n - 1 (the base's `add`)."""
+        x = as_float_matrix(x, "x", self.d, allow_empty=True)
+        first = self.ntotal
+        self.base.add(x)
+        self._put(np.arange(first, first + len(x), dtype=np.int64), x)
 
     def add_with_ids(self, x: np.ndarray, ids: np.ndarray) -> None:
         x = as_float_matrix(x, "x", self.d, allow_empty=True)
         ids = as_ids(ids, len(x))
         self.base.add_with_ids(x, ids)
-        self.vectors, self.ids = np.concatenate([self.vectors, x]), np.concatenate([self.ids, ids])
+        self._put(ids, x)
 
     def search(self, x: np.ndarray, k: int, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
         """(D, I) (nq, k): base candidates re-ranked by exact L2 / inner product."""
-        x = as_float_matrix(x, "x", self.d)
+        x = as_float_matrix(x, "x", self.d, allow_empty=True)
         k = check_positive_int(k, "k")
         _, cand = self.base.search(x, max(k, math.ceil(k * self.k_factor)), **kwargs)
         use_faiss_thread_count()
-        order = np.argsort(self.ids)
-        rows = order[np.searchsorted(self.ids, np.maximum(cand, 0), sorter=order)]
-        vec = self.vectors[rows]  # (nq, k', d)
+        rows = self.base._rows(cand.ravel()).reshape(cand.shape)
+        vectors = self.base.lists.vectors
+        vec = vectors[np.maximum(rows, 0)] if len(vectors) else np.zeros((*cand.shape, self.d), np.float32)
         if self.metric_type == faiss.METRIC_L2:
             dist = ((vec - x[:, None, :]) ** 2).sum(-1)
         else:
             dist = -(vec * x[:, None, :]).sum(-1)
-        dist[cand < 0] = np.inf
+        dist[rows < 0] = np.inf
         best = np.argsort(dist, axis=1, kind="stable")[:, :k]
         D = np.take_along_axis(dist, best, 1)
         I = np.where(np.isinf(D), -1, np.take_along_axis(cand, best, 1))
@@ -73,24 +94,59 @@ class IndexRefineFlat:
         return D.astype(np.float32), I.astype(np.int64)
 
     def reconstruct(self, key: int) -> np.ndarray:
-        return self.base.reconstruct(key)
+        """The stored float vector (d,) float32 of id `key` (FAISS: the refine index's)."""
+        return self.reconstruct_batch(np.array([check_id(key)]))[0]
+
+    def reconstruct_batch(self, keys: Any) -> np.ndarray:
+        """Stored vectors (n, d) float32 of ids keys (n,); KeyError naming an absent id."""
+        keys = as_id_array(keys, "keys")
+        rows = self.base._rows(keys)
+        if (rows < 0).any():
+            raise KeyError(f"id {keys[np.argmax(rows < 0)]} is not in the index")
+        return self.base.lists.vectors[rows].copy()
+
+    def reconstruct_n(self, i0: int, ni: int) -> np.ndarray:
+        """Stored vectors (ni, d) of ids i0 .. i0 + ni - 1."""
+        i0, ni = check_id(i0, "i0"), check_id(ni, "ni")
+        return self.reconstruct_batch(np.arange(i0, i0 + ni, dtype=np.int64))
 
     def remove_ids(self, ids: Any) -> int:
-        keep = ~np.isin(self.ids, np.asarray(ids, dtype=np.int64))
-        self.vectors, self.ids = self.vectors[keep], self.ids[keep]
+        """Remove as the base does (the vectors move with its rows); returns how many."""
         return self.base.remove_ids(ids)
 
     def reset(self) -> None:
         self.base.reset()
-        self.vectors, self.ids = self.vectors[:0], self.ids[:0]
+
+    def merge_from(self, other: "IndexRefineFlat", add_id: int = 0) -> None:
+        """Move `other`'s rows and vectors here (the base's `merge_from` rules), empty it."""
+        if not isinstance(other, IndexRefineFlat):
+            raise TypeError(f"cannot merge a {type(other).__name__} into an IndexRefineFlat")
+        rows = other.base.lists.live_rows()
+        vectors, ids = other.base.lists.vectors[rows], other.base.lists.ids[rows]
+        first = self.ntotal
+        self.base.merge_from(other.base, add_id)
+        sequential = not getattr(self.base, "user_ids", True)  # flat base filled by add
+        self._put(np.arange(first, first + len(rows)) if sequential else ids + add_id, vectors)
+
+    def _put(self, ids: np.ndarray, x: np.ndarray) -> None:
+        """Write x (n, d) float32 beside the base rows just stored under ids (n,)."""
+        self.base.lists.vectors[self.base._rows(ids)] = x
 
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         return ({"k_factor": self.k_factor},
-                {"base": np.frombuffer(serialize(self.base), np.uint8), "vectors": self.vectors,
-                 "ids": self.ids})
+                {"base": np.frombuffer(serialize(self.base), np.uint8),
+                 "vectors": self.base.lists.vectors[self.base.lists.live_rows()]})
 
     @classmethod
     def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "IndexRefineFlat":
-        index = cls(deserialize(arrays["base"].tobytes()), meta["k_factor"])
-        index.vectors, index.ids = arrays["vectors"], arrays["ids"]
+        base = deserialize(arrays["base"].tobytes(), source="IndexRefineFlat base")
+        vectors = arrays["vectors"]
+        if vectors.dtype != np.float32 or vectors.shape != (base.ntotal, base.d):
+            raise ValueError(f"vectors must be float32 ({base.ntotal}, {base.d}), got "
+                             f"{vectors.dtype} {vectors.shape}")
+        index = cls.__new__(cls)
+        index.base, index.k_factor = base, meta["k_factor"]
+        index.d, index.metric_type = base.d, base.metric_type
+        base.lists.attach("vectors", (base.d,), np.float32)
+        base.lists.vectors[base.lists.live_rows()] = vectors
         return index

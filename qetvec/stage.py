@@ -164,6 +164,14 @@ def stages_state(stages: list[QETStage]) -> tuple[list[dict], dict[str, np.ndarr
     return metas, arrays
 
 
+def _stored(arrays: dict[str, np.ndarray], name: str, dtype: type, size: int) -> np.ndarray:
+    """arrays[name], which must be a 1-D `dtype` array of `size` entries (ValueError naming it)."""
+    arr = arrays[name]
+    if arr.dtype != dtype or arr.shape != (size,):
+        raise ValueError(f"{name} must be {np.dtype(dtype)} ({size},), got {arr.dtype} {arr.shape}")
+    return arr
+
+
 def stages_from_state(metas: list[dict], arrays: dict[str, np.ndarray]) -> list[QETStage]:
     """Inverse of `stages_state`."""
     stages = []
@@ -171,12 +179,15 @@ def stages_from_state(metas: list[dict], arrays: dict[str, np.ndarray]) -> list[
         meta = dict(meta)
         trained = meta.pop("trained")
         stage = QETStage(**meta)
+        entries = stage.d * stage.ksub
         if trained and stage.codebook_bits is None:
-            stage.codebooks_ = _padded(stage, arrays[f"stage{s}.codebooks"], np.float32)
+            books = _stored(arrays, f"stage{s}.codebooks", np.float32, entries)
+            stage.codebooks_ = _padded(stage, books, np.float32)
         elif trained:
-            low, step = (float(v) for v in arrays[f"stage{s}.codebook_scale"])
-            entries = unpack_uints(arrays[f"stage{s}.codebook_levels"], stage.d * stage.ksub,
-                                   stage.codebook_bits)
+            low, step = (float(v) for v in _stored(arrays, f"stage{s}.codebook_scale", np.float32, 2))
+            packed = _stored(arrays, f"stage{s}.codebook_levels", np.uint8,
+                             (entries * stage.codebook_bits + 7) // 8)
+            entries = unpack_uints(packed, entries, stage.codebook_bits)
             stage.codebook_levels_ = _padded(stage, entries, np.uint16)
             stage.codebook_low_, stage.codebook_step_ = low, step
             stage.codebooks_ = dequantize_codebook(stage.codebook_levels_, low, step)

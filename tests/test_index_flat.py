@@ -69,7 +69,7 @@ def test_faiss_conventions_ids_padding_and_removal(data):
     assert set(I[0, :3]) == {10, 20, 30}
     assert (I[:, 3:] == -1).all() and np.isinf(D[:, 3:]).all()
     assert index.remove_ids([10, 99]) == 1 and index.ntotal == 2
-    np.testing.assert_allclose(index.reconstruct(20), index.reconstruct_n(1, 1)[0])
+    np.testing.assert_allclose(index.reconstruct(20), index.qet.decode(index.qet.encode(base[2:3]))[0])
     with pytest.raises(KeyError, match="10"):
         index.reconstruct(10)
     index.reset()
@@ -109,3 +109,49 @@ def test_write_read_gives_identical_search(tmp_path, data):
     back = qetvec.read_index(tmp_path / "flat.qet")
     for a, b in zip(index.search(queries, 10), back.search(queries, 10)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_train_refused_on_a_populated_index_and_failed_train_changes_nothing(data):
+    train, base, queries = data
+    index = qetvec.IndexQET(50, 10, nbits=[4, 8], levels=1, stages=2)
+    with pytest.raises(ValueError, match="256 codewords"):  # stage 0 trains, stage 1 cannot
+        index.train(train[:100])
+    assert not index.is_trained and all(s.codebooks_ is None for s in index.qet.stages)
+    index.train(train)
+    before = qetvec.io.serialize(index)
+    with pytest.raises(ValueError, match="256 codewords"):
+        index.train(train[:100])
+    assert qetvec.io.serialize(index) == before
+    index.add(base[:10])
+    with pytest.raises(RuntimeError, match="cannot train an index holding 10 rows"):
+        index.train(train)
+    assert qetvec.io.serialize(index) != before and index.ntotal == 10
+
+
+def test_many_small_adds_equal_one_large_add_and_removal_equals_brute_force(data):
+    train, base, queries = data
+    one = qetvec.IndexQET(50, 10, nbits=6, levels=1)
+    one.train(train)
+    many = qetvec.io.deserialize(qetvec.io.serialize(one))
+    one.add(base[:2000])
+    for i in range(0, 2000, 10):
+        many.add(base[i:i + 10])
+    for a, b in zip(one.search(queries, 10), many.search(queries, 10)):
+        np.testing.assert_array_equal(a, b)
+    gone = np.arange(0, 2000, 3)
+    assert many.remove_ids(gone) == len(gone)
+    kept = np.setdiff1d(np.arange(2000), gone)  # FAISS flat: survivors renumbered in order
+    exact = ((queries[:, None] - one.reconstruct_batch(kept)[None]) ** 2).sum(-1)
+    D, I = many.search(queries, 10)
+    np.testing.assert_allclose(D, np.sort(exact, 1)[:, :10], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.take_along_axis(exact, I, 1), D, rtol=1e-4, atol=1e-4)
+
+
+def test_reconstruct_refuses_bad_keys(data):
+    train, base, _ = data
+    index = qetvec.IndexQET(50, 10, nbits=6, levels=0)
+    index.train(train)
+    index.add(base[:5])
+    for bad, error in ((1.7, TypeError), (True, TypeError), (-1, ValueError), (5, KeyError)):
+        with pytest.raises(error):
+            index.reconstruct(bad)

@@ -1,0 +1,140 @@
+"""Genuine FAISS indexes from qetvec indexes whose codec is product quantization.
+
+QET with `levels=0`, one stage, is PQ: no swap bits, m groups of nbits-bit codes packed
+LSB first, which is FAISS's `ProductQuantizer` code layout. `to_faiss` builds the FAISS
+index holding qetvec's codebooks, coarse quantizer and codes byte for byte (no re-encoding:
+codes go in through `IndexPQ.codes` / `InvertedLists.add_entries`), so every FAISS client
+can `faiss.write_index` it, wrap it in `IndexIDMap2`, or search it with FAISS's own kernels.
+
+    qetvec                               FAISS
+    IndexQET (add: sequential ids)       IndexPQ
+    IndexQET (add_with_ids: user ids)    IndexIDMap2(IndexPQ)
+    IndexIVFQET                          IndexIVFPQ (same quantizer, by_residual, ids)
+
+`from_faiss` goes back: a FAISS IndexPQ / IndexIDMap2(IndexPQ) / IndexIVFPQ (8-bit or
+other nbits, no OPQ, no polysemous codes) becomes the qetvec index with the same
+codebooks, codes and ids. Anything else (levels >= 1, several stages, groups of unequal
+width) has no FAISS counterpart: persist it with `qetvec.write_index` / `qetvec.read_index`
+(or pickle, which uses the same checked format).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import faiss
+import numpy as np
+
+from qetvec.codec import QETQuantizer
+from qetvec.index_flat import IndexQET
+from qetvec.index_ivf import IndexIVFQET
+
+
+def product_quantizer(qet: QETQuantizer) -> faiss.ProductQuantizer:
+    """FAISS ProductQuantizer with qet's codebooks (M, ksub, dsub) float32; ValueError if
+    qet is not plain PQ (levels 0, one stage, d divisible by m) or not trained."""
+    if not qet.is_trained:
+        raise ValueError("the QET codec is not trained")
+    stage = qet.stages[0]
+    if len(qet.stages) != 1 or stage.levels != 0 or qet.d % qet.m or stage.ksub != 2 ** stage.width:
+        raise ValueError(f"{qet} is not plain product quantization (need levels=0, stages=1, m "
+                         "dividing d): persist it with qetvec.write_index instead")
+    pq = faiss.ProductQuantizer(qet.d, qet.m, stage.width)
+    faiss.copy_array_to_vector(np.ascontiguousarray(stage.codebooks_, np.float32).ravel(), pq.centroids)
+    if pq.code_size != qet.code_size:
+        raise ValueError(f"code sizes differ: FAISS {pq.code_size}, qetvec {qet.code_size}")
+    return pq
+
+
+def to_faiss(index: Any) -> faiss.Index:
+    """The FAISS index (IndexPQ, IndexIDMap2(IndexPQ) or IndexIVFPQ) holding the same
+    codebooks, coarse centroids, codes and ids as the qetvec `index`; see the module table."""
+    if isinstance(index, IndexQET):
+        return _flat(index)
+    if isinstance(index, IndexIVFQET):
+        return _ivf(index)
+    raise TypeError(f"to_faiss takes IndexQET or IndexIVFQET, got {type(index).__name__} "
+                    "(IndexRefineFlat: export its .base and wrap it in faiss.IndexRefineFlat)")
+
+
+def from_faiss(index: faiss.Index) -> Any:
+    """The qetvec index (levels 0) holding the codebooks, codes and ids of a FAISS IndexPQ,
+    IndexIDMap / IndexIDMap2 around one, or IndexIVFPQ; TypeError for other index types."""
+    concrete = faiss.downcast_index(index)  # a new proxy: `index` keeps the object alive
+    if isinstance(concrete, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+        inner = faiss.downcast_index(concrete.index)
+        if not isinstance(inner, faiss.IndexPQ):
+            raise TypeError(f"from_faiss: IndexIDMap around {type(inner).__name__}, expected IndexPQ")
+        out = _pq_index(inner)
+        codes = faiss.vector_to_array(inner.codes).reshape(inner.ntotal, -1)
+        out._store(codes, faiss.vector_to_array(concrete.id_map), user_ids=True)
+        return out
+    if isinstance(concrete, faiss.IndexPQ):
+        out = _pq_index(concrete)
+        out._store(faiss.vector_to_array(concrete.codes).reshape(concrete.ntotal, -1),
+                   np.arange(concrete.ntotal, dtype=np.int64), user_ids=False)
+        return out
+    if isinstance(concrete, faiss.IndexIVFPQ):
+        return _from_ivfpq(concrete)
+    raise TypeError(f"from_faiss takes IndexPQ, IndexIDMap2(IndexPQ) or IndexIVFPQ, got {type(concrete).__name__}")
+
+
+def _load_codebooks(qet: QETQuantizer, pq: faiss.ProductQuantizer) -> None:
+    qet.stages[0].codebooks_ = faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub)
+
+
+def _pq_index(index: faiss.IndexPQ) -> IndexQET:
+    out = IndexQET(index.d, index.pq.M, index.pq.nbits, levels=0, metric=index.metric_type)
+    _load_codebooks(out.qet, index.pq)
+    return out
+
+
+def _from_ivfpq(index: faiss.IndexIVFPQ) -> IndexIVFQET:
+    out = IndexIVFQET(faiss.clone_index(index.quantizer), index.d, index.nlist, index.pq.M,
+                      index.pq.nbits, levels=0, metric=index.metric_type, by_residual=index.by_residual)
+    _load_codebooks(out.qet, index.pq)
+    out.centroids = out.quantizer.reconstruct_n(0, index.nlist).astype(np.float32)
+    invlists = index.invlists
+    for l in range(index.nlist):
+        n = invlists.list_size(l)
+        if n:
+            codes = faiss.rev_swig_ptr(invlists.get_codes(l), n * invlists.code_size).reshape(n, -1).copy()
+            ids = faiss.rev_swig_ptr(invlists.get_ids(l), n).copy()
+            out._add_codes(np.full(n, l, np.int64), codes, ids)
+    out.nprobe = index.nprobe
+    return out
+
+
+def _flat(index: IndexQET) -> faiss.Index:
+    out = faiss.IndexPQ(index.d, index.qet.m, index.qet.stages[0].width, index.metric_type)
+    out.pq = product_quantizer(index.qet)
+    out.is_trained = True
+    wrapped = faiss.IndexIDMap2(out) if index.user_ids else None  # wraps only empty indexes
+    rows = index.lists.live_rows()
+    faiss.copy_array_to_vector(np.ascontiguousarray(index.lists.codes[rows]).ravel(), out.codes)
+    out.ntotal = len(rows)
+    if wrapped is None:
+        return out
+    faiss.copy_array_to_vector(index.lists.ids[rows], wrapped.id_map)
+    wrapped.ntotal = len(rows)
+    wrapped.construct_rev_map()
+    return wrapped
+
+
+def _ivf(index: IndexIVFQET) -> faiss.IndexIVFPQ:
+    pq = product_quantizer(index.qet)
+    quantizer = faiss.clone_index(index.quantizer)
+    out = faiss.IndexIVFPQ(quantizer, index.d, index.nlist, index.qet.m, index.qet.stages[0].width,
+                           index.metric_type)  # the Python wrapper keeps `quantizer` alive
+    out.pq = pq
+    out.by_residual = index.by_residual
+    out.is_trained = True
+    out.precompute_table()
+    lists, width = index.lists, index.qet.code_size
+    for l in np.flatnonzero(lists.size):
+        s, n = int(lists.start[l]), int(lists.size[l])
+        codes = np.ascontiguousarray(lists.codes[s:s + n, :width])
+        ids = np.ascontiguousarray(lists.ids[s:s + n])
+        out.invlists.add_entries(int(l), n, faiss.swig_ptr(ids), faiss.swig_ptr(codes))
+    out.ntotal = index.ntotal
+    out.nprobe = index.nprobe
+    return out

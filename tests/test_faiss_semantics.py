@@ -1,0 +1,250 @@
+"""The same calls on a FAISS index and on a qetvec index give the same ids and distances.
+
+The FAISS side is a genuine IndexPQ / IndexIDMap2(IndexPQ) / IndexIVFPQ built by
+`qetvec_faiss.export.to_faiss` from the *empty* trained qetvec index (QET with levels 0 is
+PQ), so both hold the same codebooks and centroids; from then on each side only sees the
+same public calls, and FAISS decides what the right ids are."""
+import faiss
+import numpy as np
+import pytest
+
+import qetvec
+from qetvec.io import deserialize, serialize
+from qetvec_faiss.export import to_faiss
+
+D_MODEL = 16
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(7)
+    centers = rng.standard_normal((40, D_MODEL)) * 3
+    x = (centers[rng.integers(0, 40, 6000)] + rng.standard_normal((6000, D_MODEL))).astype(np.float32)
+    return x[:4000], x[4000:5800], x[5800:]
+
+
+@pytest.fixture(scope="module")
+def trained_flat(data):
+    index = qetvec.IndexQET(D_MODEL, 8, nbits=6, levels=0)
+    index.train(data[0])
+    return serialize(index)
+
+
+@pytest.fixture(scope="module")
+def trained_ivf(data):
+    index = qetvec.IndexIVFQET(faiss.IndexFlatL2(D_MODEL), D_MODEL, 12, 8, nbits=6, levels=0)
+    index.train(data[0])
+    return serialize(index)
+
+
+def assert_same(ours, theirs, queries, k=10, **params):
+    """Same ntotal, same (D, I) up to float rounding; ids may differ only inside ties."""
+    assert ours.ntotal == theirs.ntotal
+    D1, I1 = ours.search(queries, k, **params)
+    if "nprobe" in params:
+        theirs.nprobe = params["nprobe"]
+    D2, I2 = theirs.search(queries, k)
+    np.testing.assert_allclose(D1, D2, rtol=1e-5, atol=1e-4)
+    tied = np.isclose(D1[:, :, None], D2[:, None, :], rtol=1e-5, atol=1e-4).any(-1)
+    assert ((I1 == I2) | tied).all()
+    assert (I1 == I2).mean() > 0.95
+
+
+def test_flat_sequential_ids_match_indexpq(data, trained_flat):
+    _, base, queries = data
+    ours = deserialize(trained_flat)
+    theirs = to_faiss(ours)
+    assert isinstance(theirs, faiss.IndexPQ)
+    for index in (ours, theirs):
+        index.add(base[:300])
+    assert_same(ours, theirs, queries)
+    calls = [np.array([3, 50, 299, 1000]), faiss.IDSelectorRange(10, 20),
+             faiss.IDSelectorBatch(np.array([0, 5, 7], dtype=np.int64)),
+             faiss.IDSelectorNot(faiss.IDSelectorRange(0, 250))]
+    for sel in calls:  # flat: later rows shift down and are renumbered
+        assert ours.remove_ids(sel) == theirs.remove_ids(sel)
+        assert_same(ours, theirs, queries)
+        np.testing.assert_allclose(ours.reconstruct_n(0, ours.ntotal), theirs.reconstruct_n(0, theirs.ntotal),
+                                   atol=1e-6)
+    for index in (ours, theirs):  # new ids continue from ntotal
+        index.add(base[300:400])
+    assert_same(ours, theirs, queries, k=7)
+    D, I = ours.search(queries, np.int64(7))  # numpy integer k (FAISS's SWIG would refuse it)
+    np.testing.assert_array_equal(I, theirs.search(queries, 7)[1])
+
+
+def test_flat_merge_from_matches_faiss(data, trained_flat):
+    _, base, queries = data
+    ours, other = deserialize(trained_flat), deserialize(trained_flat)
+    ours.add(base[:100])
+    other.add(base[100:250])
+    theirs, their_other = to_faiss(ours), to_faiss(other)
+    ours.merge_from(other)
+    theirs.merge_from(their_other)
+    assert other.ntotal == their_other.ntotal == 0
+    assert_same(ours, theirs, queries)
+    with pytest.raises(ValueError, match="add_id must be 0"):  # FAISS: cannot set ids in FlatCodes
+        ours.merge_from(deserialize(trained_flat), add_id=5)
+
+
+def test_flat_with_user_ids_is_indexidmap2(data, trained_flat):
+    _, base, queries = data
+    ours = deserialize(trained_flat)
+    theirs = faiss.IndexIDMap2(to_faiss(ours))
+    ids = np.arange(200, dtype=np.int64) * 10 + 5
+    for index in (ours, theirs):
+        index.add_with_ids(base[:200], ids)
+    assert ours.user_ids
+    for sel in (ids[::3], faiss.IDSelectorRange(0, 500)):  # ids kept, never renumbered
+        assert ours.remove_ids(sel) == theirs.remove_ids(sel)
+        assert_same(ours, theirs, queries)
+    np.testing.assert_allclose(ours.reconstruct(1005), theirs.reconstruct(1005), atol=1e-6)
+    with pytest.raises(RuntimeError, match="add_with_ids"):  # IndexIDMap2.add refuses too
+        ours.add(base[:1])
+    with pytest.raises(RuntimeError):
+        theirs.add(base[:1])
+
+
+def test_flat_add_with_ids_after_add_is_refused_as_faiss_indexflat(data, trained_flat):
+    _, base, _ = data
+    ours = deserialize(trained_flat)
+    ours.add(base[:10])
+    with pytest.raises(RuntimeError, match="sequential ids"):
+        ours.add_with_ids(base[:2], np.array([100, 101]))
+    with pytest.raises(RuntimeError, match="not implemented"):
+        faiss.IndexFlatL2(D_MODEL).add_with_ids(base[:2], np.array([100, 101]))
+    assert ours.ntotal == 10
+
+
+def test_ivf_ids_match_indexivfpq(data, trained_ivf):
+    _, base, queries = data
+    ours = deserialize(trained_ivf)
+    theirs = to_faiss(ours)
+    assert isinstance(theirs, faiss.IndexIVFPQ)
+    for index in (ours, theirs):
+        index.add(base[:400])  # ids 0..399
+        index.add_with_ids(base[400:700], np.arange(10_000, 10_300))
+    for nprobe in (1, 4, 12, 50):  # 50 > nlist: clamped as FAISS does
+        assert_same(ours, theirs, queries, nprobe=nprobe)
+    sels = [np.array([1, 2, 10_005, 5_000]), faiss.IDSelectorRange(100, 150),
+            faiss.IDSelectorArray(np.array([10_100, 10_101, 3], dtype=np.int64)),
+            faiss.IDSelectorBatch(np.arange(10_200, 10_260, dtype=np.int64))]
+    for sel in sels:  # IVF keeps user ids
+        assert ours.remove_ids(sel) == theirs.remove_ids(sel)
+        assert_same(ours, theirs, queries, nprobe=12)
+    D, I = ours.search(queries, 5, params=faiss.SearchParametersIVF(nprobe=100))
+    np.testing.assert_array_equal(I, ours.search(queries, 5, nprobe=12)[1])
+
+
+def test_ivf_merge_from_with_add_id(data, trained_ivf):
+    _, base, queries = data
+    ours, other = deserialize(trained_ivf), deserialize(trained_ivf)
+    ours.add(base[:300])
+    other.add(base[300:600])
+    theirs, their_other = to_faiss(ours), to_faiss(other)
+    ours.merge_from(other, 1000)
+    theirs.merge_from(their_other, 1000)
+    assert other.ntotal == their_other.ntotal == 0
+    assert_same(ours, theirs, queries, nprobe=12)
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_empty_query_batch_gives_empty_results(data, trained_flat, trained_ivf, kind):
+    ours = deserialize(trained_flat if kind == "flat" else trained_ivf)
+    ours.add(data[1][:50])
+    theirs = to_faiss(ours)
+    empty = np.zeros((0, D_MODEL), np.float32)
+    for D, I in (ours.search(empty, 4), theirs.search(empty, 4)):
+        assert D.shape == I.shape == (0, 4) and D.dtype == np.float32 and I.dtype == np.int64
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (np.array([1.7, 2.0]), TypeError, "integers"),
+    (np.array([-1, 2]), ValueError, ">= 0"),
+    (np.array([5, 5]), ValueError, "distinct"),
+    (np.array([2 ** 63, 1], dtype=np.uint64), ValueError, "2\\*\\*63"),
+    (np.array([True, False]), TypeError, "integers"),
+])
+def test_bad_ids_are_refused_with_state_intact(data, trained_ivf, bad, error, match):
+    ours = deserialize(trained_ivf)
+    ours.add(data[1][:20])
+    with pytest.raises(error, match=match):
+        ours.add_with_ids(data[1][:2], bad)
+    assert ours.ntotal == 20
+
+
+def test_ids_never_stored_twice(data, trained_ivf):
+    """FAISS would store a second row under id 5 / under ntotal after a removal; we refuse."""
+    _, base, _ = data
+    ours = deserialize(trained_ivf)
+    ours.add(base[:10])
+    with pytest.raises(ValueError, match="id 5 is already stored"):
+        ours.add_with_ids(base[10:12], np.array([100, 5]))
+    ours.remove_ids(np.array([0]))
+    with pytest.raises(ValueError, match="id 9 is already stored"):
+        ours.add(base[10:11])  # would get id ntotal = 9
+    assert ours.ntotal == 9 and (ours.lists.find(np.array([100])) == -1).all()
+
+
+def test_remove_ids_refuses_floats_and_accepts_lists(data, trained_flat):
+    ours = deserialize(trained_flat)
+    ours.add(data[1][:10])
+    with pytest.raises(TypeError, match="integers"):
+        ours.remove_ids([1.7])
+    assert ours.ntotal == 10
+    assert ours.remove_ids([1, 2]) == 2 and ours.remove_ids([]) == 0 and ours.ntotal == 8
+
+
+@pytest.mark.parametrize("kind", ["flat", "idmap", "ivf"])
+def test_export_persists_through_faiss_write_index_and_comes_back(data, trained_flat, trained_ivf,
+                                                                 kind, tmp_path):
+    """Levels 0 exports to a genuine FAISS index: faiss.write_index / read_index work, the
+    read index answers as the qetvec one, and from_faiss brings it back unchanged."""
+    from qetvec_faiss.export import from_faiss
+    _, base, queries = data
+    ours = deserialize(trained_ivf if kind == "ivf" else trained_flat)
+    if kind == "idmap":
+        ours.add_with_ids(base[:500], np.arange(500) * 2 + 1)
+    else:
+        ours.add(base[:500])
+    ours.remove_ids(np.arange(0, 100, 7) * (2 if kind == "idmap" else 1) + (kind == "idmap"))
+    faiss.write_index(to_faiss(ours), str(tmp_path / "index.faiss"))
+    theirs = faiss.read_index(str(tmp_path / "index.faiss"))
+    assert_same(ours, theirs, queries, **({"nprobe": 5} if kind == "ivf" else {}))
+    back = from_faiss(theirs)
+    params = {"nprobe": 5} if kind == "ivf" else {}
+    for a, b in zip(ours.search(queries, 10, **params), back.search(queries, 10, **params)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_from_faiss_reads_an_index_trained_by_faiss(data):
+    from qetvec_faiss.export import from_faiss
+    train, base, queries = data
+    theirs = faiss.index_factory(D_MODEL, "IVF12,PQ8x6")
+    theirs.train(train)
+    theirs.add(base)
+    ours = from_faiss(theirs)
+    assert_same(ours, theirs, queries, nprobe=4)
+
+
+def test_pickle_uses_the_checked_format(data, trained_ivf):
+    import pickle
+    ours = deserialize(trained_ivf)
+    ours.add(data[1][:300])
+    back = pickle.loads(pickle.dumps(ours))
+    for a, b in zip(ours.search(data[2], 5, nprobe=3), back.search(data[2], 5, nprobe=3)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_refine_merge_from_moves_vectors(data, trained_flat):
+    _, base, queries = data
+    left = qetvec.IndexRefineFlat(deserialize(trained_flat), k_factor=100)
+    right = qetvec.IndexRefineFlat(deserialize(trained_flat), k_factor=100)
+    left.add(base[:200])
+    right.add(base[200:300])
+    left.merge_from(right)
+    assert right.ntotal == 0 and left.ntotal == 300
+    np.testing.assert_array_equal(left.reconstruct_n(0, 300), base[:300])
+    _, I = left.search(queries, 5)
+    _, truth = faiss.knn(queries, base[:300], 5)
+    np.testing.assert_array_equal(I, truth)
