@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 
 from qetvec import compress_matrix  # noqa: E402
 from qetvec.bench.audit import AUDIT_MATRICES, audit_matrix  # noqa: E402
-from qetvec.bench.report import write_rows_result  # noqa: E402
+from _common import write_rows_result  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
 from qetvec.evaluation import relative_mse  # noqa: E402
 
 MATRICES = ["minilm-ffn-in", "minilm-ffn-out", "minilm-kcache-layer", "minilm-vcache-layer",
