@@ -12,9 +12,7 @@ from qetvec._validation import as_float_matrix, as_ids, check_positive_int
 from qetvec.codec import QETQuantizer
 from qetvec.index_base import QETIndexBase, to_faiss_results
 from qetvec.io import register
-from qetvec.metric import metric_type, use_faiss_thread_count
-
-ROWS_PER_BLOCK = 16384  # rows unpacked once and shared by all queries; large blocks amortize table loads
+from qetvec.metric import metric_type
 
 
 @register("IndexQET")
@@ -23,8 +21,9 @@ class IndexQET(QETIndexBase):
 
     Stored per row: the QET code, plus, for L2 with several stages, ||x_hat||^2 as float32
     (4 bytes) appended to it, because cross-stage terms do not split over groups; both count
-    in `code_size`. L2 distances are squared (as FAISS reports them); inner products are
-    returned largest first. Ids are int64, sequential unless given to `add_with_ids`."""
+    in `code_size` (see `qetvec.adc`). L2 distances are squared (as FAISS reports them); inner
+    products are returned largest first. Ids are int64, sequential unless given to
+    `add_with_ids`."""
 
     def __init__(self, d: int, m: int, nbits: int | Sequence[int] = 8,
                  levels: int | Sequence[int] = 1, stages: int = 1, metric: str | int = "l2",
@@ -32,8 +31,7 @@ class IndexQET(QETIndexBase):
         self.quantizer = QETQuantizer(d, m, nbits, levels, stages, codebook_bits, seed)
         self.d = d
         self.metric_type = metric_type(metric)
-        self.stores_norm = self.metric_type == faiss.METRIC_L2 and len(self.quantizer.stages) > 1
-        self.code_size = self.quantizer.code_size + 4 * self.stores_norm
+        self.code_size = self.quantizer.code_size + adc.row_term_bytes(self.quantizer, self.metric_type)
         self.codes = np.empty((0, self.code_size), dtype=np.uint8)
         self.ids = np.empty(0, dtype=np.int64)
         self._searcher: ADCSearcher | None = None
@@ -51,11 +49,7 @@ class IndexQET(QETIndexBase):
         x = as_float_matrix(x, "x", self.d, allow_empty=True)
         ids = as_ids(ids, len(x))
         self._check_trained()
-        codes = self.quantizer.encode(x)
-        if self.stores_norm:
-            norms = (self.quantizer.decode(codes) ** 2).sum(1, dtype=np.float32)
-            codes = np.concatenate([codes, norms.astype("<f4").view(np.uint8).reshape(-1, 4)], axis=1)
-        self.codes = np.concatenate([self.codes, codes])
+        self.codes = np.concatenate([self.codes, self.searcher.encode(x)])
         self.ids = np.concatenate([self.ids, ids])
 
     def search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,23 +58,7 @@ class IndexQET(QETIndexBase):
         x = as_float_matrix(x, "x", self.d)
         k = check_positive_int(k, "k")
         self._check_trained()
-        use_faiss_thread_count()
-        if self.searcher.units is None:
-            return to_faiss_results(*self._scan_decoded(x, k), self.ids, self.metric_type)
-        D = np.empty((len(x), k), np.float32)
-        rows = np.empty((len(x), k), np.int64)
-        block_start = np.arange(0, self.ntotal, ROWS_PER_BLOCK, dtype=np.int64)
-        block_end = np.minimum(block_start + ROWS_PER_BLOCK, self.ntotal)
-        step = self.searcher.query_block()
-        for i in range(0, len(x), step):
-            xb = x[i:i + step]
-            tables, bias, extra, coef = self._tables(xb)
-            entry_ptr = np.arange(len(block_start) + 1, dtype=np.int64) * len(xb)
-            entry_query = np.tile(np.arange(len(xb), dtype=np.int64), len(block_start))
-            D[i:i + step], rows[i:i + step] = adc.scan_topk(
-                self.searcher.units, tables, self.codes, extra, coef, block_start, block_end,
-                entry_ptr, entry_query, bias[entry_query], k)
-        return to_faiss_results(D, rows, self.ids, self.metric_type)
+        return to_faiss_results(*self._scan(x, k), self.ids, self.metric_type)
 
     def remove_ids(self, ids: np.ndarray | Sequence[int]) -> int:
         """Remove the rows stored under any of `ids`; returns how many were removed."""
@@ -96,40 +74,27 @@ class IndexQET(QETIndexBase):
         """ADC distances (nq, ntotal) float32 of queries x to every stored row, storage order
         (L2: squared distances; IP: inner products). For tests and small n."""
         x = as_float_matrix(x, "x", self.d)
-        tables, bias, extra, coef = self._tables(x)
-        s = adc.scores(self.searcher.units, tables, self.codes, extra, coef, bias)
-        return -s if self.metric_type == faiss.METRIC_INNER_PRODUCT else s
+        self._check_trained()
+        D, rows = self._scan(x, max(1, self.ntotal))
+        out = np.empty((len(x), self.ntotal), np.float32)
+        np.put_along_axis(out, rows[:, : self.ntotal], D[:, : self.ntotal], axis=1)
+        return -out if self.metric_type == faiss.METRIC_INNER_PRODUCT else out
 
     # -- internals ---------------------------------------------------------------------
     @property
     def searcher(self) -> ADCSearcher:
         if self._searcher is None:
-            self._searcher = ADCSearcher(self.quantizer)
+            self._searcher = ADCSearcher(self.quantizer, self.metric_type)
         return self._searcher
 
-    def _tables(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """(tables, bias (nq,), extra (n,) or (0,), extra_coef): score = what `_scan` minimizes."""
-        none = np.empty(0, np.float32)
-        if self.metric_type == faiss.METRIC_INNER_PRODUCT:  # maximize <q, x_hat>
-            return self.searcher.tables(x, "ip", -1.0), np.zeros(len(x), np.float32), none, 0.0
-        if not self.stores_norm:  # single stage: L2 splits over groups
-            return self.searcher.tables(x, "l2"), np.zeros(len(x), np.float32), none, 0.0
-        norms = self.codes[:, self.quantizer.code_size:].copy().view("<f4").ravel()
-        return self.searcher.tables(x, "ip", -2.0), (x ** 2).sum(1), norms, 1.0
-
-    def _scan_decoded(self, x: np.ndarray, k: int, block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-        """Fallback: decode rows block by block and keep the best k (same result, slower)."""
-        heap = faiss.ResultHeap(len(x), k, keep_max=self.metric_type == faiss.METRIC_INNER_PRODUCT)
-        for i in range(0, self.ntotal, block):
-            rows = self.quantizer.decode(self.codes[i:i + block, : self.quantizer.code_size])
-            D, I = faiss.knn(x, rows, min(k, len(rows)), metric=self.metric_type)
-            heap.add_result(D, np.where(I >= 0, I + i, -1))
-        heap.finalize()
-        D = -heap.D if self.metric_type == faiss.METRIC_INNER_PRODUCT else heap.D
-        return D.astype(np.float32), heap.I
+    def _scan(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(minimized scores, rows) (nq, k) of validated queries: the whole index is one list."""
+        list_start, list_size = np.zeros(1, np.int64), np.array([self.ntotal], np.int64)
+        return adc.search_blocks(self.searcher, x, self.codes, list_start, list_size,
+                                 np.zeros((len(x), 1), np.int64), k)
 
     def _decode_rows(self, rows: np.ndarray) -> np.ndarray:
-        return self.quantizer.decode(self.codes[rows, : self.quantizer.code_size])
+        return self.searcher.decode(self.codes[rows])
 
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta, arrays = self.quantizer._state()
@@ -141,7 +106,6 @@ class IndexQET(QETIndexBase):
         quantizer = QETQuantizer._from_state(meta["quantizer"], arrays)
         index = cls.__new__(cls)
         index.quantizer, index.d, index.metric_type = quantizer, quantizer.d, meta["metric_type"]
-        index.stores_norm = index.metric_type == faiss.METRIC_L2 and len(quantizer.stages) > 1
-        index.code_size = quantizer.code_size + 4 * index.stores_norm
+        index.code_size = quantizer.code_size + adc.row_term_bytes(quantizer, index.metric_type)
         index.codes, index.ids, index._searcher = arrays["codes"], arrays["ids"], None
         return index

@@ -4,15 +4,11 @@ Lists live in contiguous arrays, sorted by list: codes (ntotal, code_size) uint8
 (ntotal,) int64 and list_offsets (nlist + 1,) int64, so list l is rows
 list_offsets[l]:list_offsets[l + 1]; no Python object per vector.
 
-Scores, with c the list centroid and r_hat the decoded QET residual (x_hat = c + r_hat):
-
-    L2:  ||q - x_hat||^2 = ||q - c||^2 - 2 <q, r_hat> + beta,  beta = 2 <c, r_hat> + ||r_hat||^2
-    IP:  <q, x_hat>      = <q, c> + <q, r_hat>
-
-so lookup tables depend on the query only (not on the list) and the scan kernel is the
-flat index's. beta is stored per row as float32 inside the code (4 bytes, counted in
-`code_size`) except for single-stage L2 without residuals, where per-group L2 tables are
-exact on their own.
+Scores (x_hat = c + r_hat, c the list centroid, r_hat the decoded QET residual) come from
+`qetvec.adc`: exact tables per (query, probed list), built from a per-query table and a
+per-list table computed once (nlist x table_size float32 of shared state, FAISS IVF-PQ's
+precomputed table), so a single-stage code stores nothing but the QET code; L2 over several
+stages adds ||r_hat||^2 as float32 (4 bytes, counted in `code_size`).
 """
 from __future__ import annotations
 
@@ -28,7 +24,7 @@ from qetvec.codebooks import train_kmeans
 from qetvec.codec import QETQuantizer
 from qetvec.index_base import QETIndexBase, to_faiss_results
 from qetvec.io import register
-from qetvec.metric import metric_type, use_faiss_thread_count
+from qetvec.metric import metric_type
 
 
 @register("IndexIVFQET")
@@ -52,8 +48,7 @@ class IndexIVFQET(QETIndexBase):
         self.nprobe = 1
         self.seed = seed
         self.quantizer = QETQuantizer(d, m, nbits, levels, stages, codebook_bits, seed)
-        self.stores_beta = self.metric_type == faiss.METRIC_L2 and (by_residual or stages > 1)
-        self.code_size = self.quantizer.code_size + 4 * self.stores_beta
+        self.code_size = self.quantizer.code_size + adc.row_term_bytes(self.quantizer, self.metric_type)
         self.centroids = np.zeros((0, d), np.float32)
         self.codes = np.empty((0, self.code_size), np.uint8)
         self.ids = np.empty(0, np.int64)
@@ -87,12 +82,7 @@ class IndexIVFQET(QETIndexBase):
         ids = as_ids(ids, len(x))
         self._check_trained()
         lists = self._assign(x)
-        centroids = self.centroids[lists] if self.by_residual else np.zeros_like(x)
-        codes = self.quantizer.encode(x - centroids)
-        if self.stores_beta:
-            r_hat = self.quantizer.decode(codes)
-            beta = (2 * (centroids * r_hat).sum(1) + (r_hat ** 2).sum(1)).astype("<f4")
-            codes = np.concatenate([codes, beta.view(np.uint8).reshape(-1, 4)], axis=1)
+        codes = self.searcher.encode(x, lists)
         old_lists = np.repeat(np.arange(self.nlist), np.diff(self.list_offsets))
         self._store(np.concatenate([self.codes, codes]), np.concatenate([self.ids, ids]),
                     np.concatenate([old_lists, lists]))
@@ -105,14 +95,8 @@ class IndexIVFQET(QETIndexBase):
         nprobe = nprobe if nprobe is not None else (params.nprobe if params is not None else self.nprobe)
         nprobe = check_positive_int(nprobe, "nprobe", 1, self.nlist)
         self._check_trained()
-        use_faiss_thread_count()
         _, probes = self.coarse.search(x, nprobe)  # (nq, nprobe), -1 where fewer lists
-        D = np.empty((len(x), k), np.float32)
-        rows = np.empty((len(x), k), np.int64)
-        step = self.searcher.query_block()
-        for i in range(0, len(x), step):
-            D[i:i + step], rows[i:i + step] = self._scan(x[i:i + step], probes[i:i + step], k)
-        return to_faiss_results(D, rows, self.ids, self.metric_type)
+        return to_faiss_results(*self._scan(x, probes, k), self.ids, self.metric_type)
 
     def remove_ids(self, ids: np.ndarray | Sequence[int]) -> int:
         """Remove rows stored under any of `ids`; returns how many were removed."""
@@ -134,10 +118,8 @@ class IndexIVFQET(QETIndexBase):
     @property
     def searcher(self) -> ADCSearcher:
         if self._searcher is None:
-            self._searcher = ADCSearcher(self.quantizer)
-            if self._searcher.units is None:
-                raise NotImplementedError(f"{self.quantizer}: ADC tables too large for IVF search; "
-                                          "use fewer levels or nbits, or IndexQET (decoding fallback)")
+            self._searcher = ADCSearcher(self.quantizer, self.metric_type,
+                                         self.centroids if self.by_residual else None)
         return self._searcher
 
     def _assign(self, x: np.ndarray) -> np.ndarray:
@@ -149,32 +131,13 @@ class IndexIVFQET(QETIndexBase):
         self.list_offsets = np.concatenate([[0], np.cumsum(np.bincount(lists, minlength=self.nlist))])
 
     def _decode_rows(self, rows: np.ndarray) -> np.ndarray:
-        x = self.quantizer.decode(self.codes[rows, : self.quantizer.code_size])
-        if self.by_residual:
-            x += self.centroids[np.searchsorted(self.list_offsets, rows, side="right") - 1]
-        return x
+        lists = np.searchsorted(self.list_offsets, rows, side="right") - 1
+        return self.searcher.decode(self.codes[rows], lists)
 
     def _scan(self, x: np.ndarray, probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (D, rows) for queries x over their probed lists, one block per list."""
-        query, lists = np.nonzero(probes >= 0)
-        lists = probes[query, lists]
-        order = np.argsort(lists, kind="stable")  # entries grouped by list
-        query, lists = query[order].astype(np.int64), lists[order]
-        blocks, first = np.unique(lists, return_index=True)
-        entry_ptr = np.append(first, len(lists)).astype(np.int64)
-        c = self.centroids[lists] if self.by_residual else np.zeros((len(lists), self.d), np.float32)
-        xq = x[query]
-        extra = np.empty(0, np.float32)
-        if self.metric_type == faiss.METRIC_INNER_PRODUCT:  # minimize -<q, c> - <q, r_hat>
-            tables, bias = self.searcher.tables(x, "ip", -1.0), -(xq * c).sum(1)
-        elif self.stores_beta:
-            tables, bias = self.searcher.tables(x, "ip", -2.0), ((xq - c) ** 2).sum(1)
-            extra = self.codes[:, self.quantizer.code_size:].copy().view("<f4").ravel()
-        else:
-            tables, bias = self.searcher.tables(x, "l2"), np.zeros(len(lists), np.float32)
-        return adc.scan_topk(self.searcher.units, tables, self.codes, extra, 1.0,
-                             self.list_offsets[blocks], self.list_offsets[blocks + 1],
-                             entry_ptr, query, bias, k)
+        """(minimized scores, rows) (nq, k) of validated queries x over their probed lists."""
+        list_start, list_size = self.list_offsets[:-1], np.diff(self.list_offsets)
+        return adc.search_blocks(self.searcher, x, self.codes, list_start, list_size, probes, k)
 
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta, arrays = self.quantizer._state()
@@ -190,9 +153,7 @@ class IndexIVFQET(QETIndexBase):
         index.quantizer = QETQuantizer._from_state(meta["quantizer"], arrays)
         for key in ("d", "nlist", "metric_type", "by_residual", "nprobe", "seed"):
             setattr(index, key, meta[key])
-        index.stores_beta = index.metric_type == faiss.METRIC_L2 and (
-            index.by_residual or len(index.quantizer.stages) > 1)
-        index.code_size = index.quantizer.code_size + 4 * index.stores_beta
+        index.code_size = index.quantizer.code_size + adc.row_term_bytes(index.quantizer, index.metric_type)
         index.centroids, index.codes, index.ids = arrays["centroids"], arrays["codes"], arrays["ids"]
         index.list_offsets, index._searcher = arrays["list_offsets"], None
         return index
