@@ -2,6 +2,8 @@
 
 The Python layer (`qetvec.adc`) plans lookup units, shapes the work into (block, query)
 entries and validates; these loops only compute. Bit order as in `qetvec._kernels`.
+Table building and heap merging come in a parallel and a serial build (`*_serial`): small
+batches skip a parallel region, whose start and barrier cost more than the work.
 """
 from __future__ import annotations
 
@@ -11,8 +13,7 @@ import numpy as np
 from qetvec._kernels import read_bits
 
 
-@numba.njit(cache=True, parallel=True)
-def ip_tables(queries, coef, table_off, ksub, n_patterns, n_pos, src_ptr, src, book_ptr, book,
+def _ip_tables(queries, coef, table_off, ksub, n_patterns, n_pos, src_ptr, src, book_ptr, book,
               table_size):
     """coef * <permuted query, codeword> tables (nq, table_size) float32.
 
@@ -130,8 +131,7 @@ def scan_blocks(codes, term_offset, queries, query_tables, list_tables, centroid
     return heap_d, heap_i
 
 
-@numba.njit(cache=True, parallel=True)
-def merge_heaps(heap_d, heap_i):
+def _merge_heaps(heap_d, heap_i):
     """Top-k per query (D (nq, k) float32 ascending, rows (nq, k) int64, -1 padded) from
     the per-thread heaps (n_threads, nq, k) of `scan_blocks`."""
     n_threads, nq, k = heap_d.shape
@@ -146,3 +146,9 @@ def merge_heaps(heap_d, heap_i):
         order = np.argsort(hd, kind="mergesort")
         out_d[q], out_i[q] = hd[order], hi[order]
     return out_d, out_i
+
+
+ip_tables = numba.njit(cache=True, parallel=True)(_ip_tables)
+ip_tables_serial = numba.njit(cache=True)(_ip_tables)
+merge_heaps = numba.njit(cache=True, parallel=True)(_merge_heaps)
+merge_heaps_serial = numba.njit(cache=True)(_merge_heaps)

@@ -53,6 +53,7 @@ QUERY_BLOCK_BYTES = 64 << 20  # lookup tables computed for this many bytes of qu
 ROWS_PER_BLOCK = 16384  # rows unpacked once and shared by all the queries that scan them
 MAX_TABLE_ENTRIES = 2 ** 11  # smaller tables stay in L2; measured best on GloVe-50, levels=1
 HARD_LIMIT = 2 ** 22
+PARALLEL_MIN_WORK = 2 ** 24  # multiply-adds (tables) or heap slots (merge) below which a step runs serially
 
 
 @dataclass
@@ -224,7 +225,9 @@ class ADCSearcher:
         """coef * IP(x) (n, table_size) float32 for rows x (n, d) float32."""
         n_patterns, n_pos, src_ptr, src, book_ptr, book, _ = self._unit_books()
         u = self.units
-        return _scan_kernels.ip_tables(x, np.float32(coef), u.table_off, u.ksub, n_patterns, n_pos,
+        serial = len(x) * u.table_size * int(n_pos.mean()) < PARALLEL_MIN_WORK
+        kernel = _scan_kernels.ip_tables_serial if serial else _scan_kernels.ip_tables
+        return kernel(x, np.float32(coef), u.table_off, u.ksub, n_patterns, n_pos,
                                        src_ptr, src, book_ptr, book, u.table_size)
 
 
@@ -285,7 +288,8 @@ def search_blocks(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
                 codes, term_offset, xb, searcher.query_tables(xb), list_tables, centroids, searcher.l2,
                 *searcher.units.kernel_args(), block_first, block_rows, block_list, block_table, entry_start, entry_end,
                 entry_query, k, numba.get_num_threads())
-        D[i:i + step], rows[i:i + step] = _scan_kernels.merge_heaps(heap_d, heap_i)
+        merge = _scan_kernels.merge_heaps_serial if 16 * heap_d.size < PARALLEL_MIN_WORK else _scan_kernels.merge_heaps
+        D[i:i + step], rows[i:i + step] = merge(heap_d, heap_i)
     return D, rows
 
 
