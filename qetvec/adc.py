@@ -25,7 +25,8 @@ Metric decomposition, row x_hat = c + r_hat in list l with centroid c (c = 0 wit
     IP:            -<q, x_hat>     = -<q, c> - sum_u IP(q)
 
 The per-list table (SQ + 2 IP(c), FAISS IVF-PQ's "precomputed table") is shared state
-(nlist x table_size float32, built once) and the per-query table IP(q) is built once per
+(nlist x table_size float32, built once, up to MAX_LIST_TABLE_BYTES; above, built per
+batch for the probed lists) and the per-query table IP(q) is built once per
 query, so each (query, list) table costs one addition per entry and is exact for every
 swap pattern. Only L2 over several stages needs a per-row term: ||r_hat||^2 (cross terms
 between stages do not split over groups), stored as float32 after the QET code (4 bytes,
@@ -53,6 +54,7 @@ QUERY_BLOCK_BYTES = 64 << 20  # lookup tables computed for this many bytes of qu
 ROWS_PER_BLOCK = 16384  # rows unpacked once and shared by all the queries that scan them
 MAX_TABLE_ENTRIES = 2 ** 11  # smaller tables stay in L2; measured best on GloVe-50, levels=1
 HARD_LIMIT = 2 ** 22
+MAX_LIST_TABLE_BYTES = 256 << 20  # per-list tables kept for every list up to this size
 PARALLEL_MIN_WORK = 2 ** 24  # multiply-adds (tables) or heap slots (merge) below which a step runs serially
 
 
@@ -199,18 +201,28 @@ class ADCSearcher:
         """Per-query part of every table (nq, table_size) float32: -2 IP(q) (L2), -IP(q) (IP)."""
         return self._ip_tables(queries, -2.0 if self.l2 else -1.0)
 
-    def list_tables(self) -> np.ndarray:
-        """Per-list part of every table (L, table_size) float32, L = nlist with centroids
-        under L2, else 1: SQ + 2 IP(c) (L2, one stage), 2 IP(c) (L2, several), 0 (IP)."""
+    def list_tables(self, lists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-list part of the tables of `lists` (B,) int64: (tables (L, table_size) float32,
+        row (B,) int64 of each list's table). SQ + 2 IP(c) (L2, one stage), 2 IP(c) (L2,
+        several stages), 0 (inner product); c = 0 without centroids, one shared table then.
+        All nlist tables are built once and kept if they fit MAX_LIST_TABLE_BYTES, else the
+        tables of the given lists are built per call."""
+        if not (self.l2 and self.centroids is not None):
+            if self._list_tables is None:
+                self._list_tables = self._with_sq(np.zeros((1, self.units.table_size), np.float32))
+            return self._list_tables, np.zeros(len(lists), np.int64)
+        if 4 * len(self.centroids) * self.units.table_size > MAX_LIST_TABLE_BYTES:
+            used, row = np.unique(lists, return_inverse=True)
+            return self._with_sq(self._ip_tables(self.centroids[used], 2.0)), row.astype(np.int64)
         if self._list_tables is None:
-            if self.l2 and self.centroids is not None:
-                tables = self._ip_tables(self.centroids, 2.0)
-            else:
-                tables = np.zeros((1, self.units.table_size), np.float32)
-            if self.l2 and len(self.quantizer.stages) == 1:
-                tables += self._unit_books()[-1]
-            self._list_tables = tables
-        return self._list_tables
+            self._list_tables = self._with_sq(self._ip_tables(self.centroids, 2.0))
+        return self._list_tables, lists
+
+    def _with_sq(self, tables: np.ndarray) -> np.ndarray:
+        """tables + SQ when the metric is L2 over one stage (no per-row term), in place."""
+        if self.l2 and len(self.quantizer.stages) == 1:
+            tables += self._unit_books()[-1]
+        return tables
 
     def query_block(self) -> int:
         """Queries per batch so that their tables fit QUERY_BLOCK_BYTES."""
@@ -227,8 +239,8 @@ class ADCSearcher:
         u = self.units
         serial = len(x) * u.table_size * int(n_pos.mean()) < PARALLEL_MIN_WORK
         kernel = _scan_kernels.ip_tables_serial if serial else _scan_kernels.ip_tables
-        return kernel(x, np.float32(coef), u.table_off, u.ksub, n_patterns, n_pos,
-                                       src_ptr, src, book_ptr, book, u.table_size)
+        return kernel(x, np.float32(coef), u.table_off, u.ksub, n_patterns, n_pos, src_ptr, src,
+                      book_ptr, book, u.table_size)
 
 
 def _unit_books(units: LookupUnits, stages: list[QETStage]) -> tuple[np.ndarray, ...]:
@@ -243,7 +255,10 @@ def _unit_books(units: LookupUnits, stages: list[QETStage]) -> tuple[np.ndarray,
         srcs.append(sources.ravel())
         start = units.table_off[u]
         sq[start:start + len(sources) * stage.ksub] = np.tile((book ** 2).sum(1), len(sources))
-    ptr = lambda parts: np.concatenate([[0], np.cumsum([len(p) for p in parts])[:-1]]).astype(np.int64)  # noqa: E731
+
+    def ptr(parts: list[np.ndarray]) -> np.ndarray:  # start of each part in their concatenation
+        return np.concatenate([[0], np.cumsum([len(p) for p in parts])[:-1]]).astype(np.int64)
+
     n_patterns = np.asarray([len(s) for s in units.sources], np.int64)
     n_pos = np.asarray([len(p) for p in units.positions], np.int64)
     return (n_patterns, n_pos, ptr(srcs), np.concatenate(srcs).astype(np.int64), ptr(books),
@@ -272,23 +287,25 @@ def search_blocks(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
         return _search_decoded(searcher, queries, codes, list_start, list_size, probes, k)
     D = np.empty((len(queries), k), np.float32)
     rows = np.empty((len(queries), k), np.int64)
-    list_tables = searcher.list_tables()
-    centroids = searcher.centroids if searcher.centroids is not None else np.zeros((1, searcher.quantizer.d), np.float32)
+    centroids = searcher.centroids
+    if centroids is None:
+        centroids = np.zeros((1, searcher.quantizer.d), np.float32)
     term_offset = searcher.quantizer.code_size if searcher.code_size > searcher.quantizer.code_size else -1
     step = searcher.query_block()
     for i in range(0, len(queries), step):
         xb, pb = queries[i:i + step], probes[i:i + step]
         block_first, block_rows, block_list, entry_start, entry_end, entry_query = _entries(
             list_start, list_size, pb, ROWS_PER_BLOCK)
-        block_table = block_list if len(list_tables) > 1 else np.zeros_like(block_list)
+        list_tables, block_table = searcher.list_tables(block_list)
         if searcher.centroids is None:
             block_list = np.zeros_like(block_list)
         with numba.parallel_chunksize(1):
             heap_d, heap_i = _scan_kernels.scan_blocks(
                 codes, term_offset, xb, searcher.query_tables(xb), list_tables, centroids, searcher.l2,
-                *searcher.units.kernel_args(), block_first, block_rows, block_list, block_table, entry_start, entry_end,
-                entry_query, k, numba.get_num_threads())
-        merge = _scan_kernels.merge_heaps_serial if 16 * heap_d.size < PARALLEL_MIN_WORK else _scan_kernels.merge_heaps
+                *searcher.units.kernel_args(), block_first, block_rows, block_list, block_table,
+                entry_start, entry_end, entry_query, k, numba.get_num_threads())
+        serial = 16 * heap_d.size < PARALLEL_MIN_WORK
+        merge = _scan_kernels.merge_heaps_serial if serial else _scan_kernels.merge_heaps
         D[i:i + step], rows[i:i + step] = merge(heap_d, heap_i)
     return D, rows
 

@@ -23,7 +23,7 @@ from qetvec._validation import as_float_matrix, as_ids, check_positive_int
 from qetvec.codebooks import train_kmeans
 from qetvec.codec import QETQuantizer
 from qetvec.index_base import QETIndexBase, to_faiss_results
-from qetvec.io import register
+from qetvec.io import CorruptIndexError, register
 from qetvec.metric import metric_type
 
 
@@ -154,6 +154,9 @@ class IndexIVFQET(QETIndexBase):
         for key in ("d", "nlist", "metric_type", "by_residual", "nprobe", "seed"):
             setattr(index, key, meta[key])
         index.code_size = index.quantizer.code_size + adc.row_term_bytes(index.quantizer, index.metric_type)
+        if arrays["codes"].shape[1] != index.code_size:  # files from before beta left the codes
+            raise CorruptIndexError(f"stored codes have {arrays['codes'].shape[1]} bytes per row, this "
+                                    f"index stores {index.code_size}: rebuild it with this qetvec version")
         index.centroids, index.codes, index.ids = arrays["centroids"], arrays["codes"], arrays["ids"]
         index.list_offsets, index._searcher = arrays["list_offsets"], None
         return index

@@ -131,3 +131,29 @@ def test_tables_too_large_are_searched_by_decoding(rng, monkeypatch, kind):
     exact = scores(x[:5], index.reconstruct_n(0, index.ntotal), faiss.METRIC_L2)
     rows = np.argsort(index.ids)[np.searchsorted(index.ids, I, sorter=np.argsort(index.ids))]
     assert_topk(D, rows, exact, 6)
+
+
+@pytest.mark.parametrize("stages", [1, 2])
+def test_list_tables_built_per_batch_when_too_large_to_keep(glove_small, monkeypatch, stages):
+    train, base, queries = glove_small
+    index = qetvec.IndexIVFQET(faiss.IndexFlatL2(50), 50, 16, 10, nbits=5, levels=1, stages=stages)
+    index.train(train)
+    index.add(base)
+    kept = index.search(queries, 10, nprobe=5)
+    monkeypatch.setattr(adc, "MAX_LIST_TABLE_BYTES", 0)
+    index._searcher = None
+    per_batch = index.search(queries, 10, nprobe=5)
+    np.testing.assert_allclose(per_batch[0], kept[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(per_batch[1], kept[1])
+
+
+def test_ivf_files_with_a_float_beta_per_row_are_refused(glove_small):
+    """Files written before beta left the codes have code_size + 4 bytes per row."""
+    train, base, _ = glove_small
+    index = qetvec.IndexIVFQET(faiss.IndexFlatL2(50), 50, 8, 10, nbits=4, levels=0)
+    index.train(train)
+    index.add(base[:50])
+    meta, arrays = index._state()
+    arrays["codes"] = np.zeros((50, index.code_size + 4), np.uint8)
+    with pytest.raises(qetvec.CorruptIndexError, match="rebuild"):
+        qetvec.IndexIVFQET._from_state(meta, arrays)
