@@ -1,97 +1,134 @@
-"""Issue 4: recall@10 vs queries/s of IVF indexes on GloVe-50, qetvec vs FAISS, same run.
+"""Issue 10: IVF recall@10 and queries/s on GloVe-50, qetvec vs FAISS at equal code bytes.
 
-399,000 database rows, 1,000 held-out queries (exact neighbours: faiss.IndexFlatL2),
-everything trained on 100,000 of the database rows, nlist = 1024, flat coarse quantizer.
-At each budget (bytes per row of the codes stored in the inverted lists; ids, 8 bytes per
-row, are stored by both and left out) and each nprobe,
-every index searches the whole query batch; qetvec and FAISS are timed alternately
-(median of --repeats), 1 thread and all threads. Refine (RFlat) rows keep the float vectors
-and are labelled with their real bytes per row: they are not an equal-memory comparison.
+GloVe-50: 1,000 held-out queries (exact top-10 from faiss.IndexFlatL2) against --n-base
+database rows (default 200,000; the issue's 300,000 with --n-base 300000), IVF with
+--nlist lists (flat coarse quantizer), everything trained on --n-train database rows.
+Every index stores 10 code bytes per row in its lists (ids, 8 bytes per row in both
+libraries, left out):
 
-    python benchmarks/bench_ivf.py [--quick]   # writes benchmarks/results/glove50-ivf/
+    FAISS  IVF,PQ10          8-bit PQ                (the equal-bytes recall reference)
+    FAISS  IVF,PQ20x4fs      4-bit PQ, fast-scan     (FAISS's fastest index at this budget)
+    qetvec IVF,QET10x8_L0    levels 0: PQ by QET's codec
+    qetvec IVF,QET11x5_L1    levels 1: 25 swap bits + 11 x 5-bit codes
+
+each alone and with ",RFlat" (float vectors kept, k_factor 10: 200 more bytes per row,
+same for both). For every nprobe, each qetvec index is timed against each FAISS baseline
+of the same refine setting, alternately in the same process (median of --repeats), on
+1 thread and on all threads.
+
+    python benchmarks/bench_ivf.py [--n-base 100000] [--quick]
+    # writes benchmarks/results/glove50-ivf/
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
 
-import faiss
-import numpy as np
-from faiss.contrib.evaluation import knn_intersection_measure
-from tqdm.auto import tqdm
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before faiss loads its OpenMP: see qetvec/__init__.py
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
 
-import qetvec
-from qetvec import data
-from qetvec.bench.sizing import config_for_code_size
-from qetvec.evaluation import compare_timing, threads
+import qetvec  # noqa: E402
+from qetvec import data  # noqa: E402
+from _common import write_rows_result  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
+from faiss.contrib.evaluation import knn_intersection_measure  # noqa: E402
 
-from _common import write_rows_result  # benchmarks/ is on sys.path when a script runs
+from qetvec.evaluation import compare_timing, threads  # noqa: E402
 
-NPROBES = [1, 4, 16, 64]
-
-
-def qet_ivf(d: int, nlist: int, code_bytes: int, levels: int, refine: bool = False):
-    """qetvec IVF at code_bytes per row, 4 of which hold the stored L2 term beta."""
-    cfg = config_for_code_size(d, code_bytes - 4, levels, 1)
-    index = qetvec.IndexIVFQET(faiss.IndexFlatL2(d), d, nlist, cfg["m"], cfg["nbits"], cfg["levels"])
-    spec = f"IVF{nlist},QET{cfg['m']}x{cfg['nbits'][0]}_L{levels}"
-    return (qetvec.IndexRefineFlat(index, k_factor=4), spec + ",RFlat(k_factor=4)") if refine else (index, spec)
+K, K_FACTOR = 10, 10
+NPROBES = [8, 16, 32, 64]
 
 
-def faiss_ivf(d: int, spec: str):
-    return faiss.index_factory(d, spec), spec
+SPECS = [("faiss", "PQ10"), ("qetvec", "QET10x8_L0"), ("qetvec", "QET11x5_L1"),
+         ("faiss", "PQ25x4fs"), ("qetvec", "QET13x8_L0")]
+
+
+def indexes(d: int, nlist: int) -> dict[str, tuple[str, object]]:
+    """name -> (library, untrained index) of SPECS."""
+    factory = {"faiss": faiss.index_factory, "qetvec": qetvec.index_factory}
+    return {f"IVF{nlist},{spec}": (lib, factory[lib](d, f"IVF{nlist},{spec}")) for lib, spec in SPECS}
+
+
+def code_bytes(library: str, index: object) -> int:
+    return faiss.extract_index_ivf(index).code_size if library == "faiss" else index.code_size
+
+
+def refined(library: str, index: object) -> object:
+    """Exact re-ranking of `index`'s best K * K_FACTOR; rows added through it reach `index`."""
+    ref = faiss.IndexRefineFlat(index) if library == "faiss" else qetvec.IndexRefineFlat(index)
+    ref.k_factor = K_FACTOR
+    return ref
+
+
+def set_nprobe(library: str, index: object, nprobe: int) -> None:
+    if library == "faiss":
+        faiss.extract_index_ivf(index).nprobe = nprobe
+    else:
+        index.nprobe = nprobe
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="50,000 rows, 200 queries, nlist 256")
+    parser.add_argument("--n-base", type=int, default=200000, help="database rows (GloVe has 399,000 after queries)")
+    parser.add_argument("--n-train", type=int, default=50000)
+    parser.add_argument("--nlist", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="20,000 rows, 200 queries, nlist 128, nprobe 8 and 32")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/glove50-ivf"))
     args = parser.parse_args(argv)
-    n_base, n_queries, n_train, nlist = (50000, 200, 20000, 256) if args.quick else (None, 1000, 100000, 1024)
+    n_base, n_queries, n_train, nlist = args.n_base, 1000, args.n_train, args.nlist
+    nprobes = NPROBES
+    if args.quick:
+        n_base, n_queries, n_train, nlist, nprobes = 20000, 200, 10000, 128, [8, 32]
     x = data.load("glove-50")
-    queries, base = data.split(x, (n_queries, None if n_base is None else n_base))
+    queries, base = data.split(x, (n_queries, n_base))
     train = base[np.random.default_rng(0).permutation(len(base))[:n_train]]
-    truth = faiss.knn(queries, base, 10)[1]
-    d = x.shape[1]
-    # (budget bytes, FAISS baseline, qetvec contenders): FAISS's own code sizes, then QET at equal bytes
-    plans = [
-        (10, faiss_ivf(d, f"IVF{nlist},PQ10"), [qet_ivf(d, nlist, 10, 0), qet_ivf(d, nlist, 10, 1)]),
-        (25, faiss_ivf(d, f"IVF{nlist},PQ25"), [qet_ivf(d, nlist, 25, 0), qet_ivf(d, nlist, 25, 1),
-                                               qet_ivf(d, nlist, 25, 1, refine=True)]),
-        (25, faiss_ivf(d, f"IVF{nlist},PQ50x4fs"), []),
-        (15, faiss_ivf(d, f"IVF{nlist},RaBitQ"), [qet_ivf(d, nlist, 15, 0), qet_ivf(d, nlist, 15, 1)]),
-    ]
+    truth = faiss.knn(queries, base, K)[1]
+    built = {name: (library, index, refined(library, index)) for name, (library, index)
+             in indexes(x.shape[1], nlist).items()}
+    for library, index, with_refine in built.values():
+        with_refine.train(train)
+        with_refine.add(base)  # adds the codes to `index` too
+    all_threads = faiss.omp_get_max_threads()
     rows = []
-    for budget, (ref, ref_spec), contenders in tqdm(plans, desc="budgets"):
-        for index, _ in [(ref, ref_spec), *contenders]:
-            index.train(train)
-            index.add(base)
-        for nprobe in tqdm(NPROBES, desc=f"{ref_spec} nprobe", leave=False):
-            ref.nprobe = nprobe
-            row = {"budget": budget, "method": ref_spec, "bytes_per_row": faiss.extract_index_ivf(ref).code_size,
-                   "nprobe": nprobe, "recall@10": knn_intersection_measure(ref.search(queries, 10)[1], truth)}
-            rows.append(row)
-            for index, spec in contenders:
-                index.nprobe = nprobe
-                out = {"budget": budget, "method": spec, "bytes_per_row": index.code_size, "nprobe": nprobe,
-                       "recall@10": knn_intersection_measure(index.search(queries, 10)[1], truth), "baseline": ref_spec}
-                for label, n in (("1thread", 1), ("all", faiss.omp_get_max_threads())):
+    for nprobe in nprobes:
+        runs = {}  # method -> (library, searchable, bytes per row)
+        for name, (library, index, with_refine) in built.items():
+            set_nprobe(library, index, nprobe)
+            runs[name] = (library, index, code_bytes(library, index))
+            runs[name + ",RFlat"] = (library, with_refine, code_bytes(library, index) + 4 * x.shape[1])
+        recall = {name: knn_intersection_measure(index.search(queries, K)[1], truth)
+                  for name, (_, index, _) in runs.items()}
+        for name, (library, index, nbytes) in runs.items():
+            row = {"method": name, "bytes_per_row": nbytes, "nprobe": nprobe, "recall@10": recall[name]}
+            if library == "faiss":
+                rows.append(row)
+                continue
+            for base_name, (base_lib, baseline, _) in runs.items():
+                if base_lib != "faiss" or runs[base_name][2] != nbytes or \
+                        base_name.endswith("RFlat") != name.endswith("RFlat"):
+                    continue
+                out = {**row, "baseline": base_name, "baseline_recall@10": recall[base_name]}
+                for label, n in (("1thread", 1), ("all", all_threads)):
                     with threads(n):
-                        t = compare_timing(lambda: index.search(queries, 10), lambda: ref.search(queries, 10),
+                        t = compare_timing(lambda: index.search(queries, K), lambda: baseline.search(queries, K),
                                            args.repeats)
-                    out[f"qps_{label}"] = n_queries / t.ours
-                    out[f"baseline_qps_{label}"] = n_queries / t.baseline
-                    out[f"speed_ratio_{label}"] = t.baseline / t.ours
+                    out[f"qps_{label}"] = round(n_queries / t.ours)
+                    out[f"baseline_qps_{label}"] = round(n_queries / t.baseline)
+                    out[f"speed_ratio_{label}"] = round(t.baseline / t.ours, 3)
                 rows.append(out)
     result = {"command": "python benchmarks/bench_ivf.py " + shlex.join(argv), "rows": rows,
-              "setup": f"glove-50: {len(base)} rows, {n_queries} queries, nlist={nlist}, trained on {n_train}, "
-                       f"threads 1 and {faiss.omp_get_max_threads()}, faiss {faiss.__version__}"}
-    print(write_rows_result(result, "IVF on GloVe-50", ["method", "bytes_per_row", "nprobe", "recall@10",
-                            "qps_1thread", "baseline_qps_1thread", "speed_ratio_1thread", "qps_all",
-                            "speed_ratio_all"], args.out))
+              "setup": f"glove-50: {len(base)} rows, {n_queries} queries, nlist={nlist}, trained on {n_train} "
+                       f"rows, k={K}, RFlat k_factor={K_FACTOR}; threads 1 and {all_threads} (all) on a "
+                       f"{all_threads}-core shared dev box, busy; faiss {faiss.__version__}. speed_ratio = "
+                       "qetvec QPS / baseline QPS, same run, alternated, median of "
+                       f"{args.repeats}; bytes_per_row = code bytes in the lists (+ 200 float bytes with RFlat)."}
+    print(write_rows_result(result, "IVF on GloVe-50 at equal code bytes per row", [
+        "method", "bytes_per_row", "nprobe", "recall@10", "baseline", "baseline_recall@10", "qps_1thread",
+        "baseline_qps_1thread", "speed_ratio_1thread", "qps_all", "baseline_qps_all", "speed_ratio_all"], args.out))
     return 0
 
 

@@ -1,23 +1,36 @@
-"""Asymmetric distance computation: float queries against QET codes, rows never decoded.
+"""Asymmetric distance computation: the one distance API of flat, IVF and LanceDB search.
 
-For a row with swap bits s and reordered reconstruction y, <q, unpermute_s(y)> =
-<permute_s(q), y>. Position j of permute_s(q) holds q[src_s(j)], and src_s(j) depends only
-on the 2**levels - 1 swap bits of j's path through the tree (`EntanglementTree.dependencies`).
-So each column group is cut into *lookup units*: runs of positions whose relevant swap bits
-number r, with a table T[pattern, code] of 2**r x ksub entries per query:
+`ADCSearcher` owns the metric decomposition, the per-row term and the lookup tables;
+`search_blocks` scans code blocks (inverted lists, or a flat index as one list) for a batch
+of queries and returns each query's top k as (minimized scores, arena rows).
 
-    T_ip[p, c] = sum_{j in unit} q[src_p(j)] * C[c, j]            (inner product)
-    T_l2[p, c] = sum_{j in unit} (q[src_p(j)] - C[c, j]) ** 2       (L2, single stage)
+Lookup units. For a row with swap bits s and reordered reconstruction y,
+<q, unpermute_s(y)> = <permute_s(q), y>. Position j of permute_s(q) holds q[src_s(j)], and
+src_s(j) depends only on the swap bits of j's path (`EntanglementTree.dependencies`). So each
+column group is cut into *lookup units*: runs of positions whose relevant swap bits number r,
+with a table T[pattern, code] of 2**r x ksub entries:
 
-A row's score is the sum over units of T[pattern(row), code(row)]; both are read straight
-from the packed code (a unit's relevant swap bits sit in a few contiguous runs, see
-`qetvec.tree`). Units are capped at `max_table_entries` entries; one position alone whose
-table would exceed `hard_limit` (deep trees with many codewords) makes `plan_units` return
-None and the caller falls back to decoding. Levels = 0 gives ordinary PQ tables (r = 0).
+    IP(q)[p, c] = sum_{j in unit} q[src_p(j)] * C[c, j]        SQ[p, c] = sum_{j in unit} C[c, j]**2
 
-L2 over several stages is not a sum over groups (cross terms between stages), so it is
-computed as ||q||^2 - 2 <q, x_hat> + ||x_hat||^2 with ||x_hat||^2 stored per row by the
-index (counted in its code size).
+A row's <q, r_hat> is the sum over units of IP(q)[pattern(row), code(row)], both read from
+the packed code. Levels = 0 gives ordinary PQ tables (r = 0). Units are capped at
+`MAX_TABLE_ENTRIES` entries; one position alone above `HARD_LIMIT` (deep trees with many
+codewords) makes `plan_units` return None and the search decodes rows instead (exact,
+slower: the one policy for tables too large).
+
+Metric decomposition, row x_hat = c + r_hat in list l with centroid c (c = 0 without one):
+
+    L2, 1 stage:   ||q - x_hat||^2 = ||q - c||^2 + sum_u [SQ + 2 IP(c) - 2 IP(q)]
+    L2, S stages:  ||q - x_hat||^2 = ||q - c||^2 + sum_u [2 IP(c) - 2 IP(q)] + ||r_hat||^2
+    IP:            -<q, x_hat>     = -<q, c> - sum_u IP(q)
+
+The per-list table (SQ + 2 IP(c), FAISS IVF-PQ's "precomputed table") is shared state
+(nlist x table_size float32, built once, up to MAX_LIST_TABLE_BYTES; above, built per
+batch for the probed lists) and the per-query table IP(q) is built once per
+query, so each (query, list) table costs one addition per entry and is exact for every
+swap pattern. Only L2 over several stages needs a per-row term: ||r_hat||^2 (cross terms
+between stages do not split over groups), stored as float32 after the QET code (4 bytes,
+counted in `code_size`).
 """
 from __future__ import annotations
 
@@ -25,18 +38,24 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import faiss
+import numba
 import numpy as np
 
-from qetvec import _kernels
+from qetvec import _scan_kernels
 from qetvec.layout import CodeLayout
+from qetvec.metric import use_faiss_thread_count
 from qetvec.stage import QETStage
 
 if TYPE_CHECKING:
     from qetvec.codec import QETQuantizer
 
 QUERY_BLOCK_BYTES = 64 << 20  # lookup tables computed for this many bytes of queries at once
+ROWS_PER_BLOCK = 16384  # rows unpacked once and shared by all the queries that scan them
 MAX_TABLE_ENTRIES = 2 ** 11  # smaller tables stay in L2; measured best on GloVe-50, levels=1
 HARD_LIMIT = 2 ** 22
+MAX_LIST_TABLE_BYTES = 256 << 20  # per-list tables kept for every list up to this size
+PARALLEL_MIN_WORK = 2 ** 24  # multiply-adds (tables) or heap slots (merge) below which a step runs serially
 
 
 @dataclass
@@ -135,58 +154,204 @@ def plan_units(stages: list[QETStage], layout: CodeLayout,
                        cols["sources"], table_size)
 
 
-def compute_tables(units: LookupUnits, stages: list[QETStage], queries: np.ndarray,
-                   kind: str) -> np.ndarray:
-    """Tables (nq, table_size) float32 for queries (nq, d) float32; kind "ip" or "l2"."""
-    tables = np.empty((len(queries), units.table_size), dtype=np.float32)
+def row_term_bytes(quantizer: QETQuantizer, metric: int) -> int:
+    """Bytes stored after each QET code for the per-row term: 4 (float32 ||r_hat||^2) for
+    L2 over several stages, else 0."""
+    return 4 * (metric == faiss.METRIC_L2 and len(quantizer.stages) > 1)
+
+
+class ADCSearcher:
+    """Distances of float queries to stored rows of one trained quantizer under one metric.
+
+    centroids: (nlist, d) float32 list centroids that rows are residuals of (IVF by
+    residual), or None. Stored rows are `encode`'s output: uint8 (n, code_size), the QET
+    code followed by the per-row term (see `row_term_bytes`)."""
+
+    def __init__(self, quantizer: QETQuantizer, metric: int = faiss.METRIC_L2,
+                 centroids: np.ndarray | None = None):
+        self.quantizer, self.metric = quantizer, metric
+        self.centroids = None if centroids is None else np.ascontiguousarray(centroids, np.float32)
+        self.code_size = quantizer.code_size + row_term_bytes(quantizer, metric)
+        self.units = plan_units(quantizer.stages, quantizer.layout)
+        self._warned = False
+        self._books: tuple[np.ndarray, ...] | None = None
+        self._list_tables: np.ndarray | None = None
+
+    @property
+    def l2(self) -> bool:
+        return self.metric == faiss.METRIC_L2
+
+    def encode(self, x: np.ndarray, lists: np.ndarray | None = None) -> np.ndarray:
+        """Stored rows uint8 (n, code_size) for vectors x (n, d) float32 in lists (n,) int64."""
+        residual = x if lists is None or self.centroids is None else x - self.centroids[lists]
+        codes = self.quantizer.encode(residual)
+        if self.code_size == self.quantizer.code_size:
+            return codes
+        norms = (self.quantizer.decode(codes) ** 2).sum(1, dtype=np.float32).astype("<f4")
+        return np.concatenate([codes, norms.view(np.uint8).reshape(-1, 4)], axis=1)
+
+    def decode(self, codes: np.ndarray, lists: np.ndarray | None = None) -> np.ndarray:
+        """Reconstructions (n, d) float32 of stored rows codes (n, code_size) in lists (n,)."""
+        x = self.quantizer.decode(codes[:, : self.quantizer.code_size])
+        if lists is not None and self.centroids is not None:
+            x += self.centroids[lists]
+        return x
+
+    def query_tables(self, queries: np.ndarray) -> np.ndarray:
+        """Per-query part of every table (nq, table_size) float32: -2 IP(q) (L2), -IP(q) (IP)."""
+        return self._ip_tables(queries, -2.0 if self.l2 else -1.0)
+
+    def list_tables(self, lists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-list part of the tables of `lists` (B,) int64: (tables (L, table_size) float32,
+        row (B,) int64 of each list's table). SQ + 2 IP(c) (L2, one stage), 2 IP(c) (L2,
+        several stages), 0 (inner product); c = 0 without centroids, one shared table then.
+        All nlist tables are built once and kept if they fit MAX_LIST_TABLE_BYTES, else the
+        tables of the given lists are built per call."""
+        if not (self.l2 and self.centroids is not None):
+            if self._list_tables is None:
+                self._list_tables = self._with_sq(np.zeros((1, self.units.table_size), np.float32))
+            return self._list_tables, np.zeros(len(lists), np.int64)
+        if 4 * len(self.centroids) * self.units.table_size > MAX_LIST_TABLE_BYTES:
+            used, row = np.unique(lists, return_inverse=True)
+            return self._with_sq(self._ip_tables(self.centroids[used], 2.0)), row.astype(np.int64)
+        if self._list_tables is None:
+            self._list_tables = self._with_sq(self._ip_tables(self.centroids, 2.0))
+        return self._list_tables, lists
+
+    def _with_sq(self, tables: np.ndarray) -> np.ndarray:
+        """tables + SQ when the metric is L2 over one stage (no per-row term), in place."""
+        if self.l2 and len(self.quantizer.stages) == 1:
+            tables += self._unit_books()[-1]
+        return tables
+
+    def query_block(self) -> int:
+        """Queries per batch so that their tables fit QUERY_BLOCK_BYTES."""
+        return max(1, QUERY_BLOCK_BYTES // (4 * max(1, self.units.table_size)))
+
+    def _unit_books(self) -> tuple[np.ndarray, ...]:
+        if self._books is None:
+            self._books = _unit_books(self.units, self.quantizer.stages)
+        return self._books
+
+    def _ip_tables(self, x: np.ndarray, coef: float) -> np.ndarray:
+        """coef * IP(x) (n, table_size) float32 for rows x (n, d) float32."""
+        n_patterns, n_pos, src_ptr, src, book_ptr, book, _ = self._unit_books()
+        u = self.units
+        serial = len(x) * u.table_size * int(n_pos.mean()) < PARALLEL_MIN_WORK
+        kernel = _scan_kernels.ip_tables_serial if serial else _scan_kernels.ip_tables
+        return kernel(x, np.float32(coef), u.table_off, u.ksub, n_patterns, n_pos, src_ptr, src,
+                      book_ptr, book, u.table_size)
+
+
+def _unit_books(units: LookupUnits, stages: list[QETStage]) -> tuple[np.ndarray, ...]:
+    """Flat arrays of `_scan_kernels.ip_tables` (n_patterns, n_pos, src_ptr, src, book_ptr,
+    book) for trained stages, and SQ (table_size,) float32."""
+    books, srcs, sq = [], [], np.empty(units.table_size, np.float32)
     for u, (s, g, positions, sources) in enumerate(zip(units.stage, units.group, units.positions,
                                                       units.sources)):
         stage = stages[s]
         book = stage.codebooks_[g][:, positions - stage.bounds[g]]  # (ksub, npos)
-        q = queries[:, sources]  # (nq, patterns, npos): q[src_p(j)]
-        if kind == "ip":
-            t = q @ book.T
-        else:
-            t = ((q[:, :, None, :] - book[None, None]) ** 2).sum(-1)
+        books.append(np.ascontiguousarray(book, np.float32).ravel())
+        srcs.append(sources.ravel())
         start = units.table_off[u]
-        tables[:, start:start + t.shape[1] * t.shape[2]] = t.reshape(len(queries), -1)
-    return tables
+        sq[start:start + len(sources) * stage.ksub] = np.tile((book ** 2).sum(1), len(sources))
+
+    def ptr(parts: list[np.ndarray]) -> np.ndarray:  # start of each part in their concatenation
+        return np.concatenate([[0], np.cumsum([len(p) for p in parts])[:-1]]).astype(np.int64)
+
+    n_patterns = np.asarray([len(s) for s in units.sources], np.int64)
+    n_pos = np.asarray([len(p) for p in units.positions], np.int64)
+    return (n_patterns, n_pos, ptr(srcs), np.concatenate(srcs).astype(np.int64), ptr(books),
+            np.concatenate(books), sq)
 
 
-def scores(units: LookupUnits, tables: np.ndarray, codes: np.ndarray, extra: np.ndarray,
-           extra_coef: float, bias: np.ndarray) -> np.ndarray:
-    """Every row's score (nq, n) float32: bias (nq,) + extra_coef * extra (n,) + lookups."""
-    return _kernels.scan_all(codes, extra, np.float32(extra_coef), tables, *units.kernel_args(), bias)
+def search_blocks(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
+                  list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray,
+                  k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of each query over the lists it probes.
+
+    queries (nq, d) float32; codes (capacity, searcher.code_size) uint8, the arena: list l
+    is rows list_start[l] .. list_start[l] + list_size[l] - 1 (int64 arrays (L,)), and uses
+    centroid l of the searcher when it has centroids; probes (nq, P) int64: the lists each
+    query scans, -1 for none (a flat index is one list: probes zeros (nq, 1)).
+
+    Returns (D (nq, k) float32 ascending, rows (nq, k) int64 arena rows, -1 / +inf padded),
+    D the minimized score: squared L2 distance, or -<q, x_hat> for inner product.
+    Runs on faiss.omp_get_max_threads() threads."""
+    use_faiss_thread_count()
+    if searcher.units is None:
+        if not searcher._warned:
+            warnings.warn(f"{searcher.quantizer}: ADC tables would be too large; searching by "
+                          "decoding rows (exact, slower)", stacklevel=3)
+            searcher._warned = True
+        return _search_decoded(searcher, queries, codes, list_start, list_size, probes, k)
+    D = np.empty((len(queries), k), np.float32)
+    rows = np.empty((len(queries), k), np.int64)
+    centroids = searcher.centroids
+    if centroids is None:
+        centroids = np.zeros((1, searcher.quantizer.d), np.float32)
+    term_offset = searcher.quantizer.code_size if searcher.code_size > searcher.quantizer.code_size else -1
+    step = searcher.query_block()
+    for i in range(0, len(queries), step):
+        xb, pb = queries[i:i + step], probes[i:i + step]
+        block_first, block_rows, block_list, entry_start, entry_end, entry_query = _entries(
+            list_start, list_size, pb, ROWS_PER_BLOCK)
+        list_tables, block_table = searcher.list_tables(block_list)
+        if searcher.centroids is None:
+            block_list = np.zeros_like(block_list)
+        with numba.parallel_chunksize(1):
+            heap_d, heap_i = _scan_kernels.scan_blocks(
+                codes, term_offset, xb, searcher.query_tables(xb), list_tables, centroids, searcher.l2,
+                *searcher.units.kernel_args(), block_first, block_rows, block_list, block_table,
+                entry_start, entry_end, entry_query, k, numba.get_num_threads())
+        serial = 16 * heap_d.size < PARALLEL_MIN_WORK
+        merge = _scan_kernels.merge_heaps_serial if serial else _scan_kernels.merge_heaps
+        D[i:i + step], rows[i:i + step] = merge(heap_d, heap_i)
+    return D, rows
 
 
-def scan_topk(units: LookupUnits, tables: np.ndarray, codes: np.ndarray, extra: np.ndarray,
-              extra_coef: float, block_start: np.ndarray, block_end: np.ndarray,
-              entry_ptr: np.ndarray, entry_query: np.ndarray, entry_bias: np.ndarray,
-              k: int) -> tuple[np.ndarray, np.ndarray]:
-    """k smallest scores per query over row blocks (see `_kernels.scan_blocks`):
-    (D (nq, k) float32 ascending, rows (nq, k) int64, -1 where fewer than k rows)."""
-    entry_d, entry_i = _kernels.scan_blocks(
-        codes, extra, np.float32(extra_coef), tables, *units.kernel_args(), block_start, block_end,
-        entry_ptr, entry_query, entry_bias.astype(np.float32), k)
-    return _kernels.merge_entries(entry_d, entry_i, entry_query, len(tables), k)
+def _entries(list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray,
+             block_rows: int) -> tuple[np.ndarray, ...]:
+    """The scan's work as blocks of at most `block_rows` rows of one list, each with the
+    entries (queries) that scan it, largest blocks first (they start first on the threads).
+
+    Returns block_first, block_rows, block_list (B,) int64, entry_start, entry_end (B,)
+    int64 into entry_query (E,) int64."""
+    nq, nprobe = probes.shape
+    query = np.repeat(np.arange(nq, dtype=np.int64), nprobe)
+    lists = probes.ravel().astype(np.int64)
+    keep = lists >= 0
+    keep[keep] = list_size[lists[keep]] > 0
+    query, lists = query[keep], lists[keep]
+    order = np.argsort(lists, kind="stable")
+    query, lists = query[order], lists[order]
+    used, first, count = np.unique(lists, return_index=True, return_counts=True)
+    n_sub = -(-list_size[used] // block_rows)  # blocks per used list
+    block_list = np.repeat(used, n_sub)
+    sub = np.arange(len(block_list)) - np.repeat(np.cumsum(n_sub) - n_sub, n_sub)
+    block_first = list_start[block_list] + sub * block_rows
+    rows = np.minimum(block_rows, list_size[block_list] - sub * block_rows)
+    entry_start = np.repeat(first, n_sub).astype(np.int64)  # blocks of a list share its entries
+    entry_end = entry_start + np.repeat(count, n_sub)
+    big_first = np.argsort(-rows * (entry_end - entry_start), kind="stable")
+    return (block_first[big_first].astype(np.int64), rows[big_first].astype(np.int64),
+            block_list[big_first], entry_start[big_first], entry_end[big_first], query)
 
 
-class ADCSearcher:
-    """Scores float queries against a quantizer's codes: plans lookup units once, then
-    builds per-query tables and runs the numba scan. Shared by the flat and IVF indexes."""
-
-    def __init__(self, quantizer: QETQuantizer):
-        self.quantizer = quantizer
-        self.units = plan_units(quantizer.stages, quantizer.layout)
-        if self.units is None:
-            warnings.warn(f"{quantizer}: ADC tables would be too large; searching by decoding "
-                          "rows (exact, slower)", stacklevel=3)
-
-    def tables(self, queries: np.ndarray, kind: str, scale: float = 1.0) -> np.ndarray:
-        """scale * tables (nq, table_size) float32 of kind "ip" or "l2"."""
-        t = compute_tables(self.units, self.quantizer.stages, queries, kind)
-        return t if scale == 1.0 else t * np.float32(scale)
-
-    def query_block(self) -> int:
-        """Queries per block so that their tables fit QUERY_BLOCK_BYTES."""
-        return max(1, QUERY_BLOCK_BYTES // (4 * max(1, self.units.table_size)))
+def _search_decoded(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
+                    list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray,
+                    k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`search_blocks` by decoding rows (tables too large): same results, slower."""
+    D = np.full((len(queries), k), np.inf, np.float32)
+    rows = np.full((len(queries), k), -1, np.int64)
+    for lst in np.unique(probes[probes >= 0]):
+        qs = np.flatnonzero((probes == lst).any(1))
+        for a in range(list_start[lst], list_start[lst] + list_size[lst], ROWS_PER_BLOCK):
+            b = min(a + ROWS_PER_BLOCK, list_start[lst] + list_size[lst])
+            x_hat = searcher.decode(codes[a:b], np.full(b - a, lst))
+            d, i = faiss.knn(queries[qs], x_hat, min(k, b - a), metric=searcher.metric)
+            d = d if searcher.l2 else -d
+            cand_d, cand_i = np.hstack([D[qs], d]), np.hstack([rows[qs], np.where(i >= 0, i + a, -1)])
+            best = np.argsort(cand_d, axis=1, kind="stable")[:, :k]
+            D[qs], rows[qs] = np.take_along_axis(cand_d, best, 1), np.take_along_axis(cand_i, best, 1)
+    return D, rows

@@ -109,8 +109,8 @@ def bench(args: argparse.Namespace) -> dict:
                   f"other rows; search over {len(base)} rows with {len(queries)} held-out queries (exact "
                   f"neighbours: faiss.knn). IVF: nlist={opt['nlist']}, exact re-ranking of "
                   f"{opt['k_factor']:g} x 10 candidates (both keep the float vectors, {4 * x.shape[1]} B/row "
-                  f"beyond the codes), nprobe raised until recall@10 >= {opt['target_recall']}; qetvec's IVF "
-                  f"spends 4 of its bytes on a stored float. Threads: 1 and {faiss.omp_get_max_threads()}. "
+                  f"beyond the codes), nprobe raised until recall@10 >= {opt['target_recall']}; both IVF "
+                  f"indexes store only their codes in the lists. Threads: 1 and {faiss.omp_get_max_threads()}. "
                   "bits/row read from the encoded arrays; speed ratios > 1 mean faster than FAISS PQ, "
                   "timed round-robin in this run."),
         "options": opt, "threads_all": faiss.omp_get_max_threads(), "faiss_version": faiss.__version__,

@@ -13,10 +13,8 @@ from qetvec._validation import as_float_matrix, as_ids, check_id, check_positive
 from qetvec.codec import QETQuantizer
 from qetvec.index_base import QETIndexBase, empty_results, selected_ids, to_faiss_results
 from qetvec.io import register
-from qetvec.metric import metric_type, use_faiss_thread_count
+from qetvec.metric import metric_type
 from qetvec.storage import InvertedLists
-
-ROWS_PER_BLOCK = 16384  # rows unpacked once and shared by all queries; large blocks amortize table loads
 
 
 @register("IndexQET")
@@ -25,7 +23,7 @@ class IndexQET(QETIndexBase):
 
     Stored per row: the QET code, plus, for L2 with several stages, ||x_hat||^2 as float32
     (4 bytes) appended to it, because cross-stage terms do not split over groups; both count
-    in `code_size`. L2 distances are squared (as FAISS reports them); inner products are
+    in `code_size` (see `qetvec.adc`). L2 distances are squared (as FAISS reports them); inner products are
     returned largest first. The codec is `qet` (`quantizer` is kept as an alias).
 
     Ids, as FAISS: an index filled by `add` behaves as `faiss.IndexFlat` / `IndexPQ`: ids
@@ -40,8 +38,7 @@ class IndexQET(QETIndexBase):
         self.qet = QETQuantizer(d, m, nbits, levels, stages, codebook_bits, seed)
         self.d = d
         self.metric_type = metric_type(metric)
-        self.stores_norm = self.metric_type == faiss.METRIC_L2 and len(self.qet.stages) > 1
-        self.code_size = self.qet.code_size + 4 * self.stores_norm
+        self.code_size = self.qet.code_size + adc.row_term_bytes(self.qet, self.metric_type)
         self.user_ids = False
         self.lists = InvertedLists(1, self.code_size, track_ids=False)
         self._searcher: ADCSearcher | None = None
@@ -117,11 +114,7 @@ class IndexQET(QETIndexBase):
 
     def _append(self, x: np.ndarray, ids: np.ndarray, user_ids: bool) -> None:
         self._check_trained()
-        codes = self.qet.encode(x)
-        if self.stores_norm:
-            norms = (self.qet.decode(codes) ** 2).sum(1, dtype=np.float32)
-            codes = np.concatenate([codes, norms.astype("<f4").view(np.uint8).reshape(-1, 4)], axis=1)
-        self._store(codes, ids, user_ids)
+        self._store(self.searcher.encode(x), ids, user_ids)
 
     def _store(self, codes: np.ndarray, ids: np.ndarray, user_ids: bool) -> None:
         """Append encoded rows; switches id mode only while empty (then lists are rebuilt)."""
@@ -147,65 +140,32 @@ class IndexQET(QETIndexBase):
         self._check_trained()
         if len(x) == 0:
             return empty_results(k)
-        use_faiss_thread_count()
-        if self.searcher.units is None:
-            return to_faiss_results(*self._scan_decoded(x, k), self.lists.ids, self.metric_type)
-        D = np.empty((len(x), k), np.float32)
-        rows = np.empty((len(x), k), np.int64)
-        first, end = int(self.lists.start[0]), int(self.lists.start[0]) + self.ntotal
-        block_start = np.arange(first, end, ROWS_PER_BLOCK, dtype=np.int64)
-        block_end = np.minimum(block_start + ROWS_PER_BLOCK, end)
-        step = self.searcher.query_block()
-        for i in range(0, len(x), step):
-            xb = x[i:i + step]
-            tables, bias, extra, coef = self._tables(xb)
-            entry_ptr = np.arange(len(block_start) + 1, dtype=np.int64) * len(xb)
-            entry_query = np.tile(np.arange(len(xb), dtype=np.int64), len(block_start))
-            D[i:i + step], rows[i:i + step] = adc.scan_topk(
-                self.searcher.units, tables, self.lists.codes, extra, coef, block_start, block_end,
-                entry_ptr, entry_query, bias[entry_query], k)
-        return to_faiss_results(D, rows, self.lists.ids, self.metric_type)
+        return to_faiss_results(*self._scan(x, k), self.lists.ids, self.metric_type)
 
     def distances(self, x: np.ndarray) -> np.ndarray:
         """ADC distances (nq, ntotal) float32 of queries x to every stored row, storage order
         (L2: squared distances; IP: inner products). For tests and small n."""
         x = as_float_matrix(x, "x", self.d)
-        tables, bias, extra, coef = self._tables(x)
-        live = slice(int(self.lists.start[0]), int(self.lists.start[0]) + self.ntotal)
-        s = adc.scores(self.searcher.units, tables, self.lists.codes[live], extra[live], coef, bias)
-        return -s if self.metric_type == faiss.METRIC_INNER_PRODUCT else s
+        self._check_trained()
+        D, rows = self._scan(x, max(1, self.ntotal))
+        out = np.empty((len(x), self.ntotal), np.float32)  # storage order: row - first row
+        np.put_along_axis(out, rows[:, : self.ntotal] - self.lists.start[0], D[:, : self.ntotal], axis=1)
+        return -out if self.metric_type == faiss.METRIC_INNER_PRODUCT else out
 
     # -- internals ---------------------------------------------------------------------
     @property
     def searcher(self) -> ADCSearcher:
         if self._searcher is None:
-            self._searcher = ADCSearcher(self.qet)
+            self._searcher = ADCSearcher(self.qet, self.metric_type)
         return self._searcher
 
-    def _tables(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """(tables, bias (nq,), extra (n,) or (0,), extra_coef): score = what `_scan` minimizes."""
-        none = np.empty(0, np.float32)
-        if self.metric_type == faiss.METRIC_INNER_PRODUCT:  # maximize <q, x_hat>
-            return self.searcher.tables(x, "ip", -1.0), np.zeros(len(x), np.float32), none, 0.0
-        if not self.stores_norm:  # single stage: L2 splits over groups
-            return self.searcher.tables(x, "l2"), np.zeros(len(x), np.float32), none, 0.0
-        norms = self.lists.codes[:, self.qet.code_size:].copy().view("<f4").ravel()
-        return self.searcher.tables(x, "ip", -2.0), (x ** 2).sum(1), norms, 1.0
-
-    def _scan_decoded(self, x: np.ndarray, k: int, block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-        """Fallback: decode rows block by block and keep the best k (same result, slower)."""
-        heap = faiss.ResultHeap(len(x), k, keep_max=self.metric_type == faiss.METRIC_INNER_PRODUCT)
-        first = int(self.lists.start[0])
-        for i in range(first, first + self.ntotal, block):
-            rows = self.qet.decode(self.lists.codes[i:min(i + block, first + self.ntotal), : self.qet.code_size])
-            D, I = faiss.knn(x, rows, min(k, len(rows)), metric=self.metric_type)
-            heap.add_result(D, np.where(I >= 0, I + i, -1))
-        heap.finalize()
-        D = -heap.D if self.metric_type == faiss.METRIC_INNER_PRODUCT else heap.D
-        return D.astype(np.float32), heap.I
+    def _scan(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(minimized scores, arena rows) (nq, k) of validated queries: the index is one list."""
+        return adc.search_blocks(self.searcher, x, self.lists.codes, self.lists.start, self.lists.size,
+                                 np.zeros((len(x), 1), np.int64), k)
 
     def _decode_rows(self, rows: np.ndarray) -> np.ndarray:
-        return self.qet.decode(self.lists.codes[rows, : self.qet.code_size])
+        return self.searcher.decode(self.lists.codes[rows])
 
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta, arrays = self.qet._state()
@@ -221,8 +181,7 @@ class IndexQET(QETIndexBase):
         index.user_ids = meta["user_ids"]
         if not isinstance(index.user_ids, bool):
             raise ValueError(f"user_ids must be a bool, got {index.user_ids!r}")
-        index.stores_norm = index.metric_type == faiss.METRIC_L2 and len(qet.stages) > 1
-        index.code_size = qet.code_size + 4 * index.stores_norm
+        index.code_size = qet.code_size + adc.row_term_bytes(qet, index.metric_type)
         index.lists = InvertedLists.from_state(1, index.code_size, index.user_ids, arrays)
         if not index.user_ids and not np.array_equal(index.lists.ids, np.arange(index.ntotal)):
             raise ValueError("ids of a sequential-id IndexQET must be 0..ntotal-1")

@@ -4,15 +4,11 @@ Lists live in one growable arena (`qetvec.storage.InvertedLists`, `self.lists`):
 the contiguous rows lists.codes[lists.start[l] : lists.start[l] + lists.size[l]], their ids
 in lists.ids; no Python object per vector, amortized O(1) appends, O(1) id lookups.
 
-Scores, with c the list centroid and r_hat the decoded QET residual (x_hat = c + r_hat):
-
-    L2:  ||q - x_hat||^2 = ||q - c||^2 - 2 <q, r_hat> + beta,  beta = 2 <c, r_hat> + ||r_hat||^2
-    IP:  <q, x_hat>      = <q, c> + <q, r_hat>
-
-so lookup tables depend on the query only (not on the list) and the scan kernel is the
-flat index's. beta is stored per row as float32 inside the code (4 bytes, counted in
-`code_size`) except for single-stage L2 without residuals, where per-group L2 tables are
-exact on their own.
+Scores (x_hat = c + r_hat, c the list centroid, r_hat the decoded QET residual) come from
+`qetvec.adc`: exact tables per (query, probed list), built from a per-query table and a
+per-list table computed once (nlist x table_size float32 of shared state, FAISS IVF-PQ's
+precomputed table), so a single-stage code stores nothing but the QET code; L2 over several
+stages adds ||r_hat||^2 as float32 (4 bytes, counted in `code_size`).
 """
 from __future__ import annotations
 
@@ -30,7 +26,7 @@ from qetvec.codebooks import train_kmeans
 from qetvec.codec import QETQuantizer
 from qetvec.index_base import QETIndexBase, empty_results, selected_ids, to_faiss_results
 from qetvec.io import register
-from qetvec.metric import metric_type, use_faiss_thread_count
+from qetvec.metric import metric_type
 from qetvec.storage import InvertedLists
 
 
@@ -71,8 +67,7 @@ class IndexIVFQET(QETIndexBase):
         self.nprobe = 1
         self.seed = seed
         self.qet = QETQuantizer(d, m, nbits, levels, stages, codebook_bits, seed)
-        self.stores_beta = self.metric_type == faiss.METRIC_L2 and (by_residual or stages > 1)
-        self.code_size = self.qet.code_size + 4 * self.stores_beta
+        self.code_size = self.qet.code_size + adc.row_term_bytes(self.qet, self.metric_type)
         self.centroids = np.zeros((0, d), np.float32)
         self.lists = InvertedLists(self.nlist, self.code_size)
         self._searcher: ADCSearcher | None = None
@@ -124,7 +119,7 @@ class IndexIVFQET(QETIndexBase):
             raise ValueError(f"ids: id {ids[np.argmax(found >= 0)]} is already stored (ids "
                              "must be unique; after remove_ids, add() may collide: use add_with_ids)")
         lists = self._assign(x)
-        self._add_codes(lists, self.qet.encode(x - self.centroids[lists] if self.by_residual else x), ids)
+        self.lists.add(lists, self.searcher.encode(x, lists), ids)
 
     def remove_ids(self, ids: Any) -> int:
         """Remove the rows under `ids` (array-like of ints or a faiss.IDSelector); returns
@@ -167,65 +162,27 @@ class IndexIVFQET(QETIndexBase):
         self._check_trained()
         if len(x) == 0:
             return empty_results(k)
-        use_faiss_thread_count()
         _, probes = self.quantizer.search(x, nprobe)  # (nq, nprobe), -1 where fewer lists
-        D = np.empty((len(x), k), np.float32)
-        rows = np.empty((len(x), k), np.int64)
-        step = self.searcher.query_block()
-        for i in range(0, len(x), step):
-            D[i:i + step], rows[i:i + step] = self._scan(x[i:i + step], probes[i:i + step], k)
-        return to_faiss_results(D, rows, self.lists.ids, self.metric_type)
+        return to_faiss_results(*self._scan(x, probes, k), self.lists.ids, self.metric_type)
 
     # -- internals ---------------------------------------------------------------------
     @property
     def searcher(self) -> ADCSearcher:
         if self._searcher is None:
-            self._searcher = ADCSearcher(self.qet)
-            if self._searcher.units is None:
-                raise NotImplementedError(f"{self.qet}: ADC tables too large for IVF search; "
-                                          "use fewer levels or nbits, or IndexQET (decoding fallback)")
+            self._searcher = ADCSearcher(self.qet, self.metric_type,
+                                         self.centroids if self.by_residual else None)
         return self._searcher
 
     def _assign(self, x: np.ndarray) -> np.ndarray:
         return self.quantizer.search(x, 1)[1][:, 0]
 
-    def _add_codes(self, lists: np.ndarray, codes: np.ndarray, ids: np.ndarray) -> None:
-        """Store QET codes (n, qet.code_size) uint8 of rows in lists (n,) under new ids (n,),
-        with the per-row term the scan needs appended."""
-        if self.stores_beta:
-            centroids = self.centroids[lists] if self.by_residual else np.zeros((len(lists), self.d), np.float32)
-            r_hat = self.qet.decode(codes)
-            beta = (2 * (centroids * r_hat).sum(1) + (r_hat ** 2).sum(1)).astype("<f4")
-            codes = np.concatenate([codes, beta.view(np.uint8).reshape(-1, 4)], axis=1)
-        self.lists.add(lists, codes, ids)
-
     def _decode_rows(self, rows: np.ndarray) -> np.ndarray:
-        x = self.qet.decode(self.lists.codes[rows, : self.qet.code_size])
-        if self.by_residual:
-            x += self.centroids[self.lists.list_of(rows)]
-        return x
+        return self.searcher.decode(self.lists.codes[rows], self.lists.list_of(rows))
 
     def _scan(self, x: np.ndarray, probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (D, rows) for queries x over their probed lists, one block per list."""
-        query, lists = np.nonzero(probes >= 0)
-        lists = probes[query, lists]
-        order = np.argsort(lists, kind="stable")  # entries grouped by list
-        query, lists = query[order].astype(np.int64), lists[order]
-        blocks, first = np.unique(lists, return_index=True)
-        entry_ptr = np.append(first, len(lists)).astype(np.int64)
-        c = self.centroids[lists] if self.by_residual else np.zeros((len(lists), self.d), np.float32)
-        xq = x[query]
-        extra = np.empty(0, np.float32)
-        if self.metric_type == faiss.METRIC_INNER_PRODUCT:  # minimize -<q, c> - <q, r_hat>
-            tables, bias = self.searcher.tables(x, "ip", -1.0), -(xq * c).sum(1)
-        elif self.stores_beta:
-            tables, bias = self.searcher.tables(x, "ip", -2.0), ((xq - c) ** 2).sum(1)
-            extra = self.lists.codes[:, self.qet.code_size:].copy().view("<f4").ravel()
-        else:
-            tables, bias = self.searcher.tables(x, "l2"), np.zeros(len(lists), np.float32)
-        start, size = self.lists.start[blocks], self.lists.size[blocks]
-        return adc.scan_topk(self.searcher.units, tables, self.lists.codes, extra, 1.0, start, start + size,
-                             entry_ptr, query, bias, k)
+        """(minimized scores, arena rows) (nq, k) of validated queries x over their probed lists."""
+        return adc.search_blocks(self.searcher, x, self.lists.codes, self.lists.start, self.lists.size,
+                                 probes, k)
 
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta, arrays = self.qet._state()
@@ -254,9 +211,7 @@ class IndexIVFQET(QETIndexBase):
                 np.array_equal(centroids, index.quantizer.reconstruct_n(0, index.nlist)):
             raise ValueError("centroids: must be float32 (nlist, d) and equal the coarse quantizer's")
         index.centroids = centroids
-        index.stores_beta = index.metric_type == faiss.METRIC_L2 and (
-            index.by_residual or len(index.qet.stages) > 1)
-        index.code_size = index.qet.code_size + 4 * index.stores_beta
+        index.code_size = index.qet.code_size + adc.row_term_bytes(index.qet, index.metric_type)
         index.lists = InvertedLists.from_state(index.nlist, index.code_size, True, arrays)
         index._searcher = None
         return index

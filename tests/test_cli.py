@@ -20,7 +20,7 @@ def test_bench_main_job_writes_json_table_and_plots(tmp_path):
     assert codecs["qet-L0S1"]["bits_per_row"] == codecs["pq"]["bits_per_row"] == 40
     assert 0 < codecs["qet-L0S1"]["mse"] < 1
     ivf = {r["method"]: r for r in result["ivf"]}
-    assert ivf["qet-L0S1"]["spec"] == "IVF8,QET1x8_L0,RFlat" and ivf["pq"]["spec"] == "IVF8,PQ5x8,RFlat"
+    assert ivf["qet-L0S1"]["spec"] == "IVF8,QET5x8_L0,RFlat" and ivf["pq"]["spec"] == "IVF8,PQ5x8,RFlat"
     for row in ivf.values():
         assert row["bytes_per_row"] == 5
         probes, recalls = zip(*row["sweep"])
@@ -33,7 +33,7 @@ def test_bench_main_job_writes_json_table_and_plots(tmp_path):
     assert matrix["shape"] == [300, 50] and matrix["bits_per_element"] == 2.0
     assert all(0 < matrix[k] < 1 for k in ("qet", "no_tree", "pq_float"))
     text = (out / "result.md").read_text()
-    assert "| IVF8,QET1x8_L0,RFlat |" in text and "| [300, 50] | 2 |" in text
+    assert "| IVF8,QET5x8_L0,RFlat |" in text and "| [300, 50] | 2 |" in text
     for name in ("mse_vs_bits.png", "ivf_recall_vs_nprobe.png", "ivf_qps_vs_bytes.png"):
         assert (out / name).stat().st_size > 0
 

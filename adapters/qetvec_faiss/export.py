@@ -99,7 +99,7 @@ def _from_ivfpq(index: faiss.IndexIVFPQ) -> IndexIVFQET:
         if n:
             codes = faiss.rev_swig_ptr(invlists.get_codes(l), n * invlists.code_size).reshape(n, -1).copy()
             ids = faiss.rev_swig_ptr(invlists.get_ids(l), n).copy()
-            out._add_codes(np.full(n, l, np.int64), codes, ids)
+            out.lists.add(np.full(n, l, np.int64), codes, ids)  # single stage: the code is all a row stores
     out.nprobe = index.nprobe
     return out
 

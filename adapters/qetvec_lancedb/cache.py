@@ -23,7 +23,8 @@ class CodeCache:
     """Rows of one table version: coded rows grouped by partition, then pending rows.
 
     codes uint8 (n, code_size) and extra float32 (n,) or None, the per-row term of the
-    score (residual L2: beta; several stages without residuals: the stored norm), partition
+    score (L2 over several stages: ||r_hat||^2, the stored norm without residuals, derived
+    from the codes with them; see `qetvec.adc`), partition
     p being rows part_ptr[p]:part_ptr[p + 1] (part_ptr (parts + 1,) int64, parts = nlist or 1);
     pending float32 (p, d): vectors of rows without codes; rowids uint64 (n + p,) the
     LanceDB `_rowid` of every coded row, then of every pending row."""
@@ -39,7 +40,7 @@ class CodeCache:
                    previous: "CodeCache | None" = None) -> "CodeCache":
         """From a scan t with `_rowid`, the code column(s) and (IVF) the partition column;
         `pending` float32 (p, d) the vectors of its rows with a null code, in scan order;
-        `previous` a cache of an earlier version with the same codec (its betas are reused)."""
+        `previous` a cache of an earlier version with the same codec (its norms are reused)."""
         valid = np.asarray(t.column(CODE_COLUMN).is_valid())
         coded = t.filter(pa.array(valid)) if not valid.all() else t
         parts = coded.column(PART_COLUMN).to_numpy().astype(np.int64) if PART_COLUMN in t.column_names \
@@ -48,8 +49,8 @@ class CodeCache:
         rowids = t.column("_rowid").to_numpy()
         codes = np.ascontiguousarray(code_matrix(coded.column(CODE_COLUMN))[order])
         all_rowids = np.concatenate([rowids[valid][order], rowids[~valid]])
-        if codec.by_residual and codec.metric == "l2":
-            extra = _betas(codec, codes, parts[order], all_rowids[:len(codes)], previous)
+        if codec.by_residual and codec.metric == "l2" and len(codec.quantizer.stages) > 1:
+            extra = _residual_norms(codec, codes, all_rowids[:len(codes)], previous)
         elif NORM_COLUMN in t.column_names:
             extra = np.ascontiguousarray(coded.column(NORM_COLUMN).to_numpy()[order], np.float32)
         else:
@@ -80,9 +81,9 @@ class CodeCache:
                          np.concatenate([self.rowids[coded], self.rowids[self.n_coded + pend]]))
 
 
-def _betas(codec: TableCodec, codes: np.ndarray, parts: np.ndarray, rowids: np.ndarray,
-           previous: CodeCache | None) -> np.ndarray:
-    """Residual betas (n,) float32 of coded rows, copied from `previous` for the rowids it
+def _residual_norms(codec: TableCodec, codes: np.ndarray, rowids: np.ndarray,
+                    previous: CodeCache | None) -> np.ndarray:
+    """||r_hat||^2 (n,) float32 of coded rows, copied from `previous` for the rowids it
     holds (a row's code never changes under its `_rowid`), computed for the others."""
     beta = np.empty(len(codes), np.float32)
     todo = np.ones(len(codes), bool)
@@ -92,5 +93,5 @@ def _betas(codec: TableCodec, codes: np.ndarray, parts: np.ndarray, rowids: np.n
         at = order[np.minimum(np.searchsorted(old, rowids, sorter=order), len(old) - 1)]
         hit = old[at] == rowids
         beta[hit], todo = previous.extra[at[hit]], ~hit
-    beta[todo] = codec.residual_beta(codes[todo], parts[todo])
+    beta[todo] = codec.residual_norms(codes[todo])
     return beta

@@ -49,7 +49,7 @@ class TableCodec:
         self.centroids = None if centroids is None else np.ascontiguousarray(centroids, np.float32)
         self.by_residual = by_residual
         # several stages, L2, no residual: the scan needs ||x_hat||^2 per row, stored (residual
-        # L2 derives its per-row term from the codes instead: `residual_beta`)
+        # L2 derives its per-row term from the codes instead: `residual_norms`)
         self.stores_norm = metric == "l2" and len(quantizer.stages) > 1 and not by_residual
 
     @classmethod
@@ -100,17 +100,13 @@ class TableCodec:
         x = self.quantizer.decode(codes)
         return x + self.centroids[parts] if self.by_residual else x
 
-    def residual_beta(self, codes: np.ndarray, parts: np.ndarray) -> np.ndarray:
-        """beta (n,) float32 = 2 <c_p, r_hat> + ||r_hat||^2 of residual codes uint8
-        (n, code_size) in partitions parts (n,): then ||q - c_p - r_hat||^2 = ||q - c_p||^2
-        - 2 <q, r_hat> + beta, so one set of lookup tables per query serves every partition
-        (FAISS's IVF by_residual term, here derived from the codes, not stored)."""
-        beta = np.empty(len(codes), np.float32)
+    def residual_norms(self, codes: np.ndarray) -> np.ndarray:
+        """||r_hat||^2 (n,) float32 of residual codes uint8 (n, code_size): the per-row term
+        of L2 over several stages (`qetvec.adc`), derived from the codes, not stored."""
+        norms = np.empty(len(codes), np.float32)
         for a in range(0, len(codes), 65536):
-            r_hat = self.quantizer.decode(codes[a:a + 65536])
-            c = self.centroids[parts[a:a + 65536]]
-            beta[a:a + len(r_hat)] = (r_hat * (2 * c + r_hat)).sum(1)
-        return beta
+            norms[a:a + 65536] = (self.quantizer.decode(codes[a:a + 65536]) ** 2).sum(1)
+        return norms
 
     def probe(self, x: np.ndarray, nprobe: int) -> np.ndarray:
         """The nprobe partitions (n, min(nprobe, nlist)) int64 nearest to rows x (n, d)."""

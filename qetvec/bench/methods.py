@@ -18,7 +18,6 @@ from qetvec.factory import index_factory
 from qetvec.index_flat import IndexQET
 
 _QET = re.compile(r"qet-L(\d+)S(\d+)")
-BETA_BYTES = 4  # float32 per row that qetvec's IVF stores for L2 by residual (in its code_size)
 
 
 def parse_qet(method: str) -> tuple[int, int] | None:
@@ -60,8 +59,8 @@ def build_index(method: str, d: int, code_bytes: int, metric: int = faiss.METRIC
 
 def ivf_spec(method: str, d: int, nlist: int, code_bytes: int) -> str:
     """Factory string of an L2 IVF index with exact re-ranking whose inverted lists hold
-    code_bytes per row: "IVF{nlist},QET{m}x{nbits}_L{levels},RFlat" for qetvec (4 of the bytes
-    are its stored beta), "[OPQ..,]IVF{nlist},PQ..,RFlat" (etc.) for FAISS. ValueError if none."""
+    code_bytes per row: "IVF{nlist},QET{m}x{nbits}_L{levels},RFlat" for qetvec (single stage:
+    the QET code is all a row stores), "[OPQ..,]IVF{nlist},PQ..,RFlat" (etc.) for FAISS. ValueError if none."""
     qet = parse_qet(method)
     if qet is None:
         *transforms, codec = faiss_spec(method, d, code_bytes).split(",")
@@ -69,7 +68,7 @@ def ivf_spec(method: str, d: int, nlist: int, code_bytes: int) -> str:
     levels, stages = qet
     if stages != 1:
         raise ValueError("the IVF run takes single-stage QET (index_factory's _L puts a tree in every stage)")
-    cfg = config_for_code_size(d, code_bytes - BETA_BYTES, levels)
+    cfg = config_for_code_size(d, code_bytes, levels)
     return f"IVF{nlist},QET{cfg['m']}x{cfg['nbits'][0]}_L{levels},RFlat"
 
 

@@ -1,0 +1,154 @@
+"""Numba kernels of the ADC scan: lookup-table building and the multithreaded top-k scan.
+
+The Python layer (`qetvec.adc`) plans lookup units, shapes the work into (block, query)
+entries and validates; these loops only compute. Bit order as in `qetvec._kernels`.
+Table building and heap merging come in a parallel and a serial build (`*_serial`): small
+batches skip a parallel region, whose start and barrier cost more than the work.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from qetvec._kernels import read_bits
+
+
+def _ip_tables(queries, coef, table_off, ksub, n_patterns, n_pos, src_ptr, src, book_ptr, book,
+              table_size):
+    """coef * <permuted query, codeword> tables (nq, table_size) float32.
+
+    For unit u, pattern p < n_patterns[u] and codeword c < ksub[u], entry
+    table_off[u] + p * ksub[u] + c is coef * sum_j queries[i, src[s + p * n_pos[u] + j]] *
+    book[b + c * n_pos[u] + j], with s = src_ptr[u], b = book_ptr[u], j < n_pos[u].
+    queries (nq, d) float32; src int64 and book float32 are the units' flat arrays."""
+    nq = queries.shape[0]
+    out = np.empty((nq, table_size), dtype=np.float32)
+    max_pos = n_pos.max() if n_pos.shape[0] else 0
+    for i in numba.prange(nq):
+        qs = np.empty(max_pos, dtype=np.float32)
+        for u in range(table_off.shape[0]):
+            npos, ks = n_pos[u], ksub[u]
+            for p in range(n_patterns[u]):
+                for j in range(npos):
+                    qs[j] = queries[i, src[src_ptr[u] + p * npos + j]]
+                base = table_off[u] + p * ks
+                for c in range(ks):
+                    s = np.float32(0.0)
+                    w = book_ptr[u] + c * npos
+                    for j in range(npos):
+                        s += qs[j] * book[w + j]
+                    out[i, base + c] = coef * s
+    return out
+
+
+@numba.njit(cache=True, inline="always")
+def _read_f32(codes, row, offset):
+    """The little-endian float32 stored in codes[row, offset:offset + 4]."""
+    bits = np.empty(1, dtype=np.uint32)
+    bits[0] = (np.uint32(codes[row, offset]) | (np.uint32(codes[row, offset + 1]) << 8)
+               | (np.uint32(codes[row, offset + 2]) << 16) | (np.uint32(codes[row, offset + 3]) << 24))
+    return bits.view(np.float32)[0]
+
+
+@numba.njit(cache=True, inline="always")
+def heap_replace_top(dist, ids, value, ident):
+    """Replace the root of the max-heap (dist, ids) by (value, ident) and sift down."""
+    k = dist.shape[0]
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= k:
+            break
+        child = left
+        if left + 1 < k and dist[left + 1] > dist[left]:
+            child = left + 1
+        if dist[child] <= value:
+            break
+        dist[i] = dist[child]
+        ids[i] = ids[child]
+        i = child
+    dist[i] = value
+    ids[i] = ident
+
+
+@numba.njit(cache=True, parallel=True)
+def scan_blocks(codes, term_offset, queries, query_tables, list_tables, centroids, l2,
+                code_bit, code_width, ksub, table_off, run_ptr, run_start, run_len, run_shift,
+                block_first, block_rows, block_list, block_table, entry_start, entry_end, entry_query,
+                k, n_threads):
+    """Per-thread top-k heaps of a scan over (block, query) entries.
+
+    Block b is rows block_first[b] .. + block_rows[b] of codes (capacity, code_size) uint8,
+    all in list l = block_list[b]; it is scanned for entries entry_start[b] <= e < entry_end[b].
+    Entry e scores every row of the block for query i = entry_query[e] as
+
+        bias + row term + sum_u table[index_u(row)],  table = query_tables[i] + list_tables[t]
+
+    with t = block_table[b], bias = ||q_i - c_l||^2 (l2) or -<q_i, c_l> (inner product),
+    c_l = centroids[l] (L, d) float32, and the row term the float32 at byte term_offset of
+    the row (term_offset < 0: none). Each row's table indexes are unpacked once per block.
+
+    Returns heaps (D (n_threads, nq, k) float32, rows (n_threads, nq, k) int64), unsorted,
+    +inf / -1 in unused slots; `merge_heaps` makes the final top-k."""
+    nq, table_size = query_tables.shape
+    n_units, d = code_bit.shape[0], queries.shape[1]
+    heap_d = np.full((n_threads, nq, k), np.inf, dtype=np.float32)
+    heap_i = np.full((n_threads, nq, k), -1, dtype=np.int64)
+    for b in numba.prange(block_first.shape[0]):
+        tid = numba.get_thread_id()
+        first, nrows, lst, tab = block_first[b], block_rows[b], block_list[b], block_table[b]
+        index = np.empty((nrows, n_units), dtype=np.int32)  # table entry of each lookup
+        row_term = np.zeros(nrows, dtype=np.float32)
+        for r in range(nrows):
+            row = first + r
+            for u in range(n_units):
+                code = read_bits(codes, row, code_bit[u], code_width[u])
+                pattern = np.int64(0)
+                for t in range(run_ptr[u], run_ptr[u + 1]):
+                    pattern |= read_bits(codes, row, run_start[t], run_len[t]) << run_shift[t]
+                index[r, u] = table_off[u] + pattern * ksub[u] + code
+            if term_offset >= 0:
+                row_term[r] = _read_f32(codes, row, term_offset)
+        table = np.empty(table_size, dtype=np.float32)
+        for e in range(entry_start[b], entry_end[b]):
+            qi = entry_query[e]
+            for t in range(table_size):
+                table[t] = query_tables[qi, t] + list_tables[tab, t]
+            bias = np.float32(0.0)
+            for j in range(d):
+                if l2:
+                    diff = queries[qi, j] - centroids[lst, j]
+                    bias += diff * diff
+                else:
+                    bias -= queries[qi, j] * centroids[lst, j]
+            hd, hi = heap_d[tid, qi], heap_i[tid, qi]
+            for r in range(nrows):
+                s = bias + row_term[r]
+                for u in range(n_units):
+                    s += table[index[r, u]]
+                if s < hd[0]:
+                    heap_replace_top(hd, hi, s, first + r)
+    return heap_d, heap_i
+
+
+def _merge_heaps(heap_d, heap_i):
+    """Top-k per query (D (nq, k) float32 ascending, rows (nq, k) int64, -1 padded) from
+    the per-thread heaps (n_threads, nq, k) of `scan_blocks`."""
+    n_threads, nq, k = heap_d.shape
+    out_d = np.empty((nq, k), dtype=np.float32)
+    out_i = np.empty((nq, k), dtype=np.int64)
+    for q in numba.prange(nq):
+        hd, hi = heap_d[0, q].copy(), heap_i[0, q].copy()
+        for t in range(1, n_threads):
+            for j in range(k):
+                if heap_i[t, q, j] >= 0 and heap_d[t, q, j] < hd[0]:
+                    heap_replace_top(hd, hi, heap_d[t, q, j], heap_i[t, q, j])
+        order = np.argsort(hd, kind="mergesort")
+        out_d[q], out_i[q] = hd[order], hi[order]
+    return out_d, out_i
+
+
+ip_tables = numba.njit(cache=True, parallel=True)(_ip_tables)
+ip_tables_serial = numba.njit(cache=True)(_ip_tables)
+merge_heaps = numba.njit(cache=True, parallel=True)(_merge_heaps)
+merge_heaps_serial = numba.njit(cache=True)(_merge_heaps)

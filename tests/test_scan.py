@@ -1,0 +1,152 @@
+"""The ADC scan (`qetvec.adc.search_blocks`) against brute force over decoded rows: probed
+lists only, blocks smaller than a list, lists with unused capacity between them, the
+decoding policy for tables too large, thread counts."""
+import faiss
+import numpy as np
+import pytest
+
+import qetvec
+from qetvec import adc
+from qetvec.adc import ADCSearcher
+from qetvec.evaluation import threads
+
+
+def scores(queries, decoded, metric):
+    """Minimized score (nq, n) of every decoded row: squared L2 or -<q, x>."""
+    if metric == faiss.METRIC_L2:
+        return ((queries[:, None, :] - decoded[None]) ** 2).sum(-1)
+    return -(queries @ decoded.T)
+
+
+def assert_topk(D, rows, exact, k):
+    """D (nq, k) are the k best of exact (nq, n), and rows hold those scores."""
+    np.testing.assert_allclose(D, np.sort(exact, axis=1)[:, :k], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(np.take_along_axis(exact, rows, axis=1), D, rtol=1e-4, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def glove_small(glove_split):
+    train, test = glove_split
+    return train[:3000], train[3000:6000], test[:25]
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+@pytest.mark.parametrize("levels,stages", [(0, 1), (1, 1), (2, 1), (1, 2)])
+def test_ivf_equals_brute_force_over_the_probed_lists(glove_small, metric, levels, stages):
+    train, base, queries = glove_small
+    index = qetvec.IndexIVFQET(faiss.IndexFlatL2(50), 50, 12, 10, nbits=5, levels=levels,
+                               stages=stages, metric=metric)
+    index.train(train)
+    index.add(base)
+    nprobe = 3
+    D, I = index.search(queries, 10, nprobe=nprobe)
+    _, probes = index.quantizer.search(queries, nprobe)
+    # independent statement: decode every row (QET decode + its list's centroid), then score
+    # only the rows of each query's probed lists
+    stored = index.lists.live_rows()
+    lists = index.lists.list_of(stored)
+    decoded = index.qet.decode(index.lists.codes[stored, : index.qet.code_size]) + index.centroids[lists]
+    exact = scores(queries, decoded, index.metric_type)
+    exact[~(lists[None, :, None] == probes[:, None, :]).any(-1)] = np.inf
+    sign = 1 if metric == "l2" else -1
+    assert_topk(sign * D, positions(index.lists.ids[stored], I), exact, 10)
+
+
+def positions(ids: np.ndarray, I: np.ndarray) -> np.ndarray:
+    """Where each id of I (nq, k) sits in ids (n,) (all distinct)."""
+    order = np.argsort(ids)
+    return order[np.searchsorted(ids, I, sorter=order)]
+
+
+def test_single_stage_ivf_stores_only_the_qet_code(glove_small):
+    """Equal memory with FAISS IVF-PQ: no per-row float beside the code."""
+    train, base, _ = glove_small
+    index = qetvec.IndexIVFQET(faiss.IndexFlatL2(50), 50, 8, 10, nbits=6, levels=0)
+    index.train(train)
+    index.add(base[:100])
+    assert index.code_size == index.qet.code_size == index.lists.codes.shape[1] == 8  # 10 x 6 bits
+
+
+@pytest.mark.parametrize("levels", [0, 1, 2, 3])
+def test_adc_equals_decode_for_every_depth(rng, levels):
+    x = rng.standard_normal((2500, 24)).astype(np.float32)
+    index = qetvec.IndexQET(24, 6, nbits=4, levels=levels)
+    index.train(x[:1500])
+    index.add(x[1500:])
+    exact = scores(x[:7], index.reconstruct_n(0, index.ntotal), faiss.METRIC_L2)
+    np.testing.assert_allclose(index.distances(x[:7]), exact, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_scans_spanning_several_blocks(glove_small, monkeypatch, kind):
+    train, base, queries = glove_small
+    if kind == "flat":
+        index = qetvec.IndexQET(50, 10, nbits=5, levels=1, stages=2)
+    else:
+        index = qetvec.IndexIVFQET(faiss.IndexFlatL2(50), 50, 4, 10, nbits=5, levels=1)
+        index.nprobe = 2
+    index.train(train)
+    index.add(base)
+    D_one, I_one = index.search(queries, 10)
+    monkeypatch.setattr(adc, "ROWS_PER_BLOCK", 37)  # every list cut into many blocks
+    for n in (1, 2):
+        with threads(n):
+            D, I = index.search(queries, 10)
+        np.testing.assert_allclose(D, D_one, rtol=1e-5, atol=1e-5)
+        assert (I == I_one).mean() > 0.99  # ties aside
+
+
+@pytest.mark.parametrize("metric", [faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT])
+def test_arena_with_unused_capacity_between_lists(rng, metric):
+    """Lists at arbitrary starts in a larger arena: only their rows are ever returned."""
+    x = rng.standard_normal((3200, 16)).astype(np.float32)
+    quantizer = qetvec.QETQuantizer(16, 4, nbits=5, levels=1, stages=2).train(x[:2000])
+    centroids = rng.standard_normal((3, 16)).astype(np.float32)
+    searcher = ADCSearcher(quantizer, metric, centroids)
+    list_start, list_size = np.array([5, 400, 900]), np.array([300, 0, 250])
+    arena = rng.integers(0, 256, (1200, searcher.code_size), dtype=np.uint8)  # garbage capacity
+    lists = np.full(len(arena), -1)
+    for lst, (a, n) in enumerate(zip(list_start, list_size)):
+        arena[a:a + n] = searcher.encode(x[2000 + a:2000 + a + n], np.full(n, lst))
+        lists[a:a + n] = lst
+    queries, probes = x[:6], np.array([[0, 2], [2, -1], [1, 0], [0, 1], [2, 0], [-1, -1]])
+    D, rows = adc.search_blocks(searcher, queries, arena, list_start, list_size, probes, 8)
+    stored = lists >= 0
+    decoded = np.zeros((len(arena), 16), np.float32)
+    decoded[stored] = quantizer.decode(arena[stored, : quantizer.code_size]) + centroids[lists[stored]]
+    exact = scores(queries, decoded, metric)
+    exact[~(stored[None, :, None] & (lists[None, :, None] == probes[:, None, :])).any(-1)] = np.inf
+    assert_topk(D[:5], rows[:5], exact[:5], 8)
+    assert (rows[5] == -1).all() and np.isinf(D[5]).all()  # probes nothing
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_tables_too_large_are_searched_by_decoding(rng, monkeypatch, kind):
+    x = rng.standard_normal((2500, 16)).astype(np.float32)
+    monkeypatch.setattr(adc, "HARD_LIMIT", 16)
+    if kind == "flat":
+        index = qetvec.IndexQET(16, 4, nbits=4, levels=2, stages=2)
+    else:
+        index = qetvec.IndexIVFQET(faiss.IndexFlatL2(16), 16, 4, 4, nbits=4, levels=2)
+        index.nprobe = 4  # every list
+    index.train(x[:1500])
+    index.add(x[1500:])
+    with pytest.warns(UserWarning, match="searching by decoding"):
+        D, I = index.search(x[:5], 6)
+    ids = index.lists.ids[index.lists.live_rows()]
+    exact = scores(x[:5], index.reconstruct_batch(ids), faiss.METRIC_L2)
+    assert_topk(D, positions(ids, I), exact, 6)
+
+
+@pytest.mark.parametrize("stages", [1, 2])
+def test_list_tables_built_per_batch_when_too_large_to_keep(glove_small, monkeypatch, stages):
+    train, base, queries = glove_small
+    index = qetvec.IndexIVFQET(faiss.IndexFlatL2(50), 50, 16, 10, nbits=5, levels=1, stages=stages)
+    index.train(train)
+    index.add(base)
+    kept = index.search(queries, 10, nprobe=5)
+    monkeypatch.setattr(adc, "MAX_LIST_TABLE_BYTES", 0)
+    index._searcher = None
+    per_batch = index.search(queries, 10, nprobe=5)
+    np.testing.assert_allclose(per_batch[0], kept[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(per_batch[1], kept[1])
