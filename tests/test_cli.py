@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from qetvec.bench.methods import build_ivf, ivf_layer
 from qetvec.bench.operating_point import run_ivf
 from qetvec.cli import main
 
@@ -48,6 +49,17 @@ def test_operating_point_is_exact_when_every_row_is_reranked(rng):
     assert "single-stage" in next(r for r in rows if r["method"] == "qet-L0S2")["skipped"]
     for row in done:  # every row is a candidate once all 4 lists are probed: recall is exactly 1
         assert row["reached_target"] and row["recall@10"] == 1.0 and row["nprobe"] <= 4
+
+
+def test_ivf_indexes_keep_the_shared_coarse_centroids(rng):
+    x = rng.standard_normal((600, 10)).astype(np.float32)
+    centroids = x[:4] + 0.5
+    for method in ("pq", "qet-L0S1"):
+        index, _ = build_ivf(method, 10, 4, 5, k_factor=1.0, centroids=centroids)
+        index.train(x)
+        layer = ivf_layer(index)
+        coarse = layer.quantizer  # FAISS's name for the coarse quantizer, both libraries
+        np.testing.assert_array_equal(coarse.reconstruct_n(0, 4), centroids)
 
 
 def test_bench_rejects_unknown_methods(capsys):

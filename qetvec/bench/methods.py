@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import faiss
+import numpy as np
 
 from qetvec.bench.sizing import FAISS_METHODS, config_for_code_size, faiss_codec, faiss_spec
 from qetvec.codec import QETQuantizer
@@ -72,26 +73,21 @@ def ivf_spec(method: str, d: int, nlist: int, code_bytes: int) -> str:
     return f"IVF{nlist},QET{cfg['m']}x{cfg['nbits'][0]}_L{levels},RFlat"
 
 
-def build_ivf(method: str, d: int, nlist: int, code_bytes: int, k_factor: float) -> tuple[Any, str]:
+def build_ivf(method: str, d: int, nlist: int, code_bytes: int, k_factor: float,
+              centroids: np.ndarray | None = None) -> tuple[Any, str]:
     """(untrained IVF + refine index, its factory string); refine re-ranks k_factor * k
-    candidates. Set the probe count with `set_nprobe`."""
+    candidates. Given coarse `centroids` (nlist, d) float32, the index keeps them instead of
+    training its own (not behind a learned transform such as OPQ, whose space differs)."""
     spec = ivf_spec(method, d, nlist, code_bytes)
     index = (faiss.index_factory if parse_qet(method) is None else index_factory)(d, spec)
     index.k_factor = k_factor
+    if centroids is not None and spec.startswith("IVF"):
+        layer = ivf_layer(index)
+        (layer.quantizer if isinstance(layer, faiss.Index) else layer.coarse).add(centroids)
     return index, spec
 
 
-def set_nprobe(index: Any, nprobe: int) -> None:
-    """Probe `nprobe` lists in a `build_ivf` index (qetvec's or FAISS's)."""
-    if isinstance(index, faiss.Index):
-        faiss.extract_index_ivf(index).nprobe = nprobe
-    else:
-        index.nprobe = nprobe
-
-
-def ivf_code_bytes(index: Any) -> int:
-    """Bytes per row in the inverted lists of a `build_ivf` index (float vectors of the refine
-    step and ids not counted)."""
-    if isinstance(index, faiss.Index):
-        return int(faiss.extract_index_ivf(index).code_size)
-    return int(index.base.code_size)
+def ivf_layer(index: Any) -> Any:
+    """The IVF index inside a `build_ivf` index: faiss.IndexIVF or qetvec.IndexIVFQET (both
+    have nprobe, nlist and code_size, the bytes per row in the inverted lists)."""
+    return faiss.extract_index_ivf(index) if isinstance(index, faiss.Index) else index.base

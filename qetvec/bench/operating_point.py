@@ -1,6 +1,7 @@
 """The IVF operating point: for each method at a byte budget, IVF + exact re-ranking (RFlat),
 nprobe raised until recall@k reaches the target; recall and queries/s there, every method of a
-budget timed round-robin in this run, speed relative to FAISS PQ at the same budget."""
+budget timed round-robin in this run, speed relative to FAISS PQ at the same budget. All
+indexes share one set of coarse centroids, so they differ only in how they code the rows."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,7 +11,8 @@ import numpy as np
 from faiss.contrib.evaluation import knn_intersection_measure
 from tqdm.auto import tqdm
 
-from qetvec.bench.methods import build_ivf, ivf_code_bytes, set_nprobe
+from qetvec.bench.methods import build_ivf, ivf_layer
+from qetvec.codebooks import train_kmeans
 from qetvec.evaluation import threads, time_alternated
 
 NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # then every list
@@ -23,7 +25,7 @@ def sweep_nprobe(index: Any, nlist: int, queries: np.ndarray, truth: np.ndarray,
     whose recall reaches `target`; queries (nq, d) float32, truth (nq, k) int64 exact ids."""
     points = []
     for nprobe in [p for p in NPROBES if p < nlist] + [nlist]:
-        set_nprobe(index, nprobe)
+        ivf_layer(index).nprobe = nprobe
         points.append([nprobe, knn_intersection_measure(index.search(queries, truth.shape[1])[1], truth)])
         if points[-1][1] >= target:
             break
@@ -37,21 +39,22 @@ def run_ivf(methods: list[str], budgets: list[int], train: np.ndarray, base: np.
     (1 thread and all threads) there; skipped rows say why."""
     d = base.shape[1]
     truth = faiss.knn(queries, base, k)[1]
+    centroids = train_kmeans(train, nlist, seed=0)
     rows: list[dict[str, Any]] = []
     for code_bytes in budgets:
         runs = []
         for method in tqdm(methods, desc=f"IVF @ {code_bytes} B", leave=False):
             try:
-                index, spec = build_ivf(method, d, nlist, code_bytes, k_factor)
+                index, spec = build_ivf(method, d, nlist, code_bytes, k_factor, centroids)
             except ValueError as err:
                 rows.append({"method": method, "target_bytes": code_bytes, "skipped": str(err)})
                 continue
             index.train(train)
             index.add(base)
             sweep = sweep_nprobe(index, nlist, queries, truth, target)
-            set_nprobe(index, sweep[-1][0])
+            ivf_layer(index).nprobe = sweep[-1][0]
             runs.append((index, {"method": method, "spec": spec, "target_bytes": code_bytes,
-                                 "bytes_per_row": ivf_code_bytes(index), "refine_bytes_per_row": 4 * d,
+                                 "bytes_per_row": int(ivf_layer(index).code_size), "refine_bytes_per_row": 4 * d,
                                  "k_factor": k_factor, "nprobe": sweep[-1][0], f"recall@{k}": sweep[-1][1],
                                  "reached_target": sweep[-1][1] >= target, "sweep": sweep}))
         rows += _timed(runs, queries, k, repeats)

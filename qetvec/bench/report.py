@@ -92,7 +92,7 @@ def write_reports(result: dict[str, Any], out_dir: Path) -> list[Path]:
     paths = [out_dir / "result.json", out_dir / "result.md"]
     write_bytes_atomic(paths[0], json.dumps(result, indent=1).encode())
     parts = [f"# qetvec bench: {result['dataset']}", "", f"Command: `{result['command']}`", "",
-             result["setup"], ""]
+             result["setup"], "", f"Machine: {result['machine']}; measured in {result['seconds']:.0f} s.", ""]
     if result.get("codecs") or result.get("ivf"):
         parts += ["## What you get for your bytes (speed ratio > 1: faster than FAISS PQ, same run)", "",
                   markdown_table(summary_rows(result), SUMMARY_COLUMNS), ""]

