@@ -8,13 +8,18 @@ from __future__ import annotations
 import numpy as np
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def as_float_matrix(x: object, name: str = "x", d: int | None = None,
                     allow_empty: bool = False) -> np.ndarray:
     """Return `x` as a C-contiguous float32 array of shape (n, d).
 
     Accepts any real floating or integer array-like (converted, as FAISS users expect from
     the Python API); refuses complex, object, bool and string data, the wrong number of
-    dimensions or columns, NaN/inf and (unless `allow_empty`) zero rows.
+    dimensions or columns, NaN/inf, rows whose squared norm overflows float32 (k-means and
+    distances square them: FAISS aborts the process on such input) and (unless
+    `allow_empty`) zero rows.
     """
     arr = np.asarray(x)
     if arr.dtype.kind not in "fiu":
@@ -29,6 +34,13 @@ def as_float_matrix(x: object, name: str = "x", d: int | None = None,
     if not np.isfinite(arr).all():
         bad = int(np.argmax(~np.isfinite(arr).all(axis=1)))
         raise ValueError(f"{name} contains NaN or inf (first in row {bad})")
+    largest = float(np.abs(arr).max()) if arr.size else 0.0
+    if largest * largest * arr.shape[1] >= FLOAT32_MAX:  # cheap bound first, exact check if needed
+        norms = (arr.astype(np.float64) ** 2).sum(axis=1)
+        if norms.max() >= FLOAT32_MAX:
+            bad = int(np.argmax(norms >= FLOAT32_MAX))
+            raise ValueError(f"{name} row {bad} has a squared norm of {norms[bad]:.3g}, beyond float32 "
+                             f"({FLOAT32_MAX:.3g}): rescale the data")
     return arr
 
 
@@ -99,7 +111,9 @@ def per_stage(value: object, stages: int, name: str) -> list[int]:
     """Broadcast an int, or check a sequence of ints, to one value per stage."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return [int(value)] * stages
-    values = [int(v) for v in value]  # type: ignore[union-attr]
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be an integer or one integer per stage, got {value!r}")
+    values = [check_positive_int(v, name, low=0) for v in value]
     if len(values) != stages:
         raise ValueError(f"{name} has {len(values)} entries, expected one per stage ({stages})")
     return values

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from qetvec._validation import check_positive_int
 from qetvec.codebooks import (assign_group_codes, check_training_size, decode_group_codes,
                               dequantize_codebook, pack_uints, quantize_codebook,
                               train_group_codebooks, unpack_uints)
@@ -38,8 +39,9 @@ class QETStage:
                  codebook_bits: int | None = None, seed: int = 0, niter: int = 25):
         if not 1 <= ksub <= 2 ** 16:
             raise ValueError(f"ksub must be in [1, 65536], got {ksub}")
-        if codebook_bits is not None and not 1 <= codebook_bits <= 16:
-            raise ValueError(f"codebook_bits must be in [1, 16] or None, got {codebook_bits}")
+        if codebook_bits is not None:
+            check_positive_int(codebook_bits, "codebook_bits", 1, 16)
+        check_positive_int(niter, "niter")
         self.d, self.m, self.ksub, self.levels = d, m, ksub, levels
         self.codebook_bits, self.seed, self.niter = codebook_bits, seed, niter
         self.tree = EntanglementTree(d, levels)

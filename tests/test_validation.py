@@ -1,0 +1,40 @@
+"""Bad arguments and hostile inputs are refused by name before they reach a kernel or FAISS."""
+import faiss
+import numpy as np
+import pytest
+
+import qetvec
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(nbits="8"), TypeError, "nbits"),
+    (dict(nbits=[8.0]), TypeError, "nbits"),
+    (dict(codebook_bits=8.5), TypeError, "codebook_bits"),
+    (dict(codebook_bits=True), TypeError, "codebook_bits"),
+    (dict(codebook_bits=17), ValueError, "codebook_bits"),
+    (dict(niter=0), ValueError, "niter"),
+    (dict(niter=-1), ValueError, "niter"),
+    (dict(levels=-1), ValueError, "levels"),
+])
+def test_codec_settings_are_checked(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        qetvec.QETQuantizer(8, 2, **kwargs)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: qetvec.QETQuantizer(8, 2, nbits=2),
+    lambda: qetvec.IndexIVFQET(faiss.IndexFlatL2(8), 8, 4, 2, nbits=2),
+])
+def test_values_whose_squares_overflow_float32_are_refused(make):
+    """Finite float32 around 1e19: squared norms overflow, and FAISS's k-means aborts the
+    process on them; qetvec refuses the rows first, naming one."""
+    x = np.random.default_rng(0).standard_normal((400, 8)).astype(np.float32)
+    x[17] = 1e19
+    with pytest.raises(ValueError, match="row 17 has a squared norm"):
+        make().train(x)
+
+
+def test_large_but_safe_values_are_accepted():
+    x = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32) * 1e17
+    q = qetvec.QETQuantizer(8, 2, nbits=2, levels=1).train(x)
+    assert q.decode(q.encode(x)).shape == x.shape
