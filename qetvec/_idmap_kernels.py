@@ -20,19 +20,26 @@ def _slot(key, mask):
     return np.int64((h ^ (h >> np.uint64(29))) & np.uint64(mask))
 
 
+@numba.njit(cache=True, inline="always")
+def _find(keys, q):
+    """Slot of id q in keys, or -1 if absent (linear probing from its hash slot)."""
+    mask = keys.shape[0] - 1
+    s = _slot(q, mask)
+    while keys[s] != EMPTY:
+        if keys[s] == q:
+            return s
+        s = (s + 1) & mask
+    return -1
+
+
 @numba.njit(cache=True)
 def lookup(keys, rows, query):
     """Row (n,) int64 of each id in query (n,) int64, -1 where absent."""
-    mask = keys.shape[0] - 1
     out = np.full(query.shape[0], -1, dtype=np.int64)
     for i in range(query.shape[0]):
-        q = query[i]
-        s = _slot(q, mask)
-        while keys[s] != EMPTY:
-            if keys[s] == q:
-                out[i] = rows[s]
-                break
-            s = (s + 1) & mask
+        s = _find(keys, query[i])
+        if s >= 0:
+            out[i] = rows[s]
     return out
 
 
@@ -55,29 +62,19 @@ def insert(keys, rows, new_keys, new_rows):
 @numba.njit(cache=True)
 def update(keys, rows, query, new_rows):
     """Set the row of each present id query[i] to new_rows[i]."""
-    mask = keys.shape[0] - 1
     for i in range(query.shape[0]):
-        q = query[i]
-        s = _slot(q, mask)
-        while keys[s] != EMPTY:
-            if keys[s] == q:
-                rows[s] = new_rows[i]
-                break
-            s = (s + 1) & mask
+        s = _find(keys, query[i])
+        if s >= 0:
+            rows[s] = new_rows[i]
 
 
 @numba.njit(cache=True)
 def delete(keys, query):
     """Turn the slot of each present id in query into a tombstone; returns how many."""
-    mask = keys.shape[0] - 1
     removed = 0
     for i in range(query.shape[0]):
-        q = query[i]
-        s = _slot(q, mask)
-        while keys[s] != EMPTY:
-            if keys[s] == q:
-                keys[s] = TOMB
-                removed += 1
-                break
-            s = (s + 1) & mask
+        s = _find(keys, query[i])
+        if s >= 0:
+            keys[s] = TOMB
+            removed += 1
     return removed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -96,12 +97,7 @@ def fit_stages(stages: list[QETStage], x: np.ndarray) -> list[tuple[np.ndarray, 
     for stage in stages:
         check_training_size(len(x), stage.ksub)
     trained = copy.deepcopy(stages)
-    parts, residual = [], x
-    for stage in trained:
-        bits, codes = stage.fit_encode(residual)
-        parts.append((bits, codes))
-        if stage is not trained[-1]:
-            residual = residual - stage.decode(bits, codes)
+    parts = _stack(trained, x, QETStage.fit_encode)
     for old, new in zip(stages, trained):
         old.__dict__.update(new.__dict__)
     return parts
@@ -109,9 +105,15 @@ def fit_stages(stages: list[QETStage], x: np.ndarray) -> list[tuple[np.ndarray, 
 
 def encode_stages(stages: list[QETStage], x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per stage (swap bits, codes) for rows x (n, d), each stage coding the residual."""
+    return _stack(stages, x, QETStage.encode)
+
+
+def _stack(stages: list[QETStage], x: np.ndarray, code: Callable) -> list[tuple[np.ndarray, np.ndarray]]:
+    """code(stage, residual) -> (bits, codes) for each stage in turn, each on the residual
+    the stages before it left."""
     parts, residual = [], x
     for stage in stages:
-        bits, codes = stage.encode(residual)
+        bits, codes = code(stage, residual)
         parts.append((bits, codes))
         if stage is not stages[-1]:
             residual = residual - stage.decode(bits, codes)
