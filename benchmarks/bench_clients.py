@@ -33,10 +33,11 @@ import numpy as np
 
 import qetvec
 from qetvec import data
-from qetvec.bench.report import write_rows_result
 from qetvec.evaluation import compare_timing, threads
 from qetvec.io import deserialize, serialize
 from qetvec_faiss.export import to_faiss
+
+from _common import write_rows_result  # benchmarks/ is on sys.path when a script runs
 
 NLIST = 1024
 
