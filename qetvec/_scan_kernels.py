@@ -148,7 +148,36 @@ def _merge_heaps(heap_d, heap_i):
     return out_d, out_i
 
 
+def _rerank(queries, vectors, rows, k, inner_product):
+    """Exact re-ranking: the k best candidates per query (D (nq, k) float32 ascending, the
+    column (nq, k) int64 of each in `rows`, -1 padded). rows (nq, c) int64 are rows of
+    vectors (n, d) float32, -1 for none; D is the squared L2 distance, or -<q, x>."""
+    nq, c = rows.shape
+    d = queries.shape[1]
+    out_d = np.full((nq, k), np.inf, dtype=np.float32)
+    out_i = np.full((nq, k), -1, dtype=np.int64)
+    for q in numba.prange(nq):
+        hd, hi = out_d[q], out_i[q]
+        for j in range(c):
+            r = rows[q, j]
+            if r < 0:
+                continue
+            s = np.float32(0.0)
+            for t in range(d):
+                if inner_product:
+                    s -= queries[q, t] * vectors[r, t]
+                else:
+                    diff = queries[q, t] - vectors[r, t]
+                    s += diff * diff
+            if s < hd[0]:
+                heap_replace_top(hd, hi, s, j)
+        order = np.argsort(hd, kind="mergesort")
+        out_d[q], out_i[q] = hd[order], hi[order]
+    return out_d, out_i
+
+
 ip_tables = numba.njit(cache=True, parallel=True)(_ip_tables)
 ip_tables_serial = numba.njit(cache=True)(_ip_tables)
 merge_heaps = numba.njit(cache=True, parallel=True)(_merge_heaps)
 merge_heaps_serial = numba.njit(cache=True)(_merge_heaps)
+rerank = numba.njit(cache=True, parallel=True)(_rerank)

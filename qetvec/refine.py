@@ -11,6 +11,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from qetvec import _scan_kernels
 from qetvec._validation import as_float_matrix, as_id_array, as_ids, check_id, check_positive_int
 from qetvec.io import deserialize, register, serialize
 from qetvec.metric import use_faiss_thread_count
@@ -81,17 +82,13 @@ class IndexRefineFlat:
         use_faiss_thread_count()
         rows = self.base._rows(cand.ravel()).reshape(cand.shape)
         vectors = self.base.lists.vectors
-        vec = vectors[np.maximum(rows, 0)] if len(vectors) else np.zeros((*cand.shape, self.d), np.float32)
-        if self.metric_type == faiss.METRIC_L2:
-            dist = ((vec - x[:, None, :]) ** 2).sum(-1)
-        else:
-            dist = -(vec * x[:, None, :]).sum(-1)
-        dist[rows < 0] = np.inf
-        best = np.argsort(dist, axis=1, kind="stable")[:, :k]
-        D = np.take_along_axis(dist, best, 1)
-        I = np.where(np.isinf(D), -1, np.take_along_axis(cand, best, 1))
+        if not len(vectors):  # nothing stored: every candidate is padding
+            rows = np.full_like(rows, -1)
+            vectors = np.zeros((1, self.d), np.float32)
+        D, best = _scan_kernels.rerank(x, vectors, rows, k, self.metric_type == faiss.METRIC_INNER_PRODUCT)
+        I = np.where(best >= 0, np.take_along_axis(cand, np.maximum(best, 0), 1), -1)
         D = -D if self.metric_type == faiss.METRIC_INNER_PRODUCT else D
-        return D.astype(np.float32), I.astype(np.int64)
+        return D, I.astype(np.int64)
 
     def reconstruct(self, key: int) -> np.ndarray:
         """The stored float vector (d,) float32 of id `key` (FAISS: the refine index's)."""

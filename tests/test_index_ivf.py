@@ -176,3 +176,18 @@ def test_refine_keeps_vectors_beside_codes_through_removes(data):
     exact = ((queries[:, None] - vectors[None]) ** 2).sum(-1)
     np.testing.assert_allclose(D, np.sort(exact, 1)[:, :5], rtol=1e-4)
     np.testing.assert_array_equal(I, ids[np.argsort(exact, 1)[:, :5]])
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_refine_over_every_row_is_exact_search(data, metric):
+    """Re-ranking every stored row by exact distance is brute force (faiss.knn)."""
+    train, base, queries = data
+    index = qetvec.index_factory(50, "IVF8,QET10x6_L1,RFlat", metric=metric)
+    index.train(train)
+    index.add(base[:600])
+    index.k_factor, index.nprobe = 600 / 10, 8
+    D, I = index.search(queries[:20], 10)
+    faiss_metric = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    D_exact, I_exact = faiss.knn(queries[:20], base[:600], 10, metric=faiss_metric)
+    np.testing.assert_array_equal(I, I_exact)
+    np.testing.assert_allclose(D, D_exact, rtol=1e-4, atol=1e-3)
