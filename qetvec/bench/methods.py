@@ -83,7 +83,7 @@ def build_ivf(method: str, d: int, nlist: int, code_bytes: int, k_factor: float,
     index.k_factor = k_factor
     if centroids is not None and spec.startswith("IVF"):
         layer = ivf_layer(index)
-        (layer.quantizer if isinstance(layer, faiss.Index) else layer.coarse).add(centroids)
+        layer.quantizer.add(centroids)  # FAISS's name for the coarse quantizer, both libraries
     return index, spec
 
 
