@@ -14,7 +14,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-SPLIT_EPS = 1.0 / 1024.0  # FAISS's EPS for splitting a cluster into an empty one
+SPLIT_EPS = 1.0 / 1024.0
+FEW_POINTS = 16  # below this, assignment loops over points (a one-row add), not codewords  # FAISS's EPS for splitting a cluster into an empty one
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -26,6 +27,17 @@ def _assign(xt, books, codes, best_d, dist):
     vectorizing them: 8x slower, measured); best_d and dist (n,) float32 are scratch. Ties go
     to the lower index."""
     w, n = xt.shape
+    if n < FEW_POINTS:  # too few points to vectorize over: one point at a time
+        for i in range(n):
+            low = np.inf
+            for c in range(books.shape[0]):
+                dist_c = 0.0
+                for j in range(w):
+                    t = xt[j, i] - books[c, j]
+                    dist_c += t * t
+                if dist_c < low:
+                    low, codes[i] = dist_c, c
+        return
     best_d[:] = np.inf
     for c in range(books.shape[0]):
         dist[:] = 0.0
@@ -125,7 +137,7 @@ def assign_groups(x, bounds, books):
         a, w = bounds[g], bounds[g + 1] - bounds[g]
         best_d = np.empty(n, np.float32)
         dist = np.empty(n, np.float32)
-        _assign(_columns(x, every_row, a, w), np.ascontiguousarray(books[g, :, :w]), codes[g],
+        _assign(_columns(x, every_row, a, w), books[g, :, :w], codes[g],
                 best_d, dist)
     return np.ascontiguousarray(codes.T)
 
@@ -140,3 +152,4 @@ def gather_groups(codes, bounds, books):
             a, w = bounds[g], bounds[g + 1] - bounds[g]
             y[i, a:a + w] = books[g, codes[i, g], :w]
     return y
+

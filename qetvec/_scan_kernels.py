@@ -2,8 +2,7 @@
 
 The Python layer (`qetvec.adc`) plans lookup units, shapes the work into (block, query)
 entries and validates; these loops only compute. Bit order as in `qetvec._kernels`.
-Table building and heap merging come in a parallel and a serial build (`*_serial`): small
-batches skip a parallel region, whose start and barrier cost more than the work.
+Small batches run these on one thread (`qetvec.metric.serial_if`).
 """
 from __future__ import annotations
 
@@ -177,7 +176,5 @@ def _rerank(queries, vectors, rows, k, inner_product):
 
 
 ip_tables = numba.njit(cache=True, parallel=True)(_ip_tables)
-ip_tables_serial = numba.njit(cache=True)(_ip_tables)
 merge_heaps = numba.njit(cache=True, parallel=True)(_merge_heaps)
-merge_heaps_serial = numba.njit(cache=True)(_merge_heaps)
 rerank = numba.njit(cache=True, parallel=True)(_rerank)

@@ -53,3 +53,4 @@ def unpermute_levels(y, bits, first, second, low, high, level_ptr):
             row, out = out, row
         x[i] = row
     return x
+

@@ -44,7 +44,7 @@ import numpy as np
 
 from qetvec import _scan_kernels
 from qetvec.layout import CodeLayout
-from qetvec.metric import use_faiss_thread_count
+from qetvec.metric import serial_if, use_faiss_thread_count
 from qetvec.stage import QETStage
 
 if TYPE_CHECKING:
@@ -238,9 +238,9 @@ class ADCSearcher:
         n_patterns, n_pos, src_ptr, src, book_ptr, book, _ = self._unit_books()
         u = self.units
         serial = len(x) * u.table_size * int(n_pos.mean()) < PARALLEL_MIN_WORK
-        kernel = _scan_kernels.ip_tables_serial if serial else _scan_kernels.ip_tables
-        return kernel(x, np.float32(coef), u.table_off, u.ksub, n_patterns, n_pos, src_ptr, src,
-                      book_ptr, book, u.table_size)
+        with serial_if(serial):
+            return _scan_kernels.ip_tables(x, np.float32(coef), u.table_off, u.ksub, n_patterns, n_pos,
+                                           src_ptr, src, book_ptr, book, u.table_size)
 
 
 def _unit_books(units: LookupUnits, stages: list[QETStage]) -> tuple[np.ndarray, ...]:
@@ -305,8 +305,8 @@ def search_blocks(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
                 *searcher.units.kernel_args(), block_first, block_rows, block_list, block_table,
                 entry_start, entry_end, entry_query, k, numba.get_num_threads())
         serial = 16 * heap_d.size < PARALLEL_MIN_WORK
-        merge = _scan_kernels.merge_heaps_serial if serial else _scan_kernels.merge_heaps
-        D[i:i + step], rows[i:i + step] = merge(heap_d, heap_i)
+        with serial_if(serial):
+            D[i:i + step], rows[i:i + step] = _scan_kernels.merge_heaps(heap_d, heap_i)
     return D, rows
 
 

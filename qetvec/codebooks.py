@@ -13,9 +13,11 @@ import faiss
 import numpy as np
 
 from qetvec import _codebook_kernels
+from qetvec.metric import serial_if
 
 MIN_POINTS_PER_CENTROID = 39  # FAISS's own warning threshold for k-means
 MAX_POINTS_PER_CENTROID = 256  # FAISS's training sample cap per centroid
+PARALLEL_MIN_ROWS = 1024  # fewer rows are assigned / decoded on one thread (no thread-pool start)
 
 
 def train_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 25) -> np.ndarray:
@@ -55,15 +57,17 @@ def train_group_codebooks(y: np.ndarray, bounds: np.ndarray, k: int, seed: int,
 def decode_group_codes(codes: np.ndarray, bounds: np.ndarray, books: np.ndarray) -> np.ndarray:
     """Rows (n, d) float32 of codes (n, m): row i's group g is books[g, codes[i, g]] (the
     group's own columns of it)."""
-    return _codebook_kernels.gather_groups(np.ascontiguousarray(codes), bounds.astype(np.int64), books)
+    with serial_if(len(codes) < PARALLEL_MIN_ROWS):
+        return _codebook_kernels.gather_groups(np.ascontiguousarray(codes), bounds.astype(np.int64), books)
 
 
 def assign_group_codes(y: np.ndarray, bounds: np.ndarray, books: np.ndarray) -> np.ndarray:
     """Codes (n, m) int64: nearest codeword (L2) of each group of y (n, d) in books (m, k, w_max)."""
     if books.shape[1] == 1:
         return np.zeros((len(y), books.shape[0]), dtype=np.int64)
-    return _codebook_kernels.assign_groups(np.ascontiguousarray(y, dtype=np.float32),
-                                 bounds.astype(np.int64), books)
+    with serial_if(len(y) < PARALLEL_MIN_ROWS):
+        return _codebook_kernels.assign_groups(np.ascontiguousarray(y, dtype=np.float32),
+                                               bounds.astype(np.int64), books)
 
 
 def check_training_size(n: int, k: int, name: str = "x") -> None:

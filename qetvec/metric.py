@@ -1,6 +1,9 @@
 """Metric names as FAISS users pass them ("l2", "ip" or faiss.METRIC_*), and thread count."""
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import faiss
 import numba
 
@@ -14,6 +17,24 @@ def metric_type(metric: str | int) -> int:
     if key not in _METRICS:
         raise ValueError(f"metric must be 'l2', 'ip', faiss.METRIC_L2 or faiss.METRIC_INNER_PRODUCT, got {metric!r}")
     return _METRICS[key]
+
+
+@contextlib.contextmanager
+def serial_if(small: bool) -> Iterator[None]:
+    """Run the numba kernels called inside on one thread when `small`: a parallel region's
+    start and barrier cost more than a small batch's work (a one-row add: ~50 us against ~2).
+    numba's thread count is per calling thread, so concurrent callers are unaffected. (One
+    parallel build per kernel: a second, serial build of the same Python function would share
+    its on-disk cache entry and load the parallel one.)"""
+    if not small:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def use_faiss_thread_count() -> None:

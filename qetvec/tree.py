@@ -25,6 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from qetvec import _tree_kernels
+from qetvec.metric import serial_if
+
+PARALLEL_MIN_ROWS = 1024  # fewer rows run on one thread (starting the thread pool costs more)
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ class EntanglementTree:
 
         Each level compares the pairs of the level before's output (not of x), so the halves
         hold values of similar rank (numba, parallel over rows)."""
-        return _tree_kernels.apply_levels(np.ascontiguousarray(x), *self._kernel_args)
+        with serial_if(len(x) < PARALLEL_MIN_ROWS):
+            return _tree_kernels.apply_levels(np.ascontiguousarray(x), *self._kernel_args)
 
     def permute(self, x: np.ndarray, bits: np.ndarray) -> np.ndarray:
         """Apply recorded swaps `bits` (n, n_bits) to rows of x (n, d); any dtype.
@@ -99,8 +103,9 @@ class EntanglementTree:
 
     def unpermute(self, y: np.ndarray, bits: np.ndarray) -> np.ndarray:
         """Undo `permute`: restore rows (n, d) from the reordered y, last level first."""
-        return _tree_kernels.unpermute_levels(np.ascontiguousarray(y), np.ascontiguousarray(bits),
-                                              *self._kernel_args)
+        with serial_if(len(y) < PARALLEL_MIN_ROWS):
+            return _tree_kernels.unpermute_levels(np.ascontiguousarray(y), np.ascontiguousarray(bits),
+                                                  *self._kernel_args)
 
     def dependencies(self) -> list[list[int]]:
         """For each output position j, the sorted swap-bit indices that decide which input

@@ -18,10 +18,12 @@ def brute_force_codes(y, bounds, books):
     return np.stack(codes, axis=1)
 
 
-def test_assignment_equals_brute_force(glove):
+@pytest.mark.parametrize("rows", [3000, 5, 1])  # vectorized over points, and point by point
+def test_assignment_equals_brute_force(glove, rows):
     y = np.ascontiguousarray(glove[:3000])
     bounds = group_bounds(50, 7)  # unequal groups: 8, 7, 7, ...
     books = train_group_codebooks(y, bounds, 32, seed=0)
+    y = y[-rows:]
     np.testing.assert_array_equal(assign_group_codes(y, bounds, books), brute_force_codes(y, bounds, books))
 
 
