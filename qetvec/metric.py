@@ -30,6 +30,9 @@ def serial_if(small: bool) -> Iterator[None]:
         yield
         return
     before = numba.get_num_threads()
+    if before == 1:  # already serial (an outer serial_if): setting it costs more than the work
+        yield
+        return
     numba.set_num_threads(1)
     try:
         yield
