@@ -3,8 +3,8 @@
 stage, so stored and used codebooks are the same numbers, bit-packed when stored.
 
 A stage's m group codebooks are trained and used together (`train_group_codebooks`,
-`assign_group_codes`, numba kernels in `qetvec._codebook_kernels`); `train_kmeans` (faiss.Kmeans) serves
-single large problems such as IVF coarse centroids."""
+`assign_group_codes`, numba kernels in `qetvec._codebook_kernels`); `train_kmeans`
+(faiss.Kmeans) serves single large problems such as IVF coarse centroids."""
 from __future__ import annotations
 
 import warnings
@@ -13,11 +13,10 @@ import faiss
 import numpy as np
 
 from qetvec import _codebook_kernels
-from qetvec.metric import serial_if
+from qetvec.metric import PARALLEL_MIN_ROWS, serial_if
 
 MIN_POINTS_PER_CENTROID = 39  # FAISS's own warning threshold for k-means
 MAX_POINTS_PER_CENTROID = 256  # FAISS's training sample cap per centroid
-PARALLEL_MIN_ROWS = 1024  # fewer rows are assigned / decoded on one thread (no thread-pool start)
 
 
 def train_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 25) -> np.ndarray:
@@ -51,7 +50,7 @@ def train_group_codebooks(y: np.ndarray, bounds: np.ndarray, k: int, seed: int,
         return books
     init = np.stack([rng.choice(len(rows), k, replace=False) for _ in range(m)]).astype(np.int64)
     return _codebook_kernels.kmeans_groups(np.ascontiguousarray(y, dtype=np.float32), rows,
-                                 bounds.astype(np.int64), init, niter)
+                                           bounds.astype(np.int64), init, niter)
 
 
 def decode_group_codes(codes: np.ndarray, bounds: np.ndarray, books: np.ndarray) -> np.ndarray:

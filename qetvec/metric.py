@@ -19,6 +19,9 @@ def metric_type(metric: str | int) -> int:
     return _METRICS[key]
 
 
+PARALLEL_MIN_ROWS = 1024  # row-parallel kernels run fewer rows on one thread (see `serial_if`)
+
+
 @contextlib.contextmanager
 def serial_if(small: bool) -> Iterator[None]:
     """Run the numba kernels called inside on one thread when `small`: a parallel region's

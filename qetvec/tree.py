@@ -25,9 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qetvec import _tree_kernels
-from qetvec.metric import serial_if
-
-PARALLEL_MIN_ROWS = 1024  # fewer rows run on one thread (starting the thread pool costs more)
+from qetvec.metric import PARALLEL_MIN_ROWS, serial_if
 
 
 @dataclass(frozen=True)
