@@ -143,6 +143,25 @@ def test_cache_reuses_codes_until_the_version_changes(tmp_path, vectors, monkeyp
     assert loads.count(tbl) == 2
 
 
+def test_cached_columns_equal_the_rows_lancedb_takes(tmp_path, vectors):
+    """Small fixed-width columns come from the per-version column cache, the others from a
+    LanceDB take: the same rows, also after the version changes."""
+    x, queries = vectors
+    db = lancedb.connect(tmp_path / "db")
+    data = rows(x[:2000]).append_column("score", pa.array(np.arange(2000) % 7, pa.float32()))
+    tbl = ql.create_table(db, "t", data, m=5, nbits=6, levels=0, nlist=8, progress=False)
+    for step in range(2):
+        for q in queries[:3]:
+            full = tbl.query(q, k=10, nprobe=3)  # tag (string) and vector: taken from LanceDB
+            cached = tbl.query(q, k=10, nprobe=3, columns=["score", "id"])
+            assert cached.equals(full.select(["score", "id", "_distance"]))
+            pinned = tbl._pinned_version
+            ids = pinned.cache.rowids[::97]
+            assert pinned.columns.gather(ids, ["id", "score"]).equals(tbl._take(ids, ["id", "score"], pinned.schema))
+        assert set(tbl._pinned_version.columns.arrays) == {"id", "score"}
+        tbl.delete("id % 3 = 0")
+
+
 def test_rows_added_through_plain_lancedb_are_searched_exactly(tmp_path, vectors):
     x, queries = vectors
     db = lancedb.connect(tmp_path / "db")

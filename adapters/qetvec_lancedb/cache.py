@@ -5,11 +5,16 @@ reused by every search of that version; a pre-filtered search gathers its subset
 `_rowid` (`subset`), so codes are never read twice. Rows whose code is null (added through
 plain LanceDB) are kept apart as *pending* rows with their float vectors, scored exactly,
 the way LanceDB scans rows its index does not cover yet.
+
+`ColumnCache` keeps small fixed-width user columns (ids, numbers, dates: `cacheable`) of one
+version the first time a search returns them, so a search returning only such columns reads
+its k result rows from memory instead of asking LanceDB for them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -95,3 +100,48 @@ def _residual_norms(codec: TableCodec, codes: np.ndarray, rowids: np.ndarray,
         beta[hit], todo = previous.extra[at[hit]], ~hit
     beta[todo] = codec.residual_norms(codes[todo])
     return beta
+
+
+MAX_CACHED_BITS = 64  # user columns of fixed-width types up to 8 bytes per row are cached
+
+
+def cacheable(kind: pa.DataType) -> bool:
+    """Whether a user column of this type is kept by `ColumnCache`: bool, integers,
+    floats, dates, times, timestamps, durations of at most 8 bytes per row."""
+    return pa.types.is_primitive(kind) and kind.bit_width <= MAX_CACHED_BITS
+
+
+@dataclass
+class ColumnCache:
+    """Cacheable user columns of one table version, each read by one scan on first use.
+
+    `scan(columns)` returns those columns of every row of the version with `_rowid`;
+    rowids uint64 (n,) sorted, and arrays[name] the column's values in that order."""
+
+    scan: Callable[[list[str]], pa.Table]
+    rowids: np.ndarray | None = None
+    arrays: dict[str, pa.Array] = field(default_factory=dict)
+
+    def gather(self, rowids: np.ndarray, columns: list[str]) -> pa.Table:
+        """`columns` of the rows rowids (r,) uint64 (in that order, repeats allowed; all
+        rows of the version), loading the columns not held yet in one scan."""
+        missing = [c for c in columns if c not in self.arrays]
+        if missing:
+            self._load(missing)
+        at = np.searchsorted(self.rowids, rowids)
+        if len(at) and (at.max() >= len(self.rowids) or (self.rowids[at] != rowids).any()):
+            raise KeyError("rows outside the cached table version")
+        index = pa.array(at)
+        return pa.table({c: self.arrays[c].take(index) for c in columns})
+
+    def _load(self, columns: list[str]) -> None:
+        got = self.scan(columns)
+        ids = got.column("_rowid").to_numpy()
+        order = np.argsort(ids, kind="stable")
+        if self.rowids is None:
+            self.rowids = ids[order]
+        elif not np.array_equal(self.rowids, ids[order]):
+            raise RuntimeError("a scan of one pinned table version returned different rows")
+        index = pa.array(order)
+        for c in columns:
+            self.arrays[c] = got.column(c).combine_chunks().take(index)

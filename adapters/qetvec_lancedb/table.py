@@ -20,7 +20,7 @@ from lancedb.util import validate_table_name
 from qetvec import QETQuantizer
 from qetvec._validation import as_float_matrix, check_positive_int
 
-from qetvec_lancedb.cache import CodeCache
+from qetvec_lancedb.cache import CodeCache, ColumnCache, cacheable
 from qetvec_lancedb.codec import MAX_NLIST, TableCodec, nearest_partitions, train_centroids
 from qetvec_lancedb.columns import (CODE_COLUMN, DISTANCE_COLUMN, NORM_COLUMN, PART_COLUMN,
                                     QUERY_INDEX_COLUMN, RESERVED_COLUMNS, check_user_columns,
@@ -42,6 +42,7 @@ class _Pinned:
     meta: TableMeta
     schema: pa.Schema
     cache: CodeCache
+    columns: ColumnCache
 
 
 class QETTable:
@@ -159,7 +160,7 @@ class QETTable:
             cache = cache.subset(self._matching(req.where))
         rowids, dist = _topk(queries, cache, scanner, nprobe, k * (refine or 1))
         fetch = wanted + [meta.vector_column] * bool(refine and meta.vector_column not in wanted)
-        rows = self._take(rowids[rowids >= 0], fetch, schema)
+        rows = self._result_rows(pinned, rowids[rowids >= 0], fetch)
         if refine:
             x = vector_matrix(rows, meta.vector_column, codec.d, f"table {self.name!r}")
             rowids, dist, rows = _rerank(queries, x, rowids, rows, codec.metric, k)
@@ -193,13 +194,13 @@ class QETTable:
             meta = TableMeta.from_schema(schema, self.name)
             same_codec = pinned is not None and pinned.meta.sha256 == meta.sha256
             cache = self._load_codes(meta, schema, pinned.cache if same_codec else None)
-            self._pinned_version = _Pinned(version, meta, schema, cache)
+            self._pinned_version = _Pinned(version, meta, schema, cache, ColumnCache(self._scan))
         return self._pinned_version
 
     def _load_codes(self, meta: TableMeta, schema: pa.Schema, previous: CodeCache | None) -> CodeCache:
         codec = self._scanner(meta).codec
         cols = [CODE_COLUMN] + [NORM_COLUMN] * codec.stores_norm + [PART_COLUMN] * (codec.nlist is not None)
-        scan = self._reader.search().select(cols).with_row_id(True).limit(None).to_arrow()
+        scan = self._scan(cols)
         missing = np.asarray(scan.column(CODE_COLUMN).is_null())
         pending = np.zeros((0, codec.d), np.float32)
         if missing.any() and meta.keep_vectors:  # rows added through plain LanceDB: score exactly
@@ -220,6 +221,22 @@ class QETTable:
             where = f"({where}) AND _rowid IN ({', '.join(map(str, among.tolist())) or 'NULL'})"
         got = self._reader.search().where(where).select(["_rowid"]).with_row_id(True).limit(None).to_arrow()
         return got.column("_rowid").to_numpy()
+
+    def _scan(self, columns: list[str]) -> pa.Table:
+        """`columns` and `_rowid` of every row of the pinned version."""
+        return self._reader.search().select(columns).with_row_id(True).limit(None).to_arrow()
+
+    def _result_rows(self, pinned: _Pinned, rowids: np.ndarray, columns: list[str]) -> pa.Table:
+        """`columns` of the rows `rowids` (r,) uint64 of the pinned version, in that order:
+        cacheable columns from its `ColumnCache`, the others by one LanceDB take (none if
+        all are cacheable)."""
+        held = [c for c in columns if cacheable(pinned.schema.field(c).type)]
+        taken = [c for c in columns if c not in held]
+        parts = [pinned.columns.gather(rowids.astype(np.uint64), held)] if held else []
+        if taken or not held:
+            parts.append(self._take(rowids, taken, pinned.schema))
+        merged = {name: part.column(name) for part in parts for name in part.column_names}
+        return pa.table({c: merged[c] for c in columns}) if columns else parts[-1]
 
     def _take(self, rowids: np.ndarray, columns: list[str], schema: pa.Schema) -> pa.Table:
         """Rows `rowids` (in that order, repeats allowed) of the pinned version, `columns` only."""
