@@ -70,8 +70,36 @@ def heap_replace_top(dist, ids, value, ident):
     ids[i] = ident
 
 
+@numba.njit(cache=True, inline="always")
+def table_index(codes, row, u, code_bit, code_width, ksub, table_off, run_ptr, run_start, run_len,
+                run_shift):
+    """Table entry of lookup unit u for row `row` of codes: its swap pattern and group code."""
+    code = read_bits(codes, row, code_bit[u], code_width[u])
+    pattern = np.int64(0)
+    for t in range(run_ptr[u], run_ptr[u + 1]):
+        pattern |= read_bits(codes, row, run_start[t], run_len[t]) << run_shift[t]
+    return table_off[u] + pattern * ksub[u] + code
+
+
 @numba.njit(cache=True, parallel=True)
-def scan_blocks(codes, term_offset, queries, query_tables, list_tables, centroids, l2,
+def row_terms(codes, tables, table_of_row, code_bit, code_width, ksub, table_off, run_ptr,
+              run_start, run_len, run_shift):
+    """sum_u tables[table_of_row[r], index_u(r)] (n,) float32 for every row r of codes (n, w)
+    uint8; tables (L, table_size) float32, table_of_row (n,) int64."""
+    n = codes.shape[0]
+    out = np.empty(n, dtype=np.float32)
+    for r in numba.prange(n):
+        s = np.float32(0.0)
+        t = table_of_row[r]
+        for u in range(code_bit.shape[0]):
+            s += tables[t, table_index(codes, r, u, code_bit, code_width, ksub, table_off, run_ptr,
+                                       run_start, run_len, run_shift)]
+        out[r] = s
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def scan_blocks(codes, term_offset, stored_terms, queries, query_tables, list_tables, centroids, l2,
                 code_bit, code_width, ksub, table_off, run_ptr, run_start, run_len, run_shift,
                 block_first, block_rows, block_list, block_table, entry_start, entry_end, entry_query,
                 k, n_threads):
@@ -85,12 +113,16 @@ def scan_blocks(codes, term_offset, queries, query_tables, list_tables, centroid
 
     with t = block_table[b], bias = ||q_i - c_l||^2 (l2) or -<q_i, c_l> (inner product),
     c_l = centroids[l] (L, d) float32, and the row term the float32 at byte term_offset of
-    the row (term_offset < 0: none). Each row's table indexes are unpacked once per block.
+    the row (term_offset < 0: none). With stored_terms (capacity,) float32 (empty: not
+    given), the row term is stored_terms[row] and table = query_tables[i] alone: the terms
+    then hold the per-list part (`row_terms`), and no table is built per entry. Each row's
+    table indexes are unpacked once per block.
 
     Returns heaps (D (n_threads, nq, k) float32, rows (n_threads, nq, k) int64), unsorted,
     +inf / -1 in unused slots; `merge_heaps` makes the final top-k."""
     nq, table_size = query_tables.shape
     n_units, d = code_bit.shape[0], queries.shape[1]
+    stored = stored_terms.shape[0] > 0
     heap_d = np.full((n_threads, nq, k), np.inf, dtype=np.float32)
     heap_i = np.full((n_threads, nq, k), -1, dtype=np.int64)
     for b in numba.prange(block_first.shape[0]):
@@ -101,18 +133,20 @@ def scan_blocks(codes, term_offset, queries, query_tables, list_tables, centroid
         for r in range(nrows):
             row = first + r
             for u in range(n_units):
-                code = read_bits(codes, row, code_bit[u], code_width[u])
-                pattern = np.int64(0)
-                for t in range(run_ptr[u], run_ptr[u + 1]):
-                    pattern |= read_bits(codes, row, run_start[t], run_len[t]) << run_shift[t]
-                index[r, u] = table_off[u] + pattern * ksub[u] + code
-            if term_offset >= 0:
+                index[r, u] = table_index(codes, row, u, code_bit, code_width, ksub, table_off, run_ptr,
+                                          run_start, run_len, run_shift)
+            if stored:
+                row_term[r] = stored_terms[row]
+            elif term_offset >= 0:
                 row_term[r] = _read_f32(codes, row, term_offset)
         table = np.empty(table_size, dtype=np.float32)
         for e in range(entry_start[b], entry_end[b]):
             qi = entry_query[e]
-            for t in range(table_size):
-                table[t] = query_tables[qi, t] + list_tables[tab, t]
+            if stored:  # copied: scoring from a local table measured faster than from a row view
+                table[:] = query_tables[qi]
+            else:
+                for t in range(table_size):
+                    table[t] = query_tables[qi, t] + list_tables[tab, t]
             bias = np.float32(0.0)
             for j in range(d):
                 if l2:

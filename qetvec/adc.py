@@ -30,7 +30,10 @@ batch for the probed lists) and the per-query table IP(q) is built once per
 query, so each (query, list) table costs one addition per entry and is exact for every
 swap pattern. Only L2 over several stages needs a per-row term: ||r_hat||^2 (cross terms
 between stages do not split over groups), stored as float32 after the QET code (4 bytes,
-counted in `code_size`).
+counted in `code_size`). A caller that can spend 4 bytes of memory per row (the LanceDB
+adapter) keeps the whole query-independent part as one float per row instead (`row_terms`:
+SQ + 2 IP(c) summed over the row's units, plus ||r_hat||^2): the scan then adds that float
+and builds no table per (query, list).
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ import numpy as np
 
 from qetvec import _scan_kernels
 from qetvec.layout import CodeLayout
-from qetvec.metric import serial_if, use_faiss_thread_count
+from qetvec.metric import PARALLEL_MIN_ROWS, serial_if, use_faiss_thread_count
 from qetvec.stage import QETStage
 
 if TYPE_CHECKING:
@@ -265,15 +268,37 @@ def _unit_books(units: LookupUnits, stages: list[QETStage]) -> tuple[np.ndarray,
             np.concatenate(books), sq)
 
 
+def row_terms(searcher: ADCSearcher, codes: np.ndarray, lists: np.ndarray,
+              extra: np.ndarray | None = None) -> np.ndarray | None:
+    """The query-independent part of each stored row's score, (n,) float32, for
+    `search_blocks(..., terms=)`: the sum over lookup units of its list's table at the row's
+    entries (SQ + 2 IP(c), 2 IP(c) or 0: see `ADCSearcher.list_tables`), plus `extra` (n,)
+    float32, the per-row term of L2 over several stages (||r_hat||^2), when given.
+
+    codes uint8 (n, >= quantizer.code_size), lists (n,) int64 each row's list. None when
+    the searcher decodes rows instead (no lookup units): `search_blocks` needs no terms then."""
+    if searcher.units is None:
+        return None
+    used, at = np.unique(lists, return_inverse=True)
+    tables, table_row = searcher.list_tables(used)
+    with serial_if(len(codes) < PARALLEL_MIN_ROWS):
+        out = _scan_kernels.row_terms(codes, tables, table_row[at].astype(np.int64),
+                                      *searcher.units.kernel_args())
+    return out if extra is None else out + extra.astype(np.float32)
+
+
 def search_blocks(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
                   list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray,
-                  k: int) -> tuple[np.ndarray, np.ndarray]:
+                  k: int, terms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of each query over the lists it probes.
 
     queries (nq, d) float32; codes (capacity, searcher.code_size) uint8, the arena: list l
     is rows list_start[l] .. list_start[l] + list_size[l] - 1 (int64 arrays (L,)), and uses
     centroid l of the searcher when it has centroids; probes (nq, P) int64: the lists each
-    query scans, -1 for none (a flat index is one list: probes zeros (nq, 1)).
+    query scans, -1 for none (a flat index is one list: probes zeros (nq, 1)). terms
+    (capacity,) float32: `row_terms` of the arena's rows, kept by the caller; with them the
+    scan adds one float per row instead of a per-list table per (query, list), and codes
+    need only the QET code (quantizer.code_size bytes or more).
 
     Returns (D (nq, k) float32 ascending, rows (nq, k) int64 arena rows, -1 / +inf padded),
     D the minimized score: squared L2 distance, or -<q, x_hat> for inner product.
@@ -291,17 +316,21 @@ def search_blocks(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
     if centroids is None:
         centroids = np.zeros((1, searcher.quantizer.d), np.float32)
     term_offset = searcher.quantizer.code_size if searcher.code_size > searcher.quantizer.code_size else -1
+    stored = np.zeros(0, np.float32) if terms is None else np.ascontiguousarray(terms, np.float32)
     step = searcher.query_block()
     for i in range(0, len(queries), step):
         xb, pb = queries[i:i + step], probes[i:i + step]
         block_first, block_rows, block_list, entry_start, entry_end, entry_query = _entries(
             list_start, list_size, pb, ROWS_PER_BLOCK)
-        list_tables, block_table = searcher.list_tables(block_list)
+        if terms is None:
+            list_tables, block_table = searcher.list_tables(block_list)
+        else:  # the per-list part is in the terms
+            list_tables, block_table = np.zeros((1, 1), np.float32), np.zeros_like(block_list)
         if searcher.centroids is None:
             block_list = np.zeros_like(block_list)
         with numba.parallel_chunksize(1):
             heap_d, heap_i = _scan_kernels.scan_blocks(
-                codes, term_offset, xb, searcher.query_tables(xb), list_tables, centroids, searcher.l2,
+                codes, term_offset, stored, xb, searcher.query_tables(xb), list_tables, centroids, searcher.l2,
                 *searcher.units.kernel_args(), block_first, block_rows, block_list, block_table,
                 entry_start, entry_end, entry_query, k, numba.get_num_threads())
         serial = 16 * heap_d.size < PARALLEL_MIN_WORK

@@ -120,10 +120,14 @@ def test_postfilter_filters_the_top_k(ivf, vectors):
     assert pre.num_rows == 10 and set(pre["tag"].to_pylist()) == {"a"}
 
 
-def test_cache_reuses_codes_until_the_version_changes(tmp_path, vectors, monkeypatch):
+@pytest.mark.parametrize("stages", [1, 2])
+def test_cache_reuses_codes_until_the_version_changes(tmp_path, vectors, monkeypatch, stages):
+    """Row terms of a cached version are reused for the rows a new version keeps (two
+    stages: ||r_hat||^2 too): a cached handle answers like a fresh one after add/delete."""
     x, queries = vectors
     db = lancedb.connect(tmp_path / "db")
-    tbl = ql.create_table(db, "t", rows(x[:2000]), m=5, nbits=6, levels=0, nlist=8, progress=False)
+    tbl = ql.create_table(db, "t", rows(x[:2000]), m=5, nbits=6, levels=0, stages=stages, nlist=8,
+                          progress=False)
     loads = []
     original = ql.QETTable._load_codes
     monkeypatch.setattr(ql.QETTable, "_load_codes", lambda self, *a: loads.append(self) or original(self, *a))

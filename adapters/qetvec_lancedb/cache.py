@@ -19,33 +19,34 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from qetvec_lancedb.codec import TableCodec
 from qetvec_lancedb.columns import CODE_COLUMN, NORM_COLUMN, PART_COLUMN, code_matrix
+from qetvec_lancedb.scan import CodeScanner
 
 
 @dataclass
 class CodeCache:
     """Rows of one table version: coded rows grouped by partition, then pending rows.
 
-    codes uint8 (n, code_size) and extra float32 (n,) or None, the per-row term of the
-    score (L2 over several stages: ||r_hat||^2, the stored norm without residuals, derived
-    from the codes with them; see `qetvec.adc`), partition
-    p being rows part_ptr[p]:part_ptr[p + 1] (part_ptr (parts + 1,) int64, parts = nlist or 1);
-    pending float32 (p, d): vectors of rows without codes; rowids uint64 (n + p,) the
-    LanceDB `_rowid` of every coded row, then of every pending row."""
+    codes uint8 (n, code_size), partition p being rows part_ptr[p]:part_ptr[p + 1]
+    (part_ptr (parts + 1,) int64, parts = nlist or 1); terms float32 (n,) the
+    query-independent part of each coded row's score (`CodeScanner.row_terms`: 4 bytes of
+    memory per row, never stored), or None when the scan decodes rows; pending float32 (p, d):
+    vectors of rows without codes; rowids uint64 (n + p,) the LanceDB `_rowid` of every coded
+    row, then of every pending row."""
 
     codes: np.ndarray
-    extra: np.ndarray | None
+    terms: np.ndarray | None
     part_ptr: np.ndarray
     pending: np.ndarray
     rowids: np.ndarray
 
     @classmethod
-    def from_arrow(cls, t: pa.Table, codec: TableCodec, pending: np.ndarray,
+    def from_arrow(cls, t: pa.Table, scanner: CodeScanner, pending: np.ndarray,
                    previous: "CodeCache | None" = None) -> "CodeCache":
         """From a scan t with `_rowid`, the code column(s) and (IVF) the partition column;
         `pending` float32 (p, d) the vectors of its rows with a null code, in scan order;
-        `previous` a cache of an earlier version with the same codec (its norms are reused)."""
+        `previous` a cache of an earlier version with the same codec (its row terms are reused)."""
+        codec = scanner.codec
         valid = np.asarray(t.column(CODE_COLUMN).is_valid())
         coded = t.filter(pa.array(valid)) if not valid.all() else t
         parts = coded.column(PART_COLUMN).to_numpy().astype(np.int64) if PART_COLUMN in t.column_names \
@@ -54,13 +55,9 @@ class CodeCache:
         rowids = t.column("_rowid").to_numpy()
         codes = np.ascontiguousarray(code_matrix(coded.column(CODE_COLUMN))[order])
         all_rowids = np.concatenate([rowids[valid][order], rowids[~valid]])
-        if codec.by_residual and codec.metric == "l2" and len(codec.quantizer.stages) > 1:
-            extra = _residual_norms(codec, codes, all_rowids[:len(codes)], previous)
-        elif NORM_COLUMN in t.column_names:
-            extra = np.ascontiguousarray(coded.column(NORM_COLUMN).to_numpy()[order], np.float32)
-        else:
-            extra = None
-        return cls(codes, extra, np.searchsorted(parts[order], np.arange((codec.nlist or 1) + 1)).astype(np.int64),
+        norms = coded.column(NORM_COLUMN).to_numpy()[order] if NORM_COLUMN in t.column_names else None
+        terms = _row_terms(scanner, codes, parts[order], norms, all_rowids[:len(codes)], previous)
+        return cls(codes, terms, np.searchsorted(parts[order], np.arange((codec.nlist or 1) + 1)).astype(np.int64),
                    pending, all_rowids)
 
     @property
@@ -81,25 +78,34 @@ class CodeCache:
         keep = np.zeros(len(self.rowids), bool)
         keep[at[self.rowids[at] == rowids]] = True
         coded, pend = np.flatnonzero(keep[:self.n_coded]), np.flatnonzero(keep[self.n_coded:])
-        return CodeCache(self.codes[coded], None if self.extra is None else self.extra[coded],
+        return CodeCache(self.codes[coded], None if self.terms is None else self.terms[coded],
                          np.searchsorted(coded, self.part_ptr).astype(np.int64), self.pending[pend],
                          np.concatenate([self.rowids[coded], self.rowids[self.n_coded + pend]]))
 
 
-def _residual_norms(codec: TableCodec, codes: np.ndarray, rowids: np.ndarray,
-                    previous: CodeCache | None) -> np.ndarray:
-    """||r_hat||^2 (n,) float32 of coded rows, copied from `previous` for the rowids it
-    holds (a row's code never changes under its `_rowid`), computed for the others."""
-    beta = np.empty(len(codes), np.float32)
+def _row_terms(scanner: CodeScanner, codes: np.ndarray, parts: np.ndarray, norms: np.ndarray | None,
+               rowids: np.ndarray, previous: CodeCache | None) -> np.ndarray | None:
+    """`CodeScanner.row_terms` (n,) float32 of coded rows in partitions parts (n,) int64,
+    copied from `previous` for the rowids it holds (a row's code and partition never change
+    under its `_rowid`), computed for the others. norms (n,) float32: the stored norm
+    column (L2 over several stages without IVF), or None."""
+    codec = scanner.codec
+    terms = np.empty(len(codes), np.float32)
     todo = np.ones(len(codes), bool)
-    if previous is not None and previous.extra is not None and previous.n_coded:
+    if previous is not None and previous.terms is not None and previous.n_coded:
         old = previous.rowids[:previous.n_coded]
         order = np.argsort(old)
         at = order[np.minimum(np.searchsorted(old, rowids, sorter=order), len(old) - 1)]
         hit = old[at] == rowids
-        beta[hit], todo = previous.extra[at[hit]], ~hit
-    beta[todo] = codec.residual_norms(codes[todo])
-    return beta
+        terms[hit], todo = previous.terms[at[hit]], ~hit
+    extra = norms[todo] if norms is not None else None
+    if codec.by_residual and codec.metric == "l2" and len(codec.quantizer.stages) > 1:
+        extra = codec.residual_norms(codes[todo])
+    fresh = scanner.row_terms(codes[todo], parts[todo], extra)
+    if fresh is None:
+        return None
+    terms[todo] = fresh
+    return terms
 
 
 MAX_CACHED_BITS = 64  # user columns of fixed-width types up to 8 bytes per row are cached

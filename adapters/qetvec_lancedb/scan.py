@@ -2,7 +2,8 @@
 
 The only module of the adapter that calls `qetvec.adc`, whose `search_blocks` owns the metric
 decomposition (per-query and per-partition tables, exact for residual codes), the per-row
-term (||r_hat||^2, L2 over several stages only) and the decoding fallback. `_distance`
+terms (the per-partition part of each row's score, computed once per cached version) and the
+decoding fallback. `_distance`
 follows LanceDB: "l2" is the squared L2 distance, "dot" is 1 - <q, x>. Every probed
 partition is scanned once for all the queries probing it.
 """
@@ -25,19 +26,24 @@ class CodeScanner:
         metric = faiss.METRIC_INNER_PRODUCT if codec.metric == "dot" else faiss.METRIC_L2
         self.searcher = ADCSearcher(codec.quantizer, metric, codec.centroids if codec.by_residual else None)
 
+    def row_terms(self, codes: np.ndarray, parts: np.ndarray, extra: np.ndarray | None) -> np.ndarray | None:
+        """The query-independent part of each row's score (n,) float32 (`qetvec.adc.row_terms`)
+        for codes uint8 (n, code_size) in partitions parts (n,) int64 (zeros without IVF);
+        extra float32 (n,) ||r_hat||^2 for L2 over several stages, else None. None when the
+        scan decodes rows (tables too large)."""
+        return adc.row_terms(self.searcher, codes, parts, extra)
+
     def search(self, queries: np.ndarray, probes: np.ndarray, codes: np.ndarray,
-               extra: np.ndarray | None, part_ptr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+               terms: np.ndarray | None, part_ptr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k best rows per query among the probed partitions.
 
         queries (nq, d) float32; probes (nq, P) int64 partition ids per query (one column of
         zeros without IVF); codes uint8 (n, code_size) grouped by partition, partition p being
-        rows part_ptr[p]:part_ptr[p + 1] (part_ptr (parts + 1,) int64); extra float32 (n,)
-        ||r_hat||^2 for L2 over several stages, else None. Returns (D (nq, k) float32
-        `_distance` ascending, rows (nq, k) int64 into codes), +inf / -1 where fewer than k."""
-        if self.searcher.code_size > codes.shape[1]:  # the per-row term goes after each code
-            codes = np.concatenate([codes, extra.astype("<f4").view(np.uint8).reshape(-1, 4)], axis=1)
+        rows part_ptr[p]:part_ptr[p + 1] (part_ptr (parts + 1,) int64); terms (n,) float32
+        their `row_terms`. Returns (D (nq, k) float32 `_distance` ascending, rows (nq, k)
+        int64 into codes), +inf / -1 where fewer than k."""
         D, rows = adc.search_blocks(self.searcher, np.ascontiguousarray(queries, np.float32), codes,
-                                    part_ptr[:-1], np.diff(part_ptr), probes.astype(np.int64), k)
+                                    part_ptr[:-1], np.diff(part_ptr), probes.astype(np.int64), k, terms)
         return (1.0 + D if self.codec.metric == "dot" else D), rows
 
 

@@ -208,7 +208,7 @@ class QETTable:
             pending = vector_matrix(got, meta.vector_column, codec.d, f"table {self.name!r}")
         elif missing.any():  # no vectors either: nothing to score them by
             scan = scan.filter(pa.array(~missing))
-        return CodeCache.from_arrow(scan, codec, pending, previous)
+        return CodeCache.from_arrow(scan, self._scanner(meta), pending, previous)
 
     def _scanner(self, meta: TableMeta) -> CodeScanner:
         if meta.sha256 not in self._scanners:
@@ -254,7 +254,7 @@ def _topk(queries: np.ndarray, cache: CodeCache, scanner: CodeScanner, nprobe: i
     ADC over the probed partitions' codes, merged with pending rows scored exactly."""
     codec = scanner.codec
     probes = codec.probe(queries, nprobe) if codec.nlist else np.zeros((len(queries), 1), np.int64)
-    D, pos = scanner.search(queries, probes, cache.codes, cache.extra, cache.part_ptr, k)
+    D, pos = scanner.search(queries, probes, cache.codes, cache.terms, cache.part_ptr, k)
     if len(cache.pending):
         Dp, pp = exact_topk(queries, cache.pending, codec.metric, k)
         D, pos = best_per_query(np.concatenate([D, Dp], 1),
