@@ -14,9 +14,10 @@ with a table T[pattern, code] of 2**r x ksub entries:
 
 A row's <q, r_hat> is the sum over units of IP(q)[pattern(row), code(row)], both read from
 the packed code. Levels = 0 gives ordinary PQ tables (r = 0). Units are capped at
-`MAX_TABLE_ENTRIES` entries; one position alone above `HARD_LIMIT` (deep trees with many
-codewords) makes `plan_units` return None and the search decodes rows instead (exact,
-slower: the one policy for tables too large).
+`MAX_TABLE_ENTRIES` entries (a position that adds no swap bit joins its unit regardless);
+one position alone above `HARD_LIMIT` (deep trees with many codewords) makes `plan_units`
+return None and the search decodes rows instead (exact, slower: the one policy for tables
+too large).
 
 Metric decomposition, row x_hat = c + r_hat in list l with centroid c (c = 0 without one):
 
@@ -103,12 +104,14 @@ def _runs(bits: list[int]) -> list[tuple[int, int]]:
 
 def _split_group(deps: list[list[int]], a: int, b: int, ksub: int,
                  max_entries: int) -> list[tuple[list[int], list[int]]]:
-    """Greedy cut of positions a..b-1 into units (positions, relevant bits) under the cap."""
+    """Greedy cut of positions a..b-1 into units (positions, relevant bits) under the cap.
+    A position adding no bits to the current unit always joins it: its table does not grow
+    (levels=0 with ksub above the cap: one unit per group, not one per position)."""
     units: list[tuple[list[int], list[int]]] = []
     for j in range(a, b):
         if units:
             merged = sorted(set(units[-1][1]) | set(deps[j]))
-            if 2 ** len(merged) * ksub <= max_entries:
+            if 2 ** len(merged) * ksub <= max_entries or len(merged) == len(units[-1][1]):
                 units[-1] = (units[-1][0] + [j], merged)
                 continue
         units.append(([j], list(deps[j])))

@@ -173,3 +173,15 @@ def test_list_tables_built_per_batch_when_too_large_to_keep(glove_small, monkeyp
     per_batch = index.search(queries, 10, nprobe=5)
     np.testing.assert_allclose(per_batch[0], kept[0], rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(per_batch[1], kept[1])
+
+
+def test_groups_without_swap_bits_are_one_unit_above_the_table_cap(rng):
+    """levels=0 with ksub above MAX_TABLE_ENTRIES: one lookup per group, not per position."""
+    x = rng.standard_normal((5000, 12)).astype(np.float32)
+    quantizer = qetvec.QETQuantizer(12, 3, nbits=12, levels=0).train(x)
+    units = adc.plan_units(quantizer.stages, quantizer.layout)
+    assert len(units.ksub) == 3 and units.table_size == 3 * 4096
+    searcher = ADCSearcher(quantizer)
+    codes = searcher.encode(x[:500])
+    D, rows = adc.search_blocks(searcher, x[:4], codes, np.array([0]), np.array([500]), np.zeros((4, 1), np.int64), 5)
+    assert_topk(D, rows, scores(x[:4], quantizer.decode(codes), faiss.METRIC_L2), 5)
