@@ -82,24 +82,56 @@ def table_index(codes, row, u, code_bit, code_width, ksub, table_off, run_ptr, r
 
 
 @numba.njit(cache=True, parallel=True)
-def row_terms(codes, tables, table_of_row, code_bit, code_width, ksub, table_off, run_ptr,
-              run_start, run_len, run_shift):
-    """sum_u tables[table_of_row[r], index_u(r)] (n,) float32 for every row r of codes (n, w)
-    uint8; tables (L, table_size) float32, table_of_row (n,) int64."""
-    n = codes.shape[0]
+def fill_index(codes, out, code_bit, code_width, ksub, table_off, run_ptr, run_start, run_len, run_shift):
+    """out[r, u] = table entry of lookup unit u for row r of codes (n, w) uint8; out (n, U)
+    uint16 or int32, filled in place."""
+    for r in numba.prange(codes.shape[0]):
+        for u in range(code_bit.shape[0]):
+            out[r, u] = table_index(codes, r, u, code_bit, code_width, ksub, table_off, run_ptr,
+                                    run_start, run_len, run_shift)
+
+
+@numba.njit(cache=True, parallel=True)
+def row_terms(index, tables, table_of_row):
+    """sum_u tables[table_of_row[r], index[r, u]] (n,) float32 for unpacked rows index (n, U);
+    tables (L, table_size) float32, table_of_row (n,) int64."""
+    n = index.shape[0]
     out = np.empty(n, dtype=np.float32)
     for r in numba.prange(n):
         s = np.float32(0.0)
-        t = table_of_row[r]
-        for u in range(code_bit.shape[0]):
-            s += tables[t, table_index(codes, r, u, code_bit, code_width, ksub, table_off, run_ptr,
-                                       run_start, run_len, run_shift)]
+        for u in range(index.shape[1]):
+            s += tables[table_of_row[r], index[r, u]]
         out[r] = s
     return out
 
 
+@numba.njit(cache=True, inline="always")
+def _bias(queries, qi, centroids, lst, l2):
+    """||q_qi - c_lst||^2 (l2) or -<q_qi, c_lst> (inner product)."""
+    bias = np.float32(0.0)
+    for j in range(queries.shape[1]):
+        if l2:
+            diff = queries[qi, j] - centroids[lst, j]
+            bias += diff * diff
+        else:
+            bias -= queries[qi, j] * centroids[lst, j]
+    return bias
+
+
+@numba.njit(cache=True, inline="always")
+def _scan_rows(hd, hi, first, bias, row_term, index, table):
+    """Offer rows first + r of one block to the heap (hd, hi) of one query, row r scoring
+    bias + row_term[r] + sum_u table[index[r, u]] (index (nrows, U), row_term (nrows,))."""
+    for r in range(index.shape[0]):
+        s = bias + row_term[r]
+        for u in range(index.shape[1]):
+            s += table[index[r, u]]
+        if s < hd[0]:
+            heap_replace_top(hd, hi, s, first + r)
+
+
 @numba.njit(cache=True, parallel=True)
-def scan_blocks(codes, term_offset, stored_terms, queries, query_tables, list_tables, centroids, l2,
+def scan_blocks(codes, term_offset, queries, query_tables, list_tables, centroids, l2,
                 code_bit, code_width, ksub, table_off, run_ptr, run_start, run_len, run_shift,
                 block_first, block_rows, block_list, block_table, entry_start, entry_end, entry_query,
                 k, n_threads):
@@ -113,16 +145,12 @@ def scan_blocks(codes, term_offset, stored_terms, queries, query_tables, list_ta
 
     with t = block_table[b], bias = ||q_i - c_l||^2 (l2) or -<q_i, c_l> (inner product),
     c_l = centroids[l] (L, d) float32, and the row term the float32 at byte term_offset of
-    the row (term_offset < 0: none). With stored_terms (capacity,) float32 (empty: not
-    given), the row term is stored_terms[row] and table = query_tables[i] alone: the terms
-    then hold the per-list part (`row_terms`), and no table is built per entry. Each row's
-    table indexes are unpacked once per block.
+    the row (term_offset < 0: none). Each row's table indexes are unpacked once per block.
 
     Returns heaps (D (n_threads, nq, k) float32, rows (n_threads, nq, k) int64), unsorted,
     +inf / -1 in unused slots; `merge_heaps` makes the final top-k."""
     nq, table_size = query_tables.shape
-    n_units, d = code_bit.shape[0], queries.shape[1]
-    stored = stored_terms.shape[0] > 0
+    n_units = code_bit.shape[0]
     heap_d = np.full((n_threads, nq, k), np.inf, dtype=np.float32)
     heap_i = np.full((n_threads, nq, k), -1, dtype=np.int64)
     for b in numba.prange(block_first.shape[0]):
@@ -135,32 +163,43 @@ def scan_blocks(codes, term_offset, stored_terms, queries, query_tables, list_ta
             for u in range(n_units):
                 index[r, u] = table_index(codes, row, u, code_bit, code_width, ksub, table_off, run_ptr,
                                           run_start, run_len, run_shift)
-            if stored:
-                row_term[r] = stored_terms[row]
-            elif term_offset >= 0:
+            if term_offset >= 0:
                 row_term[r] = _read_f32(codes, row, term_offset)
         table = np.empty(table_size, dtype=np.float32)
         for e in range(entry_start[b], entry_end[b]):
             qi = entry_query[e]
-            if stored:  # copied: scoring from a local table measured faster than from a row view
-                table[:] = query_tables[qi]
-            else:
-                for t in range(table_size):
-                    table[t] = query_tables[qi, t] + list_tables[tab, t]
-            bias = np.float32(0.0)
-            for j in range(d):
-                if l2:
-                    diff = queries[qi, j] - centroids[lst, j]
-                    bias += diff * diff
-                else:
-                    bias -= queries[qi, j] * centroids[lst, j]
-            hd, hi = heap_d[tid, qi], heap_i[tid, qi]
-            for r in range(nrows):
-                s = bias + row_term[r]
-                for u in range(n_units):
-                    s += table[index[r, u]]
-                if s < hd[0]:
-                    heap_replace_top(hd, hi, s, first + r)
+            for t in range(table_size):
+                table[t] = query_tables[qi, t] + list_tables[tab, t]
+            _scan_rows(heap_d[tid, qi], heap_i[tid, qi], first, _bias(queries, qi, centroids, lst, l2),
+                       row_term, index, table)
+    return heap_d, heap_i
+
+
+@numba.njit(cache=True, parallel=True)
+def scan_indexed(index, terms, queries, query_tables, centroids, l2, list_start, list_size, probes, k):
+    """Top-k heaps of queries over rows unpacked ahead (`fill_index`), one query per thread
+    at a time: query i scans the lists probes[i] (-1: none), row r of list l scoring
+
+        bias + terms[r] + sum_u query_tables[i, index[r, u]]
+
+    with bias as in `scan_blocks` (centroids (L, d), or one row of zeros: list 0 only),
+    terms (capacity,) float32 holding the per-list part (`qetvec.adc.row_terms`), index
+    (capacity, U) uint16 / int32. The query's table stays in cache over all its lists.
+
+    Returns heaps (D (1, nq, k) float32, rows (1, nq, k) int64) for `merge_heaps`."""
+    nq = queries.shape[0]
+    heap_d = np.full((1, nq, k), np.inf, dtype=np.float32)
+    heap_i = np.full((1, nq, k), -1, dtype=np.int64)
+    for qi in numba.prange(nq):
+        for p in range(probes.shape[1]):
+            lst = probes[qi, p]
+            if lst < 0:
+                continue
+            first = list_start[lst]
+            last = first + list_size[lst]
+            bias = _bias(queries, qi, centroids, min(lst, centroids.shape[0] - 1), l2)
+            _scan_rows(heap_d[0, qi], heap_i[0, qi], first, bias, terms[first:last], index[first:last],
+                       query_tables[qi])
     return heap_d, heap_i
 
 

@@ -31,16 +31,17 @@ batch for the probed lists) and the per-query table IP(q) is built once per
 query, so each (query, list) table costs one addition per entry and is exact for every
 swap pattern. Only L2 over several stages needs a per-row term: ||r_hat||^2 (cross terms
 between stages do not split over groups), stored as float32 after the QET code (4 bytes,
-counted in `code_size`). A caller that can spend 4 bytes of memory per row (the LanceDB
-adapter) keeps the whole query-independent part as one float per row instead (`row_terms`:
-SQ + 2 IP(c) summed over the row's units, plus ||r_hat||^2): the scan then adds that float
-and builds no table per (query, list).
+counted in `code_size`). A caller that keeps rows in memory (the LanceDB adapter, per table
+version) can unpack them ahead (`unpack_index`: 2 bytes per unit and row) and keep the whole
+query-independent part as one float per row (`row_terms`: SQ + 2 IP(c) summed over the row's
+units, plus ||r_hat||^2): `search_indexed` then neither unpacks bits nor builds a table per
+(query, list).
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import faiss
 import numba
@@ -271,37 +272,42 @@ def _unit_books(units: LookupUnits, stages: list[QETStage]) -> tuple[np.ndarray,
             np.concatenate(books), sq)
 
 
-def row_terms(searcher: ADCSearcher, codes: np.ndarray, lists: np.ndarray,
-              extra: np.ndarray | None = None) -> np.ndarray | None:
-    """The query-independent part of each stored row's score, (n,) float32, for
-    `search_blocks(..., terms=)`: the sum over lookup units of its list's table at the row's
-    entries (SQ + 2 IP(c), 2 IP(c) or 0: see `ADCSearcher.list_tables`), plus `extra` (n,)
-    float32, the per-row term of L2 over several stages (||r_hat||^2), when given.
-
-    codes uint8 (n, >= quantizer.code_size), lists (n,) int64 each row's list. None when
-    the searcher decodes rows instead (no lookup units): `search_blocks` needs no terms then."""
+def unpack_index(searcher: ADCSearcher, codes: np.ndarray) -> np.ndarray | None:
+    """Every row's table entries, unpacked once for `search_indexed`: (n, U) uint16 (int32
+    when table_size > 2**16) for codes uint8 (n, >= quantizer.code_size); None when the
+    searcher decodes rows instead (no lookup units)."""
     if searcher.units is None:
         return None
+    dtype = np.uint16 if searcher.units.table_size <= 2 ** 16 else np.int32
+    out = np.empty((len(codes), len(searcher.units.ksub)), dtype)
+    with serial_if(len(codes) < PARALLEL_MIN_ROWS):
+        _scan_kernels.fill_index(codes, out, *searcher.units.kernel_args())
+    return out
+
+
+def row_terms(searcher: ADCSearcher, index: np.ndarray, lists: np.ndarray,
+              extra: np.ndarray | None = None) -> np.ndarray:
+    """The query-independent part of each row's score (n,) float32 for `search_indexed`:
+    the sum over lookup units of its list's table at the row's entries (SQ + 2 IP(c),
+    2 IP(c) or 0: see `ADCSearcher.list_tables`), plus `extra` (n,) float32, the per-row
+    term of L2 over several stages (||r_hat||^2), when given. index (n, U) from
+    `unpack_index`, lists (n,) int64 each row's list."""
     used, at = np.unique(lists, return_inverse=True)
     tables, table_row = searcher.list_tables(used)
-    with serial_if(len(codes) < PARALLEL_MIN_ROWS):
-        out = _scan_kernels.row_terms(codes, tables, table_row[at].astype(np.int64),
-                                      *searcher.units.kernel_args())
+    with serial_if(len(index) < PARALLEL_MIN_ROWS):
+        out = _scan_kernels.row_terms(index, tables, table_row[at].astype(np.int64))
     return out if extra is None else out + extra.astype(np.float32)
 
 
 def search_blocks(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
                   list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray,
-                  k: int, terms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of each query over the lists it probes.
 
     queries (nq, d) float32; codes (capacity, searcher.code_size) uint8, the arena: list l
     is rows list_start[l] .. list_start[l] + list_size[l] - 1 (int64 arrays (L,)), and uses
     centroid l of the searcher when it has centroids; probes (nq, P) int64: the lists each
-    query scans, -1 for none (a flat index is one list: probes zeros (nq, 1)). terms
-    (capacity,) float32: `row_terms` of the arena's rows, kept by the caller; with them the
-    scan adds one float per row instead of a per-list table per (query, list), and codes
-    need only the QET code (quantizer.code_size bytes or more).
+    query scans, -1 for none (a flat index is one list: probes zeros (nq, 1)).
 
     Returns (D (nq, k) float32 ascending, rows (nq, k) int64 arena rows, -1 / +inf padded),
     D the minimized score: squared L2 distance, or -<q, x_hat> for inner product.
@@ -313,29 +319,53 @@ def search_blocks(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
                           "decoding rows (exact, slower)", stacklevel=3)
             searcher._warned = True
         return _search_decoded(searcher, queries, codes, list_start, list_size, probes, k)
+    term_offset = searcher.quantizer.code_size if searcher.code_size > searcher.quantizer.code_size else -1
+
+    def scan(xb: np.ndarray, pb: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        block_first, block_rows, block_list, entry_start, entry_end, entry_query = _entries(
+            list_start, list_size, pb, ROWS_PER_BLOCK)
+        list_tables, block_table = searcher.list_tables(block_list)
+        if searcher.centroids is None:
+            block_list = np.zeros_like(block_list)
+        with numba.parallel_chunksize(1):
+            return _scan_kernels.scan_blocks(
+                codes, term_offset, xb, searcher.query_tables(xb), list_tables, centroids, searcher.l2,
+                *searcher.units.kernel_args(), block_first, block_rows, block_list, block_table,
+                entry_start, entry_end, entry_query, k, numba.get_num_threads())
+    return _by_query_block(searcher, queries, probes, k, scan)
+
+
+def search_indexed(searcher: ADCSearcher, queries: np.ndarray, index: np.ndarray, terms: np.ndarray,
+                   list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray,
+                   k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`search_blocks` over rows unpacked ahead by a caller that keeps them (the LanceDB
+    adapter, per table version): index (capacity, U) from `unpack_index`, terms (capacity,)
+    float32 from `row_terms`. No bits are unpacked and no per-list table is built during
+    the search: each row costs U lookups and one addition, and each query scans all its
+    lists on one thread with its table in cache (queries in parallel). Same arguments and
+    results as `search_blocks` (without centroids: list 0 only)."""
+    use_faiss_thread_count()
+
+    def scan(xb: np.ndarray, pb: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with serial_if(len(xb) < 2):
+            return _scan_kernels.scan_indexed(index, terms, xb, searcher.query_tables(xb), centroids,
+                                              searcher.l2, list_start, list_size, pb, k)
+    return _by_query_block(searcher, queries, probes, k, scan)
+
+
+def _by_query_block(searcher: ADCSearcher, queries: np.ndarray, probes: np.ndarray, k: int,
+                    scan: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Run `scan(queries block, its probes, centroids)` (heaps (T, nb, k)) for blocks of
+    queries whose tables fit QUERY_BLOCK_BYTES and merge the heaps: (D, rows) (nq, k)."""
     D = np.empty((len(queries), k), np.float32)
     rows = np.empty((len(queries), k), np.int64)
     centroids = searcher.centroids
     if centroids is None:
         centroids = np.zeros((1, searcher.quantizer.d), np.float32)
-    term_offset = searcher.quantizer.code_size if searcher.code_size > searcher.quantizer.code_size else -1
-    stored = np.zeros(0, np.float32) if terms is None else np.ascontiguousarray(terms, np.float32)
     step = searcher.query_block()
     for i in range(0, len(queries), step):
-        xb, pb = queries[i:i + step], probes[i:i + step]
-        block_first, block_rows, block_list, entry_start, entry_end, entry_query = _entries(
-            list_start, list_size, pb, ROWS_PER_BLOCK)
-        if terms is None:
-            list_tables, block_table = searcher.list_tables(block_list)
-        else:  # the per-list part is in the terms
-            list_tables, block_table = np.zeros((1, 1), np.float32), np.zeros_like(block_list)
-        if searcher.centroids is None:
-            block_list = np.zeros_like(block_list)
-        with numba.parallel_chunksize(1):
-            heap_d, heap_i = _scan_kernels.scan_blocks(
-                codes, term_offset, stored, xb, searcher.query_tables(xb), list_tables, centroids, searcher.l2,
-                *searcher.units.kernel_args(), block_first, block_rows, block_list, block_table,
-                entry_start, entry_end, entry_query, k, numba.get_num_threads())
+        heap_d, heap_i = scan(queries[i:i + step], probes[i:i + step], centroids)
         serial = 16 * heap_d.size < PARALLEL_MIN_WORK
         with serial_if(serial):
             D[i:i + step], rows[i:i + step] = _scan_kernels.merge_heaps(heap_d, heap_i)

@@ -166,6 +166,24 @@ def test_cached_columns_equal_the_rows_lancedb_takes(tmp_path, vectors):
         tbl.delete("id % 3 = 0")
 
 
+def test_tables_too_large_fall_back_to_decoding(tmp_path, vectors, monkeypatch):
+    """Without lookup units (tables above qetvec.adc.HARD_LIMIT) the cache keeps no unpacked
+    rows and the scan decodes codes: same results as the unpacked scan."""
+    from qetvec import adc
+    x, queries = vectors
+    db = lancedb.connect(tmp_path / "db")
+    tbl = ql.create_table(db, "t", rows(x), m=5, nbits=6, levels=1, nlist=8, progress=False)
+    unpacked = tbl.query(queries, k=10, nprobe=3)
+    assert tbl._pinned_version.cache.index is not None
+    monkeypatch.setattr(adc, "HARD_LIMIT", 16)
+    decoding = ql.open_table(db, "t")
+    with pytest.warns(UserWarning, match="decoding"):
+        got = decoding.query(queries, k=10, nprobe=3)
+    assert decoding._pinned_version.cache.index is None
+    assert got["id"].to_pylist() == unpacked["id"].to_pylist()
+    np.testing.assert_allclose(got["_distance"].to_numpy(), unpacked["_distance"].to_numpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_rows_added_through_plain_lancedb_are_searched_exactly(tmp_path, vectors):
     x, queries = vectors
     db = lancedb.connect(tmp_path / "db")

@@ -121,26 +121,30 @@ def test_arena_with_unused_capacity_between_lists(rng, metric):
 
 
 @pytest.mark.parametrize("metric", [faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT])
-@pytest.mark.parametrize("stages,centroids", [(1, True), (2, True), (2, False)])
-def test_row_terms_give_the_same_scan(rng, metric, stages, centroids):
-    """Per-row terms kept by the caller (`row_terms`) instead of per-list tables and the
-    stored ||r_hat||^2: same top-k over the QET codes alone, one query or a batch."""
+@pytest.mark.parametrize("stages,levels,centroids", [(1, 0, True), (1, 2, True), (2, 1, True), (2, 1, False)])
+def test_rows_unpacked_ahead_give_the_same_scan(rng, metric, stages, levels, centroids):
+    """`search_indexed` over `unpack_index` + `row_terms` (the per-list part and ||r_hat||^2
+    kept per row) returns what `search_blocks` returns over the stored rows."""
     x = rng.standard_normal((3000, 16)).astype(np.float32)
-    quantizer = qetvec.QETQuantizer(16, 4, nbits=5, levels=1, stages=stages).train(x[:2000])
+    quantizer = qetvec.QETQuantizer(16, 4, nbits=5, levels=levels, stages=stages).train(x[:2000])
     searcher = ADCSearcher(quantizer, metric, rng.standard_normal((4, 16)).astype(np.float32) if centroids else None)
     lists = np.sort(rng.integers(0, 4 if centroids else 1, 1000))
     arena = searcher.encode(x[2000:], lists if centroids else None)
     list_start = np.searchsorted(lists, np.arange(4))
     list_size = np.diff(np.append(list_start, len(lists)))
     term = arena[:, quantizer.code_size:].copy().view("<f4")[:, 0] if searcher.code_size > quantizer.code_size else None
-    terms = adc.row_terms(searcher, arena[:, :quantizer.code_size], lists, term)
-    probes = rng.integers(0, 4, (9, 2)) if centroids else np.zeros((9, 1), np.int64)
+    index = adc.unpack_index(searcher, arena[:, :quantizer.code_size])
+    assert index.dtype == np.uint16 and index.shape == (1000, len(searcher.units.ksub))
+    terms = adc.row_terms(searcher, index, lists, term)
+    probes = np.stack([rng.permutation(4)[:2] for _ in range(9)]) if centroids else np.zeros((9, 1), np.int64)
+    decoded = searcher.decode(arena, lists if centroids else None)
+    exact = scores(x[:9], decoded, metric)
+    exact[~(lists[None, :, None] == probes[:, None, :]).any(-1)] = np.inf
     for nq in (1, 9):
-        D, rows = adc.search_blocks(searcher, x[:nq], arena, list_start, list_size, probes[:nq], 10)
-        D2, rows2 = adc.search_blocks(searcher, x[:nq], arena[:, :quantizer.code_size].copy(), list_start,
-                                      list_size, probes[:nq], 10, terms)
+        D, _ = adc.search_blocks(searcher, x[:nq], arena, list_start, list_size, probes[:nq], 10)
+        D2, rows2 = adc.search_indexed(searcher, x[:nq], index, terms, list_start, list_size, probes[:nq], 10)
         np.testing.assert_allclose(D2, D, rtol=1e-5, atol=1e-4)
-        assert (rows2 == rows).mean() > 0.98  # ties aside
+        assert_topk(D2, rows2, exact[:nq], 10)
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf"])

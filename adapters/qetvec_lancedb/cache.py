@@ -28,13 +28,14 @@ class CodeCache:
     """Rows of one table version: coded rows grouped by partition, then pending rows.
 
     codes uint8 (n, code_size), partition p being rows part_ptr[p]:part_ptr[p + 1]
-    (part_ptr (parts + 1,) int64, parts = nlist or 1); terms float32 (n,) the
-    query-independent part of each coded row's score (`CodeScanner.row_terms`: 4 bytes of
-    memory per row, never stored), or None when the scan decodes rows; pending float32 (p, d):
-    vectors of rows without codes; rowids uint64 (n + p,) the LanceDB `_rowid` of every coded
-    row, then of every pending row."""
+    (part_ptr (parts + 1,) int64, parts = nlist or 1); index (n, U) uint16 / int32 and terms
+    float32 (n,): the codes unpacked for the scan (`CodeScanner.unpack`: table entries and the
+    query-independent part of each score; memory only, never stored), both None when the scan
+    decodes rows; pending float32 (p, d): vectors of rows without codes; rowids uint64 (n + p,)
+    the LanceDB `_rowid` of every coded row, then of every pending row."""
 
     codes: np.ndarray
+    index: np.ndarray | None
     terms: np.ndarray | None
     part_ptr: np.ndarray
     pending: np.ndarray
@@ -45,7 +46,7 @@ class CodeCache:
                    previous: "CodeCache | None" = None) -> "CodeCache":
         """From a scan t with `_rowid`, the code column(s) and (IVF) the partition column;
         `pending` float32 (p, d) the vectors of its rows with a null code, in scan order;
-        `previous` a cache of an earlier version with the same codec (its row terms are reused)."""
+        `previous` a cache of an earlier version with the same codec (its unpacked rows are reused)."""
         codec = scanner.codec
         valid = np.asarray(t.column(CODE_COLUMN).is_valid())
         coded = t.filter(pa.array(valid)) if not valid.all() else t
@@ -56,8 +57,8 @@ class CodeCache:
         codes = np.ascontiguousarray(code_matrix(coded.column(CODE_COLUMN))[order])
         all_rowids = np.concatenate([rowids[valid][order], rowids[~valid]])
         norms = coded.column(NORM_COLUMN).to_numpy()[order] if NORM_COLUMN in t.column_names else None
-        terms = _row_terms(scanner, codes, parts[order], norms, all_rowids[:len(codes)], previous)
-        return cls(codes, terms, np.searchsorted(parts[order], np.arange((codec.nlist or 1) + 1)).astype(np.int64),
+        index, terms = _unpacked(scanner, codes, parts[order], norms, all_rowids[:len(codes)], previous)
+        return cls(codes, index, terms, np.searchsorted(parts[order], np.arange((codec.nlist or 1) + 1)).astype(np.int64),
                    pending, all_rowids)
 
     @property
@@ -78,34 +79,38 @@ class CodeCache:
         keep = np.zeros(len(self.rowids), bool)
         keep[at[self.rowids[at] == rowids]] = True
         coded, pend = np.flatnonzero(keep[:self.n_coded]), np.flatnonzero(keep[self.n_coded:])
-        return CodeCache(self.codes[coded], None if self.terms is None else self.terms[coded],
-                         np.searchsorted(coded, self.part_ptr).astype(np.int64), self.pending[pend],
+        return CodeCache(self.codes[coded], None if self.index is None else self.index[coded],
+                         None if self.terms is None else self.terms[coded], np.searchsorted(coded, self.part_ptr).astype(np.int64), self.pending[pend],
                          np.concatenate([self.rowids[coded], self.rowids[self.n_coded + pend]]))
 
 
-def _row_terms(scanner: CodeScanner, codes: np.ndarray, parts: np.ndarray, norms: np.ndarray | None,
-               rowids: np.ndarray, previous: CodeCache | None) -> np.ndarray | None:
-    """`CodeScanner.row_terms` (n,) float32 of coded rows in partitions parts (n,) int64,
-    copied from `previous` for the rowids it holds (a row's code and partition never change
-    under its `_rowid`), computed for the others. norms (n,) float32: the stored norm
-    column (L2 over several stages without IVF), or None."""
+def _unpacked(scanner: CodeScanner, codes: np.ndarray, parts: np.ndarray, norms: np.ndarray | None,
+              rowids: np.ndarray, previous: CodeCache | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """`CodeScanner.unpack` of coded rows in partitions parts (n,) int64, copied from
+    `previous` for the rowids it holds (a row's code and partition never change under its
+    `_rowid`), computed for the others. norms (n,) float32: the stored norm column (L2 over
+    several stages without IVF), or None."""
     codec = scanner.codec
-    terms = np.empty(len(codes), np.float32)
     todo = np.ones(len(codes), bool)
-    if previous is not None and previous.terms is not None and previous.n_coded:
+    hit, at = np.zeros(len(codes), bool), np.zeros(len(codes), np.int64)
+    if previous is not None and previous.index is not None and previous.n_coded:
         old = previous.rowids[:previous.n_coded]
         order = np.argsort(old)
         at = order[np.minimum(np.searchsorted(old, rowids, sorter=order), len(old) - 1)]
         hit = old[at] == rowids
-        terms[hit], todo = previous.terms[at[hit]], ~hit
+        todo = ~hit
     extra = norms[todo] if norms is not None else None
     if codec.by_residual and codec.metric == "l2" and len(codec.quantizer.stages) > 1:
         extra = codec.residual_norms(codes[todo])
-    fresh = scanner.row_terms(codes[todo], parts[todo], extra)
-    if fresh is None:
-        return None
-    terms[todo] = fresh
-    return terms
+    fresh_index, fresh_terms = scanner.unpack(codes[todo], parts[todo], extra)
+    if fresh_index is None:
+        return None, None
+    index = np.empty((len(codes), fresh_index.shape[1]), fresh_index.dtype)
+    terms = np.empty(len(codes), np.float32)
+    index[todo], terms[todo] = fresh_index, fresh_terms
+    if hit.any():
+        index[hit], terms[hit] = previous.index[at[hit]], previous.terms[at[hit]]
+    return index, terms
 
 
 MAX_CACHED_BITS = 64  # user columns of fixed-width types up to 8 bytes per row are cached

@@ -1,10 +1,9 @@
 """ADC top-k of a batch of queries over code arrays grouped by partition (rows never decoded).
 
 The only module of the adapter that calls `qetvec.adc`, whose `search_blocks` owns the metric
-decomposition (per-query and per-partition tables, exact for residual codes), the per-row
-terms (the per-partition part of each row's score, computed once per cached version) and the
-decoding fallback. `_distance`
-follows LanceDB: "l2" is the squared L2 distance, "dot" is 1 - <q, x>. Every probed
+decomposition (per-query and per-partition tables, exact for residual codes), the rows
+unpacked ahead (table entries and the per-partition part of each row's score, once per
+cached version) and the decoding fallback. `_distance` follows LanceDB: "l2" is the squared L2 distance, "dot" is 1 - <q, x>. Every probed
 partition is scanned once for all the queries probing it.
 """
 from __future__ import annotations
@@ -26,24 +25,33 @@ class CodeScanner:
         metric = faiss.METRIC_INNER_PRODUCT if codec.metric == "dot" else faiss.METRIC_L2
         self.searcher = ADCSearcher(codec.quantizer, metric, codec.centroids if codec.by_residual else None)
 
-    def row_terms(self, codes: np.ndarray, parts: np.ndarray, extra: np.ndarray | None) -> np.ndarray | None:
-        """The query-independent part of each row's score (n,) float32 (`qetvec.adc.row_terms`)
-        for codes uint8 (n, code_size) in partitions parts (n,) int64 (zeros without IVF);
-        extra float32 (n,) ||r_hat||^2 for L2 over several stages, else None. None when the
-        scan decodes rows (tables too large)."""
-        return adc.row_terms(self.searcher, codes, parts, extra)
+    def unpack(self, codes: np.ndarray, parts: np.ndarray,
+               extra: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """What `search` scans instead of codes uint8 (n, code_size) in partitions parts (n,)
+        int64 (zeros without IVF): (index (n, U) uint16 / int32, the rows' table entries;
+        terms (n,) float32, the query-independent part of their scores), see
+        `qetvec.adc.unpack_index` / `row_terms`; extra float32 (n,) ||r_hat||^2 for L2 over
+        several stages, else None. (None, None) when the scan decodes rows (tables too large)."""
+        index = adc.unpack_index(self.searcher, codes)
+        if index is None:
+            return None, None
+        return index, adc.row_terms(self.searcher, index, parts, extra)
 
-    def search(self, queries: np.ndarray, probes: np.ndarray, codes: np.ndarray,
+    def search(self, queries: np.ndarray, probes: np.ndarray, codes: np.ndarray, index: np.ndarray | None,
                terms: np.ndarray | None, part_ptr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k best rows per query among the probed partitions.
 
         queries (nq, d) float32; probes (nq, P) int64 partition ids per query (one column of
         zeros without IVF); codes uint8 (n, code_size) grouped by partition, partition p being
-        rows part_ptr[p]:part_ptr[p + 1] (part_ptr (parts + 1,) int64); terms (n,) float32
-        their `row_terms`. Returns (D (nq, k) float32 `_distance` ascending, rows (nq, k)
-        int64 into codes), +inf / -1 where fewer than k."""
-        D, rows = adc.search_blocks(self.searcher, np.ascontiguousarray(queries, np.float32), codes,
-                                    part_ptr[:-1], np.diff(part_ptr), probes.astype(np.int64), k, terms)
+        rows part_ptr[p]:part_ptr[p + 1] (part_ptr (parts + 1,) int64); index, terms their
+        `unpack` (scanned when given, else codes are decoded). Returns (D (nq, k) float32
+        `_distance` ascending, rows (nq, k) int64 into codes), +inf / -1 where fewer than k."""
+        queries, probes = np.ascontiguousarray(queries, np.float32), probes.astype(np.int64)
+        start, size = part_ptr[:-1], np.diff(part_ptr)
+        if index is None:
+            D, rows = adc.search_blocks(self.searcher, queries, codes, start, size, probes, k)
+        else:
+            D, rows = adc.search_indexed(self.searcher, queries, index, terms, start, size, probes, k)
         return (1.0 + D if self.codec.metric == "dot" else D), rows
 
 

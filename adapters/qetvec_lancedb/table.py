@@ -254,7 +254,7 @@ def _topk(queries: np.ndarray, cache: CodeCache, scanner: CodeScanner, nprobe: i
     ADC over the probed partitions' codes, merged with pending rows scored exactly."""
     codec = scanner.codec
     probes = codec.probe(queries, nprobe) if codec.nlist else np.zeros((len(queries), 1), np.int64)
-    D, pos = scanner.search(queries, probes, cache.codes, cache.terms, cache.part_ptr, k)
+    D, pos = scanner.search(queries, probes, cache.codes, cache.index, cache.terms, cache.part_ptr, k)
     if len(cache.pending):
         Dp, pp = exact_topk(queries, cache.pending, codec.metric, k)
         D, pos = best_per_query(np.concatenate([D, Dp], 1),
