@@ -203,6 +203,38 @@ def scan_indexed(index, terms, queries, query_tables, centroids, l2, list_start,
     return heap_d, heap_i
 
 
+@numba.njit(cache=True, parallel=True)
+def decode_index(index, table_off, ksub, n_pos, src_ptr, src, book_ptr, book, d):
+    """Residual reconstructions (n, d) float32 of rows unpacked by `fill_index` (n, U): the
+    entry table_off[u] + p * ksub[u] + c of unit u puts codeword c's values book[b + c *
+    n_pos[u] + j] at columns src[s + p * n_pos[u] + j] (b = book_ptr[u], s = src_ptr[u]),
+    summed over stages: the vector whose inner product the unit tables add up."""
+    n = index.shape[0]
+    out = np.zeros((n, d), dtype=np.float32)
+    for r in numba.prange(n):
+        for u in range(index.shape[1]):
+            v = np.int64(index[r, u]) - table_off[u]
+            p, c = v // ksub[u], v % ksub[u]
+            npos = n_pos[u]
+            for j in range(npos):
+                out[r, src[src_ptr[u] + p * npos + j]] += book[book_ptr[u] + c * npos + j]
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def push_products(products, coef, bias, terms, first, entry_query, heap_d, heap_i):
+    """Offer rows first + r of one block to the heaps (nq, k) of its queries: for column e
+    of products (nrows, E) float32 (<q, r_hat_r> of query entry_query[e], all distinct), row
+    r scores bias[e] + terms[r] + coef * products[r, e]."""
+    for e in numba.prange(products.shape[1]):
+        qi = entry_query[e]
+        hd, hi = heap_d[qi], heap_i[qi]
+        for r in range(products.shape[0]):
+            s = bias[e] + terms[r] + coef * products[r, e]
+            if s < hd[0]:
+                heap_replace_top(hd, hi, s, first + r)
+
+
 def _merge_heaps(heap_d, heap_i):
     """Top-k per query (D (nq, k) float32 ascending, rows (nq, k) int64, -1 padded) from
     the per-thread heaps (n_threads, nq, k) of `scan_blocks`."""

@@ -95,6 +95,19 @@ def test_batch_equals_one_query_at_a_time(ivf, vectors):
     assert "query_index" not in ivf.query(queries[0], k=3).column_names
 
 
+def test_large_batches_scored_by_matrix_products_equal_lookups(ivf, vectors, monkeypatch):
+    """The batch path chosen for many queries per partition (`search_decoded`) returns the
+    rows and distances of the lookup path, up to float rounding."""
+    from qetvec_lancedb import scan
+    _, queries = vectors
+    lookups = ivf.query(queries, k=10, nprobe=3)
+    monkeypatch.setattr(scan, "DECODE_MIN_QUERIES", 0)
+    products = ivf.query(queries, k=10, nprobe=3)
+    assert products["query_index"].equals(lookups["query_index"])
+    assert np.mean(products["id"].to_numpy() == lookups["id"].to_numpy()) > 0.98  # near-ties aside
+    np.testing.assert_allclose(products["_distance"].to_numpy(), lookups["_distance"].to_numpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_builder_equals_function_form(ivf, vectors):
     _, queries = vectors
     q = queries[1]

@@ -123,8 +123,9 @@ def test_arena_with_unused_capacity_between_lists(rng, metric):
 @pytest.mark.parametrize("metric", [faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT])
 @pytest.mark.parametrize("stages,levels,centroids", [(1, 0, True), (1, 2, True), (2, 1, True), (2, 1, False)])
 def test_rows_unpacked_ahead_give_the_same_scan(rng, metric, stages, levels, centroids):
-    """`search_indexed` over `unpack_index` + `row_terms` (the per-list part and ||r_hat||^2
-    kept per row) returns what `search_blocks` returns over the stored rows."""
+    """`search_indexed` and `search_decoded` over `unpack_index` + `row_terms` (the
+    per-list part and ||r_hat||^2 kept per row) return what `search_blocks` returns over
+    the stored rows."""
     x = rng.standard_normal((3000, 16)).astype(np.float32)
     quantizer = qetvec.QETQuantizer(16, 4, nbits=5, levels=levels, stages=stages).train(x[:2000])
     searcher = ADCSearcher(quantizer, metric, rng.standard_normal((4, 16)).astype(np.float32) if centroids else None)
@@ -142,9 +143,10 @@ def test_rows_unpacked_ahead_give_the_same_scan(rng, metric, stages, levels, cen
     exact[~(lists[None, :, None] == probes[:, None, :]).any(-1)] = np.inf
     for nq in (1, 9):
         D, _ = adc.search_blocks(searcher, x[:nq], arena, list_start, list_size, probes[:nq], 10)
-        D2, rows2 = adc.search_indexed(searcher, x[:nq], index, terms, list_start, list_size, probes[:nq], 10)
-        np.testing.assert_allclose(D2, D, rtol=1e-5, atol=1e-4)
-        assert_topk(D2, rows2, exact[:nq], 10)
+        for search in (adc.search_indexed, adc.search_decoded):
+            D2, rows2 = search(searcher, x[:nq], index, terms, list_start, list_size, probes[:nq], 10)
+            np.testing.assert_allclose(D2, D, rtol=1e-5, atol=1e-4)
+            assert_topk(D2, rows2, exact[:nq], 10)
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf"])
