@@ -203,36 +203,59 @@ def scan_indexed(index, terms, queries, query_tables, centroids, l2, list_start,
     return heap_d, heap_i
 
 
-@numba.njit(cache=True, parallel=True)
-def decode_index(index, table_off, ksub, n_pos, src_ptr, src, book_ptr, book, d):
-    """Residual reconstructions (n, d) float32 of rows unpacked by `fill_index` (n, U): the
-    entry table_off[u] + p * ksub[u] + c of unit u puts codeword c's values book[b + c *
-    n_pos[u] + j] at columns src[s + p * n_pos[u] + j] (b = book_ptr[u], s = src_ptr[u]),
-    summed over stages: the vector whose inner product the unit tables add up."""
-    n = index.shape[0]
-    out = np.zeros((n, d), dtype=np.float32)
-    for r in numba.prange(n):
-        for u in range(index.shape[1]):
-            v = np.int64(index[r, u]) - table_off[u]
-            p, c = v // ksub[u], v % ksub[u]
-            npos = n_pos[u]
-            for j in range(npos):
-                out[r, src[src_ptr[u] + p * npos + j]] += book[book_ptr[u] + c * npos + j]
-    return out
+@numba.njit(cache=True, inline="always")
+def _decode_row(out, index, row, table_off, ksub, n_pos, src_ptr, src, book_ptr, book):
+    """out (d,) = the residual of an unpacked row (index (n, U) from `fill_index`): entry
+    table_off[u] + p * ksub[u] + c of unit u puts codeword c's values book[b + c * n_pos[u]
+    + j] at columns src[s + p * n_pos[u] + j] (b = book_ptr[u], s = src_ptr[u]), summed over
+    stages: the vector whose inner products the unit tables add up."""
+    out[:] = 0.0
+    for u in range(index.shape[1]):
+        v = np.int64(index[row, u]) - table_off[u]
+        p, c = v // ksub[u], v % ksub[u]
+        npos = n_pos[u]
+        for j in range(npos):
+            out[src[src_ptr[u] + p * npos + j]] += book[book_ptr[u] + c * npos + j]
 
 
 @numba.njit(cache=True, parallel=True)
-def push_products(products, coef, bias, terms, first, entry_query, heap_d, heap_i):
-    """Offer rows first + r of one block to the heaps (nq, k) of its queries: for column e
-    of products (nrows, E) float32 (<q, r_hat_r> of query entry_query[e], all distinct), row
-    r scores bias[e] + terms[r] + coef * products[r, e]."""
-    for e in numba.prange(products.shape[1]):
-        qi = entry_query[e]
-        hd, hi = heap_d[qi], heap_i[qi]
-        for r in range(products.shape[0]):
-            s = bias[e] + terms[r] + coef * products[r, e]
-            if s < hd[0]:
-                heap_replace_top(hd, hi, s, first + r)
+def scan_decoded(index, terms, queries, centroids, l2, coef, table_off, ksub, n_pos, src_ptr, src,
+                 book_ptr, book, block_first, block_rows, block_list, entry_start, entry_end,
+                 entry_query, k, n_threads):
+    """`scan_indexed`'s scores by inner products, over the blocks and entries of `scan_blocks`:
+    each row of a block is decoded once (`_decode_row`) and its inner products with all the
+    block's queries computed together, scoring
+
+        bias + terms[r] + coef * <q_i, r_hat_r>,  coef = -2 (L2) or -1 (inner product).
+
+    Returns per-thread heaps (D (n_threads, nq, k), rows) for `merge_heaps`."""
+    nq, d = queries.shape
+    heap_d = np.full((n_threads, nq, k), np.inf, dtype=np.float32)
+    heap_i = np.full((n_threads, nq, k), -1, dtype=np.int64)
+    for b in numba.prange(block_first.shape[0]):
+        tid = numba.get_thread_id()
+        first, lst = block_first[b], min(block_list[b], centroids.shape[0] - 1)
+        nrows = block_rows[b]
+        xt = np.empty((d, nrows), dtype=np.float32)  # the block's residuals, one per column
+        x = np.empty(d, dtype=np.float32)
+        for r in range(nrows):
+            _decode_row(x, index, first + r, table_off, ksub, n_pos, src_ptr, src, book_ptr, book)
+            xt[:, r] = x
+        score = np.empty(nrows, dtype=np.float32)
+        for e in range(entry_start[b], entry_end[b]):
+            qi = entry_query[e]
+            bias = _bias(queries, qi, centroids, lst, l2)
+            score[:] = 0.0
+            for j in range(d):  # rows innermost: contiguous, vectorized
+                w = coef * queries[qi, j]
+                for r in range(nrows):
+                    score[r] += w * xt[j, r]
+            hd, hi = heap_d[tid, qi], heap_i[tid, qi]
+            for r in range(nrows):
+                s = bias + terms[first + r] + score[r]
+                if s < hd[0]:
+                    heap_replace_top(hd, hi, s, first + r)
+    return heap_d, heap_i
 
 
 def _merge_heaps(heap_d, heap_i):

@@ -356,33 +356,29 @@ def search_indexed(searcher: ADCSearcher, queries: np.ndarray, index: np.ndarray
 def search_decoded(searcher: ADCSearcher, queries: np.ndarray, index: np.ndarray, terms: np.ndarray,
                    list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray,
                    k: int) -> tuple[np.ndarray, np.ndarray]:
-    """`search_indexed` by matrix products, for batches with many queries per list: each
-    probed block of a list is decoded once from its unpacked rows (r_hat, as the tables
-    sum it) and scored for all the queries probing it by one BLAS product,
+    """`search_indexed` by inner products, for batches with many queries per list: each row
+    of a probed block is decoded once from its unpacked entries (r_hat, as the tables sum
+    it) and scored for all the queries probing the block,
 
         score = bias + terms + coef * <q, r_hat>,  coef = -2 (L2) or -1 (inner product),
 
-    so a row costs d multiply-adds per query instead of U table lookups. Same arguments
-    and results (up to float rounding); each query's probes must be distinct lists."""
+    so a row costs d multiply-adds per query (vectorized over the queries) instead of U
+    table lookups. Same arguments and results, up to float rounding."""
     use_faiss_thread_count()
-    n_patterns, n_pos, src_ptr, src, book_ptr, book, _ = searcher._unit_books()
-    u = searcher.units
-    heap_d = np.full((len(queries), k), np.inf, np.float32)
-    heap_i = np.full((len(queries), k), -1, np.int64)
-    coef = np.float32(-2.0 if searcher.l2 else -1.0)
+    _, n_pos, src_ptr, src, book_ptr, book, _ = searcher._unit_books()
+    centroids = searcher.centroids
+    if centroids is None:
+        centroids = np.zeros((1, searcher.quantizer.d), np.float32)
     block_first, block_rows, block_list, entry_start, entry_end, entry_query = _entries(
         list_start, list_size, probes, ROWS_PER_BLOCK)
-    for first, n, lst, a, b in zip(block_first, block_rows, block_list, entry_start, entry_end):
-        qs = entry_query[a:b]
-        r_hat = _scan_kernels.decode_index(index[first:first + n], u.table_off, u.ksub, n_pos, src_ptr, src,
-                                           book_ptr, book, searcher.quantizer.d)
-        x = queries[qs]
-        c = np.zeros(x.shape[1], np.float32) if searcher.centroids is None else searcher.centroids[lst]
-        bias = ((x - c) ** 2).sum(1) if searcher.l2 else -(x @ c)
-        _scan_kernels.push_products(r_hat @ x.T, coef, bias.astype(np.float32), terms[first:first + n],
-                                    first, qs, heap_d, heap_i)
+    with numba.parallel_chunksize(1):
+        heap_d, heap_i = _scan_kernels.scan_decoded(
+            index, terms, queries, centroids, searcher.l2, np.float32(-2.0 if searcher.l2 else -1.0),
+            searcher.units.table_off, searcher.units.ksub, n_pos, src_ptr, src, book_ptr, book,
+            block_first, block_rows, block_list, entry_start, entry_end, entry_query, k,
+            numba.get_num_threads())
     with serial_if(16 * heap_d.size < PARALLEL_MIN_WORK):
-        return _scan_kernels.merge_heaps(heap_d[None], heap_i[None])
+        return _scan_kernels.merge_heaps(heap_d, heap_i)
 
 
 def _by_query_block(searcher: ADCSearcher, queries: np.ndarray, probes: np.ndarray, k: int,

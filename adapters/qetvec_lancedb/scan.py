@@ -17,12 +17,14 @@ from qetvec.adc import ADCSearcher
 from qetvec_lancedb.codec import TableCodec
 
 
-# Batches probing each partition with at least this many queries on average are scored by
-# matrix products (`qetvec.adc.search_decoded`), smaller ones by table lookups
-# (`search_indexed`). Measured on GloVe-50 (399k rows, 256 partitions, nprobe 20, five QET
-# codes of 10 and 25 bytes): at ~8 queries per partition lookups were 1.8-6.4x faster; at
-# ~78, products were 1.3-2.1x faster for four codes and 0.84x for QET8x9 (small tables).
+# Batches probing each partition with at least DECODE_MIN_QUERIES queries on average, over
+# codes of at least DECODE_MIN_UNITS table lookups per row, are scored by inner products with
+# decoded rows (`qetvec.adc.search_decoded`), others by table lookups (`search_indexed`).
+# Measured on GloVe-50 (399k rows, 256 partitions, nprobe 20, 2 busy cores): at ~78 queries
+# per partition, products / lookups took 0.19 / 0.53 s for QET16x12 (16 lookups per row),
+# 0.17 / 0.13 s for QET6x12 and 0.15 / 0.11 s for QET8x9; at ~8, lookups were 2-6x faster.
 DECODE_MIN_QUERIES = 32
+DECODE_MIN_UNITS = 16
 
 
 class CodeScanner:
@@ -60,7 +62,8 @@ class CodeScanner:
         if index is None:
             D, rows = adc.search_blocks(self.searcher, queries, codes, start, size, probes, k)
         else:
-            search = adc.search_decoded if _queries_per_list(probes) >= DECODE_MIN_QUERIES else adc.search_indexed
+            decode = index.shape[1] >= DECODE_MIN_UNITS and _queries_per_list(probes) >= DECODE_MIN_QUERIES
+            search = adc.search_decoded if decode else adc.search_indexed
             D, rows = search(self.searcher, queries, index, terms, start, size, probes, k)
         return (1.0 + D if self.codec.metric == "dot" else D), rows
 
