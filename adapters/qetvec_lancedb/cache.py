@@ -46,7 +46,8 @@ class CodeCache:
                    previous: "CodeCache | None" = None) -> "CodeCache":
         """From a scan t with `_rowid`, the code column(s) and (IVF) the partition column;
         `pending` float32 (p, d) the vectors of its rows with a null code, in scan order;
-        `previous` a cache of an earlier version with the same codec (its unpacked rows are reused)."""
+        `previous` a cache of an earlier version with the same codec (its unpacked rows are
+        reused)."""
         codec = scanner.codec
         valid = np.asarray(t.column(CODE_COLUMN).is_valid())
         coded = t.filter(pa.array(valid)) if not valid.all() else t
@@ -58,8 +59,8 @@ class CodeCache:
         all_rowids = np.concatenate([rowids[valid][order], rowids[~valid]])
         norms = coded.column(NORM_COLUMN).to_numpy()[order] if NORM_COLUMN in t.column_names else None
         index, terms = _unpacked(scanner, codes, parts[order], norms, all_rowids[:len(codes)], previous)
-        return cls(codes, index, terms, np.searchsorted(parts[order], np.arange((codec.nlist or 1) + 1)).astype(np.int64),
-                   pending, all_rowids)
+        part_ptr = np.searchsorted(parts[order], np.arange((codec.nlist or 1) + 1)).astype(np.int64)
+        return cls(codes, index, terms, part_ptr, pending, all_rowids)
 
     @property
     def n_coded(self) -> int:
@@ -80,7 +81,8 @@ class CodeCache:
         keep[at[self.rowids[at] == rowids]] = True
         coded, pend = np.flatnonzero(keep[:self.n_coded]), np.flatnonzero(keep[self.n_coded:])
         return CodeCache(self.codes[coded], None if self.index is None else self.index[coded],
-                         None if self.terms is None else self.terms[coded], np.searchsorted(coded, self.part_ptr).astype(np.int64), self.pending[pend],
+                         None if self.terms is None else self.terms[coded],
+                         np.searchsorted(coded, self.part_ptr).astype(np.int64), self.pending[pend],
                          np.concatenate([self.rowids[coded], self.rowids[self.n_coded + pend]]))
 
 

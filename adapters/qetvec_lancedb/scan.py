@@ -1,10 +1,11 @@
-"""ADC top-k of a batch of queries over code arrays grouped by partition (rows never decoded).
+"""Top-k of a batch of queries over the cached rows of one table version, grouped by partition.
 
-The only module of the adapter that calls `qetvec.adc`, whose `search_blocks` owns the metric
-decomposition (per-query and per-partition tables, exact for residual codes), the rows
-unpacked ahead (table entries and the per-partition part of each row's score, once per
-cached version) and the decoding fallback. `_distance` follows LanceDB: "l2" is the squared L2 distance, "dot" is 1 - <q, x>. Every probed
-partition is scanned once for all the queries probing it.
+The only module of the adapter that calls `qetvec.adc`, which owns the metric decomposition
+(per-query and per-partition tables, exact for residual codes), the rows unpacked ahead
+(table entries and the per-partition part of each row's score, once per cached version),
+the two scans over them (table lookups, or inner products with rows decoded on the fly for
+large batches: `DECODE_MIN_QUERIES`) and the decoding fallback for tables too large.
+`_distance` follows LanceDB: "l2" is the squared L2 distance, "dot" is 1 - <q, x>.
 """
 from __future__ import annotations
 
@@ -54,8 +55,7 @@ class CodeScanner:
         queries (nq, d) float32; probes (nq, P) int64 partition ids per query (one column of
         zeros without IVF); codes uint8 (n, code_size) grouped by partition, partition p being
         rows part_ptr[p]:part_ptr[p + 1] (part_ptr (parts + 1,) int64); index, terms their
-        `unpack` (scanned when given, else codes are decoded; large batches: see
-        DECODE_MIN_QUERIES). Returns (D (nq, k) float32
+        `unpack` (scanned when given, else codes are decoded). Returns (D (nq, k) float32
         `_distance` ascending, rows (nq, k) int64 into codes), +inf / -1 where fewer than k."""
         queries, probes = np.ascontiguousarray(queries, np.float32), probes.astype(np.int64)
         start, size = part_ptr[:-1], np.diff(part_ptr)

@@ -3,8 +3,10 @@
 Every search pins one table version (`checkout`) and reads the candidate codes and the
 result rows from it, so a concurrent writer never produces a torn read. The code columns of
 the pinned version are held in memory (`CodeCache`) until the version changes; checking the
-version costs one manifest lookup, a search of an unchanged table reads no codes. The table
-handle is not meant to be shared between threads.
+version costs one manifest lookup, a search of an unchanged table reads no codes. Small
+fixed-width result columns (ids, numbers) come from a per-version `ColumnCache`: a search
+returning only such columns makes no LanceDB call at all. The table handle is not meant to
+be shared between threads.
 """
 from __future__ import annotations
 
