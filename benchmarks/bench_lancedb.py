@@ -99,6 +99,7 @@ def main(argv: list[str]) -> int:
     db = lancedb.connect(root)
     build_s: dict[str, float] = {}
     disk: dict[str, float] = {}
+    disk_parts: dict[str, dict[str, float]] = {}
     pairs = []
     for sub, m, nbits in CONFIGS:
         native_label, label = f"LanceDB IVF_PQ sub={sub}", f"qetvec QET{m}x{nbits}_L0"
@@ -114,8 +115,11 @@ def main(argv: list[str]) -> int:
         ours.query(queries[0], 10, columns=["id"])
         build_s[label + " first search (code cache load)"] = time.perf_counter() - start
         disk[native_label] = folder_bytes(root / f"ivfpq{sub}.lance" / "_indices") / len(base)
-        disk[label] = (folder_bytes(root / f"qet{m}.lance" / "data") - folder_bytes(root / f"ivfpq{sub}.lance" / "data")
-                       + folder_bytes(root / f"qet{m}.qetvec")) / len(base)
+        disk_parts[label] = {
+            "code_columns": (folder_bytes(root / f"qet{m}.lance" / "data")
+                             - folder_bytes(root / f"ivfpq{sub}.lance" / "data")) / len(base),
+            "quantizer_file": folder_bytes(root / f"qet{m}.qetvec") / len(base)}
+        disk[label] = sum(disk_parts[label].values())
         pairs.append((native_label, native, sub, label, ours))
 
     last: dict[str, list[np.ndarray]] = {}
@@ -156,7 +160,7 @@ def main(argv: list[str]) -> int:
             p.update(lancedb_qps_equal_recall=equal, speed_ratio_equal_recall=None if equal is None else p["qps"] / equal)
         out += points
     result = {"command": "python benchmarks/bench_lancedb.py " + shlex.join(argv), "rows": out,
-              "build_seconds": build_s,
+              "build_seconds": build_s, "disk_bytes_per_row_parts": disk_parts,
               "setup": f"glove-50: {len(base)} rows, {n_queries} held-out queries, {nlist} partitions, k=10, "
                        f"lancedb {lancedb.__version__}; 2-core shared dev box, busy (other engineers' jobs); "
                        f"threads: library defaults (2 cores), OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; "

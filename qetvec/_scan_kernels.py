@@ -223,8 +223,8 @@ def scan_decoded(index, terms, queries, centroids, l2, coef, table_off, ksub, n_
                  book_ptr, book, block_first, block_rows, block_list, entry_start, entry_end,
                  entry_query, k, n_threads):
     """`scan_indexed`'s scores by inner products, over the blocks and entries of `scan_blocks`:
-    each row of a block is decoded once (`_decode_row`) and its inner products with all the
-    block's queries computed together, scoring
+    the rows of a block are decoded once (`_decode_row`, one column per row), then each of
+    the block's queries scores them all (rows innermost: vectorized) as
 
         bias + terms[r] + coef * <q_i, r_hat_r>,  coef = -2 (L2) or -1 (inner product).
 

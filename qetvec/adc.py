@@ -366,32 +366,32 @@ def search_decoded(searcher: ADCSearcher, queries: np.ndarray, index: np.ndarray
     table lookups. Same arguments and results, up to float rounding."""
     use_faiss_thread_count()
     _, n_pos, src_ptr, src, book_ptr, book, _ = searcher._unit_books()
-    centroids = searcher.centroids
-    if centroids is None:
-        centroids = np.zeros((1, searcher.quantizer.d), np.float32)
-    block_first, block_rows, block_list, entry_start, entry_end, entry_query = _entries(
-        list_start, list_size, probes, ROWS_PER_BLOCK)
-    with numba.parallel_chunksize(1):
-        heap_d, heap_i = _scan_kernels.scan_decoded(
-            index, terms, queries, centroids, searcher.l2, np.float32(-2.0 if searcher.l2 else -1.0),
-            searcher.units.table_off, searcher.units.ksub, n_pos, src_ptr, src, book_ptr, book,
-            block_first, block_rows, block_list, entry_start, entry_end, entry_query, k,
-            numba.get_num_threads())
-    with serial_if(16 * heap_d.size < PARALLEL_MIN_WORK):
-        return _scan_kernels.merge_heaps(heap_d, heap_i)
+    coef = np.float32(-2.0 if searcher.l2 else -1.0)
+
+    def scan(xb: np.ndarray, pb: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        block_first, block_rows, block_list, entry_start, entry_end, entry_query = _entries(
+            list_start, list_size, pb, ROWS_PER_BLOCK)
+        with numba.parallel_chunksize(1):
+            return _scan_kernels.scan_decoded(
+                index, terms, xb, centroids, searcher.l2, coef, searcher.units.table_off, searcher.units.ksub,
+                n_pos, src_ptr, src, book_ptr, book, block_first, block_rows, block_list, entry_start,
+                entry_end, entry_query, k, numba.get_num_threads())
+    heap_bytes = 12 * k * numba.get_num_threads()  # per query: a float32 + int64 heap per thread
+    return _by_query_block(searcher, queries, probes, k, scan, max(1, QUERY_BLOCK_BYTES // heap_bytes))
 
 
 def _by_query_block(searcher: ADCSearcher, queries: np.ndarray, probes: np.ndarray, k: int,
-                    scan: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-                    ) -> tuple[np.ndarray, np.ndarray]:
+                    scan: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+                    step: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run `scan(queries block, its probes, centroids)` (heaps (T, nb, k)) for blocks of
-    queries whose tables fit QUERY_BLOCK_BYTES and merge the heaps: (D, rows) (nq, k)."""
+    `step` queries (default: as many as have tables within QUERY_BLOCK_BYTES) and merge the
+    heaps: (D, rows) (nq, k)."""
     D = np.empty((len(queries), k), np.float32)
     rows = np.empty((len(queries), k), np.int64)
     centroids = searcher.centroids
     if centroids is None:
         centroids = np.zeros((1, searcher.quantizer.d), np.float32)
-    step = searcher.query_block()
+    step = step or searcher.query_block()
     for i in range(0, len(queries), step):
         heap_d, heap_i = scan(queries[i:i + step], probes[i:i + step], centroids)
         serial = 16 * heap_d.size < PARALLEL_MIN_WORK

@@ -122,7 +122,7 @@ def test_arena_with_unused_capacity_between_lists(rng, metric):
 
 @pytest.mark.parametrize("metric", [faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT])
 @pytest.mark.parametrize("stages,levels,centroids", [(1, 0, True), (1, 2, True), (2, 1, True), (2, 1, False)])
-def test_rows_unpacked_ahead_give_the_same_scan(rng, metric, stages, levels, centroids):
+def test_rows_unpacked_ahead_give_the_same_scan(rng, monkeypatch, metric, stages, levels, centroids):
     """`search_indexed` and `search_decoded` over `unpack_index` + `row_terms` (the
     per-list part and ||r_hat||^2 kept per row) return what `search_blocks` returns over
     the stored rows."""
@@ -141,6 +141,7 @@ def test_rows_unpacked_ahead_give_the_same_scan(rng, metric, stages, levels, cen
     decoded = searcher.decode(arena, lists if centroids else None)
     exact = scores(x[:9], decoded, metric)
     exact[~(lists[None, :, None] == probes[:, None, :]).any(-1)] = np.inf
+    monkeypatch.setattr(adc, "QUERY_BLOCK_BYTES", 1000)  # blocks of a few queries for every scan
     for nq in (1, 9):
         D, _ = adc.search_blocks(searcher, x[:nq], arena, list_start, list_size, probes[:nq], 10)
         for search in (adc.search_indexed, adc.search_decoded):
