@@ -129,9 +129,10 @@ class QETTable:
         """The k nearest rows to `query` by ADC over the codes, as a pyarrow Table; the
         function form of `search(query)...to_arrow()`, same results.
 
-        query: one vector (d,), or a batch (nq, d): every probed partition is then scanned
-          once for all the queries probing it, and the result holds each query's rows in
-          query order with an int32 `query_index` column (LanceDB's multi-vector name).
+        query: one vector (d,), or a batch (nq, d), searched in one call (queries in
+          parallel; see `qetvec_lancedb.scan` for large batches): the result holds each
+          query's rows in query order with an int32 `query_index` column (LanceDB's
+          multi-vector name).
         where / prefilter: SQL predicate applied before the top-k (k rows come back whenever
           >= k match), or after it with prefilter=False.
         nprobe: IVF partitions scanned (tables created with nlist; default 20).
