@@ -182,9 +182,12 @@ class ADCSearcher:
         return self.metric == faiss.METRIC_L2
 
     def encode(self, x: np.ndarray, lists: np.ndarray | None = None) -> np.ndarray:
-        """Stored rows uint8 (n, code_size) for vectors x (n, d) float32 in lists (n,) int64."""
-        residual = x if lists is None or self.centroids is None else x - self.centroids[lists]
-        codes = self.quantizer.encode(residual)
+        """Stored rows uint8 (n, code_size) for validated vectors x (n, d) float32 in lists
+        (n,) int64 (a residual to the centroids is validated again: it can overflow)."""
+        if lists is None or self.centroids is None:
+            codes = self.quantizer.encode_valid(x)
+        else:
+            codes = self.quantizer.encode(x - self.centroids[lists])
         if self.code_size == self.quantizer.code_size:
             return codes
         norms = (self.quantizer.decode(codes) ** 2).sum(1, dtype=np.float32).astype("<f4")
