@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
+import lancedb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,7 +32,9 @@ from qetvec_lancedb.scan import CodeScanner, best_per_query, exact_distances, ex
 from qetvec_lancedb.store import TableMeta, discard_codec, latest_version, load_codec, save_codec
 
 DEFAULT_NPROBE = 20  # LanceDB's default nprobes
-COMMIT_ATTEMPTS = 5  # `add` retries an append that Lance refused after its own 20 rebases
+COMMIT_ATTEMPTS = 5  # a write Lance refused for a concurrent commit is retried this often
+RETRYABLE = ("Commit conflict",  # Lance gave up rebasing over many concurrent commits
+             "Incompatible transaction")  # the table was overwritten / restored since it was read
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class QETTable:
         self.name = name
         self._db_uri = db.uri
         self.table = db.open_table(name)
+        self._writer = _own_connection(self._db_uri).open_table(name)  # see `add`
         self._reader = db.open_table(name)  # pinned to one version per search
         self._scanners: dict[str, CodeScanner] = {}
         self._pinned_version: _Pinned | None = None
@@ -84,25 +88,51 @@ class QETTable:
     # -- writes ------------------------------------------------------------------------
     def add(self, data: Any, *, batch_size: int = 65536, progress: bool | None = None) -> None:
         """Encode and append rows (pyarrow Table/RecordBatch, pandas DataFrame, list of dicts,
-        dict of lists) in one commit: all rows become visible together, or none. An append
-        that Lance refuses with a commit conflict (many concurrent writers) is retried."""
-        self.meta, self.codec = self._latest()
-        encoded = encode_table(to_arrow(data), self.codec, self.vector_column, self.keep_vectors,
-                               batch_size, progress)
-        stored = self.table.schema
+        dict of lists) in one commit: all rows become visible together, or none.
+
+        The rows are encoded with the quantizer of the version the append is committed on:
+        the append goes through a handle that never refreshes implicitly, so Lance refuses
+        it if the table was overwritten or restored since that version was read (the
+        quantizer may have changed); the latest version is then read again, the rows
+        re-encoded if its schema or quantizer differs, and the append retried, as is an
+        append Lance refused after its own rebases over many concurrent commits."""
+        table = to_arrow(data)
+        encoded, encoded_for = None, None
+        for attempt in range(COMMIT_ATTEMPTS):
+            self.meta, self.codec = self._latest()
+            stored = self._writer.schema
+            if encoded_for is None or not encoded_for.equals(stored, check_metadata=True):
+                encoded, encoded_for = self._encode(table, stored, batch_size, progress), stored
+            if self._commit(lambda: self._writer.add(encoded), "append", attempt) is not None:
+                return
+
+    def _encode(self, table: pa.Table, stored: pa.Schema, batch_size: int, progress: bool | None) -> pa.Table:
+        """`table` encoded with the current codec, in the stored schema's column order and
+        types (ValueError naming the columns if they differ)."""
+        encoded = encode_table(table, self.codec, self.vector_column, self.keep_vectors, batch_size, progress)
         if set(encoded.column_names) != set(stored.names):
             missing = sorted(set(stored.names) - set(encoded.column_names))
             extra = sorted(set(encoded.column_names) - set(stored.names))
             raise ValueError(f"table {self.name!r}: data columns differ (missing {missing}, unexpected {extra})")
-        encoded = encoded.select(stored.names).cast(stored.remove_metadata())
-        for attempt in range(COMMIT_ATTEMPTS):
-            try:
-                self.table.add(encoded)
-                return
-            except RuntimeError as err:  # Lance gave up rebasing over concurrent commits: nothing written
-                if "Commit conflict" not in str(err) or attempt == COMMIT_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+        return encoded.select(stored.names).cast(stored.remove_metadata())
+
+    def _commit(self, write: Callable[[], Any], what: str, attempt: int) -> Any | None:
+        """Run one write through the write handle; its result, or None when Lance refused it
+        for a concurrent commit and attempts remain (nothing was written: the caller reads
+        the latest version and retries). `table` is moved to the latest version after it."""
+        try:
+            result = write()
+        except RuntimeError as err:
+            if not any(s in str(err) for s in RETRYABLE):
+                raise
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise RuntimeError(f"table {self.name!r}: the {what} was refused by Lance {COMMIT_ATTEMPTS} "
+                                   f"times because other writers kept committing; nothing was written "
+                                   f"(last refusal: {err})") from err
+            time.sleep(0.05 * (attempt + 1))
+            return None
+        self.table.checkout_latest()
+        return result
 
     def delete(self, where: str) -> None:
         """Delete the rows matching the SQL predicate `where` (LanceDB syntax)."""
@@ -174,8 +204,9 @@ class QETTable:
 
     # -- internals ---------------------------------------------------------------------
     def _latest(self) -> tuple[TableMeta, TableCodec]:
-        self.table.checkout_latest()
-        meta = TableMeta.from_schema(self.table.schema, self.name)
+        """Move the write handle to the latest version; that version's metadata and codec."""
+        self._writer.checkout_latest()
+        meta = TableMeta.from_schema(self._writer.schema, self.name)
         return meta, self._scanner(meta).codec
 
     def _pin(self) -> _Pinned:
@@ -245,6 +276,14 @@ def _topk(queries: np.ndarray, cache: CodeCache, scanner: CodeScanner, nprobe: i
     rowids = np.full(pos.shape, -1, np.int64)
     rowids[pos >= 0] = cache.rowids[pos[pos >= 0]]
     return rowids, D
+
+
+def _own_connection(uri: str) -> Any:
+    """A connection whose table handles never refresh implicitly (LanceDB's default
+    read_consistency_interval=None, whatever the caller's connection uses): a write through
+    such a handle is committed with the version it last loaded as its read version, so Lance
+    refuses it ("Incompatible transaction") if that version was since overwritten or restored."""
+    return lancedb.connect(uri)
 
 
 def create_table(db: Any, name: str, data: Any, *, vector_column: str = "vector",

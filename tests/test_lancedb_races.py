@@ -1,0 +1,65 @@
+"""Races of the LanceDB adapter (issue 14), made deterministic: the other process's commit is
+injected at the exact point of the window (a monkeypatched step of the adapter), not timed.
+
+- `QETTable.add` racing an overwrite of the table with another quantizer: the rows must end up
+  encoded with the quantizer of the table they are appended to."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import qetvec_lancedb as ql
+import qetvec_lancedb.table as qtable
+from qetvec_lancedb.columns import CODE_COLUMN
+
+
+def rows(x: np.ndarray, start: int = 0) -> pa.Table:
+    ids = np.arange(start, start + len(x))
+    return pa.table({"id": ids, "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), x.shape[1]),
+                     "tag": pa.array(np.array(["a", "b", "c"])[ids % 3])})
+
+
+def stored(tbl: ql.QETTable) -> pa.Table:
+    """Every row of the latest version, sorted by id."""
+    tbl.table.checkout_latest()
+    return tbl.table.to_arrow().sort_by("id")
+
+
+def assert_codes_match_the_quantizer(tbl: ql.QETTable) -> None:
+    """Every stored code is the table's own quantizer's code of the row's vector."""
+    t = stored(tbl)
+    assert t.column(CODE_COLUMN).null_count == 0
+    x = np.stack(t.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+    codes = np.frombuffer(t.column(CODE_COLUMN).combine_chunks().buffers()[1], np.uint8).reshape(len(x), -1)
+    assert (codes == tbl.codec.encode(x)["code"]).all()
+
+
+@pytest.fixture(scope="module")
+def x(glove) -> np.ndarray:
+    return np.ascontiguousarray(glove[:2200])
+
+
+@pytest.mark.parametrize("interval", [None, timedelta(0)], ids=["default", "strong-consistency"])
+def test_add_racing_an_overwrite_encodes_with_the_new_quantizer(tmp_path, x, monkeypatch, interval):
+    db = lancedb.connect(tmp_path / "db", read_consistency_interval=interval)
+    tbl = ql.create_table(db, "t", rows(x[:1000]), m=5, nbits=6, levels=0, seed=1, progress=False)
+    old_sha, encode = tbl.meta.sha256, qtable.encode_table
+
+    def overwrite_then_encode(*args, **kwargs):  # another process replaces the table mid-add
+        monkeypatch.setattr(qtable, "encode_table", encode)
+        ql.create_table(lancedb.connect(tmp_path / "db"), "t", rows(x[1000:2000], 1000), m=5, nbits=6,
+                        levels=0, seed=2, mode="overwrite", progress=False)
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(qtable, "encode_table", overwrite_then_encode)
+    tbl.add(rows(x[2000:2100], 2000), progress=False)
+    assert stored(tbl)["id"].to_pylist() == list(range(1000, 2100))
+    assert_codes_match_the_quantizer(ql.open_table(lancedb.connect(tmp_path / "db"), "t"))
+    assert tbl.meta.sha256 != old_sha  # same code width, other codebooks: the schemas differ only in metadata
+    for i in (2000, 2099):
+        assert tbl.query(x[i], k=1, refine=50)["id"].to_pylist() == [i]
+
