@@ -2,7 +2,10 @@
 injected at the exact point of the window (a monkeypatched step of the adapter), not timed.
 
 - `QETTable.add` racing an overwrite of the table with another quantizer: the rows must end up
-  encoded with the quantizer of the table they are appended to."""
+  encoded with the quantizer of the table they are appended to.
+- `convert_table` racing a delete / update / append committed between its version check and
+  its write: the delete must stay applied, the update must not leave the old row behind, the
+  append must be kept."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -63,3 +66,24 @@ def test_add_racing_an_overwrite_encodes_with_the_new_quantizer(tmp_path, x, mon
     for i in (2000, 2099):
         assert tbl.query(x[i], k=1, refine=50)["id"].to_pylist() == [i]
 
+
+def test_convert_table_keeps_a_delete_update_and_append_of_its_commit_window(tmp_path, x, monkeypatch):
+    db = lancedb.connect(tmp_path / "db")
+    db.create_table("plain", rows(x[:1000]))
+    write = qtable._write
+
+    def others_commit_then_write(*args, **kwargs):  # after convert_table's version check, before its write
+        other = lancedb.connect(tmp_path / "db").open_table("plain")
+        other.delete("id < 10")
+        other.update(where="id = 20", values={"tag": "z"})
+        other.add(rows(x[1000:1005], 1000))
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(qtable, "_write", others_commit_then_write)
+    tbl = ql.convert_table(db, "plain", m=5, nbits=6, levels=0, progress=False)
+    t = stored(tbl)
+    assert t["id"].to_pylist() == list(range(10, 1005))  # deleted rows stay deleted, none twice
+    assert t.filter(pa.compute.equal(t["id"], 20))["tag"].to_pylist() == ["z"]
+    assert_codes_match_the_quantizer(tbl)
+    assert tbl.query(x[5], k=5, where="id < 10").num_rows == 0
+    assert tbl.query(x[1003], k=1, refine=50)["id"].to_pylist() == [1003]

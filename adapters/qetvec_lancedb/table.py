@@ -25,7 +25,7 @@ from qetvec_lancedb.cache import CodeCache
 from qetvec_lancedb.codec import MAX_NLIST, TableCodec, nearest_partitions, train_centroids
 from qetvec_lancedb.columns import (CODE_COLUMN, DISTANCE_COLUMN, NORM_COLUMN, PART_COLUMN,
                                     QUERY_INDEX_COLUMN, RESERVED_COLUMNS, check_user_columns,
-                                    encode_table, to_arrow, user_columns, vector_matrix)
+                                    code_matrix, encode_table, to_arrow, user_columns, vector_matrix)
 from qetvec_lancedb.errors import DimensionMismatchError
 from qetvec_lancedb.query import QETQuery, SearchRequest
 from qetvec_lancedb.scan import CodeScanner, best_per_query, exact_distances, exact_topk
@@ -321,12 +321,14 @@ def convert_table(db: Any, name: str, *, vector_column: str = "vector",
     """Encode an existing plain LanceDB table in place: one new version with the code
     columns. Same options as `create_table`; if anything fails the table is left as it was.
 
-    Safe under concurrent appends: the rows of version V are read, encoded and written only
+    Safe under concurrent writers: the rows of version V are read, encoded and written only
     if V is still the latest version just before the write (else it reads again and encodes
-    the rows new since, up to `max_attempts` times, then refuses); rows another writer commits between that check and
-    the write are found in the version before ours and appended, encoded, right after it;
-    rows appended after it through plain LanceDB have no codes and are scored exactly from
-    their vectors (see `QETTable`). So no acknowledged append is lost."""
+    the rows new since, up to `max_attempts` times, then refuses). What another writer
+    commits between that check and the write is in the version before ours and re-applied
+    right after it (`_reconcile`): rows deleted (or replaced by an update) are deleted
+    again, rows appended are appended, encoded. Rows appended after it through plain
+    LanceDB have no codes until the next `QETTable.add` / `encode_pending` and are scored
+    exactly from their vectors meanwhile. So no acknowledged append or delete is lost."""
     validate_table_name(name)
     existing = db.open_table(name)
     if existing.schema.metadata and b"qetvec.quantizer" in existing.schema.metadata:
@@ -351,27 +353,56 @@ def convert_table(db: Any, name: str, *, vector_column: str = "vector",
         done_ids, done = np.concatenate([ids[known], ids[~known]]), pa.concat_tables(parts)
         existing.checkout_latest()
         if existing.version == version:
-            written = _write(db, name, done, codec, vector_column, keep_vectors, "overwrite")
+            written = _write(_own_connection(db.uri), name, done, codec, vector_column, keep_vectors,
+                             "overwrite")
             break
     if written is None:
         raise RuntimeError(f"table {name!r} changed during each of {max_attempts} conversion attempts; "
                            "nothing was converted: retry when writes pause")
     tbl = QETTable(db, name)
-    _append_missed(tbl, existing, version, written, rows.column("_rowid").to_numpy(), vector_column)
+    _reconcile(tbl, existing, version, written, done, done_ids)
     return tbl
 
 
-def _append_missed(tbl: QETTable, plain: Any, read_version: int, written: int, read_rowids: np.ndarray,
-                   vector_column: str) -> None:
-    """Append, encoded, the rows committed between the version convert_table read and the
-    version it wrote (they are in version written - 1 and not in the rows it read)."""
-    if written <= read_version + 1:
+def _reconcile(tbl: QETTable, plain: Any, read_version: int, written: Any, done: pa.Table,
+               done_ids: np.ndarray) -> None:
+    """Re-apply to the converted table what other writers committed between the version
+    convert_table read and its own write `written` (a handle at that version; all their
+    commits are in the version before it): rows of the read version since deleted, or
+    replaced by an update, are deleted again; rows since appended are appended, encoded.
+    `done` is what was written; `done_ids` (n,) the read version's `_rowid` of each row."""
+    if written.version <= read_version + 1:
         return
-    plain.checkout(written - 1)
+    plain.checkout(written.version - 1)
     before = plain.search().with_row_id(True).limit(None).to_arrow()
-    new = before.filter(pa.array(~np.isin(before.column("_rowid").to_numpy(), read_rowids)))
+    rowids = before.column("_rowid").to_numpy()
+    gone = ~np.isin(done_ids, rowids)
+    if gone.any():
+        _delete_written(written, done.filter(pa.array(gone)))
+    new = before.filter(pa.array(~np.isin(rowids, done_ids)))
     if new.num_rows:
         tbl.add(new.drop_columns(["_rowid"]), progress=False)
+
+
+def _delete_written(written: Any, rows: pa.Table) -> None:
+    """Delete `rows` from the version `written` holds, found by content (the write need not
+    keep row order): the stored rows with the same code bytes, then one with every column
+    equal per row. The delete's read version is that version, so Lance refuses it if the
+    table has since been overwritten or restored, and rebases it over anything else."""
+    scan = written.search().select([CODE_COLUMN]).with_row_id(True).limit(None).to_arrow()
+    same_code = np.isin(_row_bytes(code_matrix(scan.column(CODE_COLUMN))),
+                        _row_bytes(code_matrix(rows.column(CODE_COLUMN))))
+    candidates = written.take_row_ids(scan.column("_rowid").to_numpy()[same_code].tolist()).with_row_id().to_arrow()
+    free: dict[str, list[int]] = {}
+    for rowid, row in zip(candidates.column("_rowid").to_pylist(), candidates.select(rows.column_names).to_pylist()):
+        free.setdefault(repr(row), []).append(rowid)
+    victims = [free[repr(row)].pop() for row in rows.to_pylist()]
+    written.delete(f"_rowid IN ({', '.join(map(str, victims))})")
+
+
+def _row_bytes(matrix: np.ndarray) -> np.ndarray:
+    """Each row of a uint8 (n, w) matrix as one comparable value (n,)."""
+    return np.ascontiguousarray(matrix).view(np.dtype((np.void, matrix.shape[1]))).ravel()
 
 
 def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -423,16 +454,16 @@ def _train_codec(table: pa.Table, name: str, vector_column: str, quantizer: QETQ
 
 
 def _write(db: Any, name: str, encoded: pa.Table, codec: TableCodec, vector_column: str,
-           keep_vectors: bool, mode: str) -> int:
+           keep_vectors: bool, mode: str) -> Any:
     """Save the codec, then write the table (its file is removed if that fails); returns
-    the table version written."""
+    the table handle, at the version written."""
     meta, created = save_codec(db.uri, name, codec, vector_column, keep_vectors)
     try:
         table = db.create_table(name, encoded.replace_schema_metadata(meta.to_schema_metadata()), mode=mode)
     except BaseException:
         discard_codec(created)
         raise
-    return table.version
+    return table
 
 
 def _queries(query: Any, d: int) -> np.ndarray:
