@@ -87,3 +87,22 @@ def test_convert_table_keeps_a_delete_update_and_append_of_its_commit_window(tmp
     assert_codes_match_the_quantizer(tbl)
     assert tbl.query(x[5], k=5, where="id < 10").num_rows == 0
     assert tbl.query(x[1003], k=1, refine=50)["id"].to_pylist() == [1003]
+
+
+def test_encode_pending_racing_an_overwrite_encodes_with_the_new_quantizer(tmp_path, x, monkeypatch):
+    db = lancedb.connect(tmp_path / "db", read_consistency_interval=timedelta(0))
+    tbl = ql.create_table(db, "t", rows(x[:1000]), m=5, nbits=6, levels=0, seed=1, progress=False)
+    tbl.table.add(rows(x[1000:1010], 1000))  # no codes: encode_pending encodes them with seed 1's codebooks
+    encode = qtable.encode_table
+
+    def overwrite_then_encode(*args, **kwargs):  # meanwhile the table is replaced, again with rows without codes
+        monkeypatch.setattr(qtable, "encode_table", encode)
+        other = ql.create_table(lancedb.connect(tmp_path / "db"), "t", rows(x[:1000]), m=5, nbits=6, levels=0,
+                                seed=2, mode="overwrite", progress=False)
+        other.table.add(rows(x[1000:1010], 1000))
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(qtable, "encode_table", overwrite_then_encode)
+    assert tbl.encode_pending() == 10
+    assert stored(tbl)["id"].to_pylist() == list(range(1010))
+    assert_codes_match_the_quantizer(ql.open_table(lancedb.connect(tmp_path / "db"), "t"))

@@ -95,16 +95,60 @@ class QETTable:
         it if the table was overwritten or restored since that version was read (the
         quantizer may have changed); the latest version is then read again, the rows
         re-encoded if its schema or quantizer differs, and the append retried, as is an
-        append Lance refused after its own rebases over many concurrent commits."""
+        append Lance refused after its own rebases over many concurrent commits. Rows
+        already in the table without codes are encoded first (`encode_pending`)."""
         table = to_arrow(data)
+        self.encode_pending()
         encoded, encoded_for = None, None
-        for attempt in range(COMMIT_ATTEMPTS):
+
+        def append() -> Any:
+            nonlocal encoded, encoded_for
             self.meta, self.codec = self._latest()
             stored = self._writer.schema
             if encoded_for is None or not encoded_for.equals(stored, check_metadata=True):
                 encoded, encoded_for = self._encode(table, stored, batch_size, progress), stored
-            if self._commit(lambda: self._writer.add(encoded), "append", attempt) is not None:
-                return
+            return self._writer.add(encoded)
+
+        self._retrying("append", append)
+
+    def encode_pending(self) -> int:
+        """Encode the rows that have no QET code (appended through plain LanceDB), so that
+        searches stop scoring them exactly; returns how many rows got codes (0, committing
+        nothing, if there are none or the table keeps no float vectors to encode them from).
+
+        One LanceDB `merge_insert` keyed on the vector column fills the code columns of
+        the rows whose code is null, from the codes of their vectors (a code depends on
+        the vector only), so it is atomic, rebased by Lance over concurrent appends and
+        deletes, and refused, then retried on the latest version, if the table was
+        overwritten or restored since it was read (as `add`). Rows with a null or
+        non-finite vector keep a null code. Cost: a join over every row's vector."""
+        def merge() -> int:
+            self.meta, self.codec = self._latest()
+            source = self._pending_codes()
+            if source is None:
+                return 0
+            return (self._writer.merge_insert(self.vector_column)
+                    .when_matched_update_all(where=f"target.{CODE_COLUMN} IS NULL").execute(source).num_updated_rows)
+
+        return self._retrying("encoding of rows without codes", merge)
+
+    def _pending_codes(self) -> pa.Table | None:
+        """The vector and code columns (stored types) of each distinct finite vector among
+        the write handle's rows with a null code; None if there are none to encode."""
+        if not self.keep_vectors or not self._writer.count_rows(f"{CODE_COLUMN} IS NULL"):  # count: ~ms
+            return None
+        column = self.vector_column
+        found = (self._writer.search().where(f"{CODE_COLUMN} IS NULL AND `{column}` IS NOT NULL")
+                 .select([column]).limit(None).to_arrow())
+        x = vector_matrix(found, column, self.dim, f"table {self.name!r}")
+        x = x[np.isfinite(x).all(1)]
+        x = x[np.sort(np.unique(_row_bytes(x.view(np.uint8)), return_index=True)[1])]
+        if not len(x):
+            return None
+        vectors = pa.table({column: pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), self.dim)})
+        encoded = encode_table(vectors, self.codec, column, True, progress=False)
+        stored = self._writer.schema
+        return encoded.cast(pa.schema([stored.field(name) for name in encoded.column_names]))
 
     def _encode(self, table: pa.Table, stored: pa.Schema, batch_size: int, progress: bool | None) -> pa.Table:
         """`table` encoded with the current codec, in the stored schema's column order and
@@ -116,23 +160,27 @@ class QETTable:
             raise ValueError(f"table {self.name!r}: data columns differ (missing {missing}, unexpected {extra})")
         return encoded.select(stored.names).cast(stored.remove_metadata())
 
-    def _commit(self, write: Callable[[], Any], what: str, attempt: int) -> Any | None:
-        """Run one write through the write handle; its result, or None when Lance refused it
-        for a concurrent commit and attempts remain (nothing was written: the caller reads
-        the latest version and retries). `table` is moved to the latest version after it."""
-        try:
-            result = write()
-        except RuntimeError as err:
-            if not any(s in str(err) for s in RETRYABLE):
-                raise
-            if attempt == COMMIT_ATTEMPTS - 1:
-                raise RuntimeError(f"table {self.name!r}: the {what} was refused by Lance {COMMIT_ATTEMPTS} "
-                                   f"times because other writers kept committing; nothing was written "
-                                   f"(last refusal: {err})") from err
-            time.sleep(0.05 * (attempt + 1))
-            return None
-        self.table.checkout_latest()
-        return result
+    def _retrying(self, what: str, write: Callable[[], Any]) -> Any:
+        """`write()` (which reads the latest version and writes through the write handle),
+        run again while Lance refuses its commit for a concurrent one (nothing was written
+        then), at most COMMIT_ATTEMPTS times; its result. `table` is moved to the latest
+        version after it."""
+        attempt = 1
+        while True:
+            try:
+                result = write()
+            except RuntimeError as err:
+                if not any(s in str(err) for s in RETRYABLE):
+                    raise
+                if attempt == COMMIT_ATTEMPTS:
+                    raise RuntimeError(f"table {self.name!r}: the {what} was refused by Lance {COMMIT_ATTEMPTS} "
+                                       f"times because other writers kept committing; nothing was written "
+                                       f"(last refusal: {err})") from err
+                time.sleep(0.05 * attempt)
+                attempt += 1
+                continue
+            self.table.checkout_latest()
+            return result
 
     def delete(self, where: str) -> None:
         """Delete the rows matching the SQL predicate `where` (LanceDB syntax)."""
