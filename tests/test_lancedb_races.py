@@ -3,9 +3,10 @@ injected at the exact point of the window (a monkeypatched step of the adapter),
 
 - `QETTable.add` racing an overwrite of the table with another quantizer: the rows must end up
   encoded with the quantizer of the table they are appended to.
-- `convert_table` racing a delete / update / append committed between its version check and
-  its write: the delete must stay applied, the update must not leave the old row behind, the
-  append must be kept."""
+- `convert_table` racing a delete / update / append / overwrite committed between its version
+  check and its write: the delete must stay applied, the update must not leave the old row
+  behind, the append must be kept, an overwrite's rows must be what is left.
+- `QETTable.encode_pending` racing an overwrite with another quantizer."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -65,6 +66,21 @@ def test_add_racing_an_overwrite_encodes_with_the_new_quantizer(tmp_path, x, mon
     assert tbl.meta.sha256 != old_sha  # same code width, other codebooks: the schemas differ only in metadata
     for i in (2000, 2099):
         assert tbl.query(x[i], k=1, refine=50)["id"].to_pylist() == [i]
+
+
+def test_convert_table_over_an_overwrite_of_its_commit_window_keeps_the_overwrite(tmp_path, x, monkeypatch):
+    db = lancedb.connect(tmp_path / "db")
+    db.create_table("plain", rows(x[:1000]))
+    write = qtable._write
+
+    def overwrite_then_write(*args, **kwargs):
+        lancedb.connect(tmp_path / "db").create_table("plain", rows(x[1000:1100], 1000), mode="overwrite")
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(qtable, "_write", overwrite_then_write)
+    tbl = ql.convert_table(db, "plain", m=5, nbits=6, levels=0, progress=False)
+    assert stored(tbl)["id"].to_pylist() == list(range(1000, 1100))  # the latest state, encoded
+    assert_codes_match_the_quantizer(tbl)
 
 
 def test_convert_table_keeps_a_delete_update_and_append_of_its_commit_window(tmp_path, x, monkeypatch):

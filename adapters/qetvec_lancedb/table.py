@@ -416,20 +416,22 @@ def _reconcile(tbl: QETTable, plain: Any, read_version: int, written: Any, done:
                done_ids: np.ndarray) -> None:
     """Re-apply to the converted table what other writers committed between the version
     convert_table read and its own write `written` (a handle at that version; all their
-    commits are in the version before it): rows of the read version since deleted, or
-    replaced by an update, are deleted again; rows since appended are appended, encoded.
-    `done` is what was written; `done_ids` (n,) the read version's `_rowid` of each row."""
+    commits are in the version before it): rows since appended are appended, encoded;
+    rows of the read version since deleted, or replaced by an update, are deleted again.
+    (Lance never reuses a `_rowid`, not even across an overwrite, so an overwrite in
+    between leaves exactly its rows, encoded.) `done` is what was written; `done_ids`
+    (n,) the read version's `_rowid` of each row."""
     if written.version <= read_version + 1:
         return
     plain.checkout(written.version - 1)
     before = plain.search().with_row_id(True).limit(None).to_arrow()
     rowids = before.column("_rowid").to_numpy()
+    new = before.filter(pa.array(~np.isin(rowids, done_ids)))
+    if new.num_rows:  # first: if it fails, rows are kept twice rather than lost
+        tbl.add(new.drop_columns(["_rowid"]), progress=False)
     gone = ~np.isin(done_ids, rowids)
     if gone.any():
         _delete_written(written, done.filter(pa.array(gone)))
-    new = before.filter(pa.array(~np.isin(rowids, done_ids)))
-    if new.num_rows:
-        tbl.add(new.drop_columns(["_rowid"]), progress=False)
 
 
 def _delete_written(written: Any, rows: pa.Table) -> None:
