@@ -283,8 +283,11 @@ class QETTable:
         pending = np.zeros((0, codec.d), np.float32)
         if missing.any() and meta.keep_vectors:  # rows added through plain LanceDB: score exactly
             got = self._take(scan.column("_rowid").to_numpy()[missing], [meta.vector_column], schema)
-            pending = vector_matrix(got, meta.vector_column, codec.d, f"table {self.name!r}")
-        elif missing.any():  # no vectors either: nothing to score them by
+            has_vector = np.asarray(got.column(meta.vector_column).is_valid())
+            pending = vector_matrix(got.filter(pa.array(has_vector)), meta.vector_column, codec.d,
+                                    f"table {self.name!r}")
+            missing[np.flatnonzero(missing)[has_vector]] = False  # left: rows without a vector
+        if missing.any():  # no code and no vector: nothing to score them by
             scan = scan.filter(pa.array(~missing))
         return CodeCache.from_arrow(scan, codec, pending, previous)
 
