@@ -254,7 +254,7 @@ def _unit_books(units: LookupUnits, stages: list[QETStage]) -> tuple[np.ndarray,
                                                       units.sources)):
         stage = stages[s]
         book = stage.codebooks_[g][:, positions - stage.bounds[g]]  # (ksub, npos)
-        books.append(np.ascontiguousarray(book, np.float32).ravel())
+        books.append(np.ascontiguousarray(book.T, np.float32).ravel())  # position-major
         srcs.append(sources.ravel())
         start = units.table_off[u]
         sq[start:start + len(sources) * stage.ksub] = np.tile((book ** 2).sum(1), len(sources))
@@ -297,48 +297,21 @@ def search_blocks(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
     step = searcher.query_block()
     for i in range(0, len(queries), step):
         xb, pb = queries[i:i + step], probes[i:i + step]
-        block_first, block_rows, block_list, entry_start, entry_end, entry_query = _entries(
-            list_start, list_size, pb, ROWS_PER_BLOCK)
+        block_first, block_rows, block_list, entry_start, entry_end, entry_query = _scan_kernels.plan_blocks(
+            list_start, list_size, np.ascontiguousarray(pb, np.int64), ROWS_PER_BLOCK)
         list_tables, block_table = searcher.list_tables(block_list)
         if searcher.centroids is None:
             block_list = np.zeros_like(block_list)
-        with numba.parallel_chunksize(1):
+        query_tables = searcher.query_tables(xb)
+        with numba.parallel_chunksize(1):  # one block per scheduling step (blocks are large)
             heap_d, heap_i = _scan_kernels.scan_blocks(
-                codes, term_offset, xb, searcher.query_tables(xb), list_tables, centroids, searcher.l2,
+                codes, term_offset, xb, query_tables, list_tables, centroids, searcher.l2,
                 *searcher.units.kernel_args(), block_first, block_rows, block_list, block_table,
                 entry_start, entry_end, entry_query, k, numba.get_num_threads())
         serial = 16 * heap_d.size < PARALLEL_MIN_WORK
         with serial_if(serial):
             D[i:i + step], rows[i:i + step] = _scan_kernels.merge_heaps(heap_d, heap_i)
     return D, rows
-
-
-def _entries(list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray,
-             block_rows: int) -> tuple[np.ndarray, ...]:
-    """The scan's work as blocks of at most `block_rows` rows of one list, each with the
-    entries (queries) that scan it, largest blocks first (they start first on the threads).
-
-    Returns block_first, block_rows, block_list (B,) int64, entry_start, entry_end (B,)
-    int64 into entry_query (E,) int64."""
-    nq, nprobe = probes.shape
-    query = np.repeat(np.arange(nq, dtype=np.int64), nprobe)
-    lists = probes.ravel().astype(np.int64)
-    keep = lists >= 0
-    keep[keep] = list_size[lists[keep]] > 0
-    query, lists = query[keep], lists[keep]
-    order = np.argsort(lists, kind="stable")
-    query, lists = query[order], lists[order]
-    used, first, count = np.unique(lists, return_index=True, return_counts=True)
-    n_sub = -(-list_size[used] // block_rows)  # blocks per used list
-    block_list = np.repeat(used, n_sub)
-    sub = np.arange(len(block_list)) - np.repeat(np.cumsum(n_sub) - n_sub, n_sub)
-    block_first = list_start[block_list] + sub * block_rows
-    rows = np.minimum(block_rows, list_size[block_list] - sub * block_rows)
-    entry_start = np.repeat(first, n_sub).astype(np.int64)  # blocks of a list share its entries
-    entry_end = entry_start + np.repeat(count, n_sub)
-    big_first = np.argsort(-rows * (entry_end - entry_start), kind="stable")
-    return (block_first[big_first].astype(np.int64), rows[big_first].astype(np.int64),
-            block_list[big_first], entry_start[big_first], entry_end[big_first], query)
 
 
 def _search_decoded(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
