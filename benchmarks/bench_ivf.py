@@ -3,13 +3,17 @@
 GloVe-50: 1,000 held-out queries (exact top-10 from faiss.IndexFlatL2) against --n-base
 database rows (default 200,000; the issue's 300,000 with --n-base 300000), IVF with
 --nlist lists (flat coarse quantizer), everything trained on --n-train database rows.
-Every index stores 10 code bytes per row in its lists (ids, 8 bytes per row in both
-libraries, left out):
+Code bytes per row in the lists (ids, 8 bytes per row in both libraries, left out):
 
-    FAISS  IVF,PQ10          8-bit PQ                (the equal-bytes recall reference)
-    FAISS  IVF,PQ20x4fs      4-bit PQ, fast-scan     (FAISS's fastest index at this budget)
-    qetvec IVF,QET10x8_L0    levels 0: PQ by QET's codec
-    qetvec IVF,QET11x5_L1    levels 1: 25 swap bits + 11 x 5-bit codes
+    10  FAISS  IVF,PQ10          8-bit PQ                (the equal-bytes recall reference)
+    10  qetvec IVF,QET10x8_L0    levels 0: PQ by QET's codec
+    10  qetvec IVF,QET11x5_L1    levels 1: 25 swap bits + 11 x 5-bit codes
+    13  FAISS  IVF,PQ25x4fs      4-bit PQ, fast-scan     (FAISS's fastest index at this budget)
+    13  qetvec IVF,QET13x8_L0    levels 0, 8-bit codes, qetvec's scan
+    13  qetvec IVF,QET25x4_L0 fast-scan: qetvec's 4-bit codebooks and codes exported by
+                                 qetvec_faiss.to_faiss_fast_scan, FAISS's fast-scan kernels;
+                                 codes of the vectors, not residuals (by_residual=False),
+                                 as FAISS's index_factory builds PQ25x4fs
 
 each alone and with ",RFlat" (float vectors kept, k_factor 10: 200 more bytes per row,
 same for both). For every nprobe, each qetvec index is timed against each FAISS baseline
@@ -37,6 +41,7 @@ from _common import write_rows_result  # noqa: E402  (benchmarks/ is on sys.path
 from faiss.contrib.evaluation import knn_intersection_measure  # noqa: E402
 
 from qetvec.evaluation import compare_timing, threads  # noqa: E402
+from qetvec_faiss import to_faiss_fast_scan  # noqa: E402
 
 K, K_FACTOR = 10, 10
 NPROBES = [8, 16, 32, 64]
@@ -44,16 +49,31 @@ NPROBES = [8, 16, 32, 64]
 
 SPECS = [("faiss", "PQ10"), ("qetvec", "QET10x8_L0"), ("qetvec", "QET11x5_L1"),
          ("faiss", "PQ25x4fs"), ("qetvec", "QET13x8_L0")]
+FAST_SCAN = "QET25x4_L0"  # built without residual (as FAISS's PQ25x4fs), searched through to_faiss_fast_scan
 
 
 def indexes(d: int, nlist: int) -> dict[str, tuple[str, object]]:
-    """name -> (library, untrained index) of SPECS."""
+    """name -> (library, untrained index) of SPECS and FAST_SCAN."""
     factory = {"faiss": faiss.index_factory, "qetvec": qetvec.index_factory}
-    return {f"IVF{nlist},{spec}": (lib, factory[lib](d, f"IVF{nlist},{spec}")) for lib, spec in SPECS}
+    out = {f"IVF{nlist},{spec}": (lib, factory[lib](d, f"IVF{nlist},{spec}")) for lib, spec in SPECS}
+    out[f"IVF{nlist},{FAST_SCAN}"] = ("qetvec", qetvec.IndexIVFQET(faiss.IndexFlatL2(d), d, nlist, 25, nbits=4,
+                                                                  levels=0, by_residual=False))
+    return out
 
 
-def code_bytes(library: str, index: object) -> int:
-    return faiss.extract_index_ivf(index).code_size if library == "faiss" else index.code_size
+def code_bytes(index: object) -> int:
+    return index.code_size if isinstance(index, qetvec.IndexIVFQET) else faiss.extract_index_ivf(index).code_size
+
+
+def fast_scan_export(index: qetvec.IndexIVFQET, base: np.ndarray) -> tuple[faiss.Index, faiss.Index]:
+    """(FAISS fast-scan index of qetvec's codes, the same under exact re-ranking of
+    K * K_FACTOR candidates against `base`, whose row i has id i)."""
+    fast = to_faiss_fast_scan(index)
+    vectors = faiss.IndexFlatL2(base.shape[1])
+    vectors.add(base)
+    with_refine = faiss.IndexRefine(fast, vectors)
+    with_refine.k_factor = K_FACTOR
+    return fast, with_refine
 
 
 def refined(library: str, index: object) -> object:
@@ -63,11 +83,11 @@ def refined(library: str, index: object) -> object:
     return ref
 
 
-def set_nprobe(library: str, index: object, nprobe: int) -> None:
-    if library == "faiss":
-        faiss.extract_index_ivf(index).nprobe = nprobe
-    else:
+def set_nprobe(index: object, nprobe: int) -> None:
+    if isinstance(index, qetvec.IndexIVFQET):
         index.nprobe = nprobe
+    else:
+        faiss.extract_index_ivf(index).nprobe = nprobe
 
 
 def main(argv: list[str]) -> int:
@@ -92,14 +112,16 @@ def main(argv: list[str]) -> int:
     for library, index, with_refine in built.values():
         with_refine.train(train)
         with_refine.add(base)  # adds the codes to `index` too
+    fast_name = f"IVF{nlist},{FAST_SCAN}"
+    built[fast_name + " fast-scan"] = ("qetvec", *fast_scan_export(built.pop(fast_name)[1], base))
     all_threads = faiss.omp_get_max_threads()
     rows = []
     for nprobe in nprobes:
         runs = {}  # method -> (library, searchable, bytes per row)
         for name, (library, index, with_refine) in built.items():
-            set_nprobe(library, index, nprobe)
-            runs[name] = (library, index, code_bytes(library, index))
-            runs[name + ",RFlat"] = (library, with_refine, code_bytes(library, index) + 4 * x.shape[1])
+            set_nprobe(index, nprobe)
+            runs[name] = (library, index, code_bytes(index))
+            runs[name + ",RFlat"] = (library, with_refine, code_bytes(index) + 4 * x.shape[1])
         recall = {name: knn_intersection_measure(index.search(queries, K)[1], truth)
                   for name, (_, index, _) in runs.items()}
         for name, (library, index, nbytes) in runs.items():

@@ -14,8 +14,22 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-SPLIT_EPS = 1.0 / 1024.0
-FEW_POINTS = 16  # below this, assignment loops over points (a one-row add), not codewords  # FAISS's EPS for splitting a cluster into an empty one
+SPLIT_EPS = 1.0 / 1024.0  # FAISS's EPS for splitting a cluster into an empty one
+FEW_POINTS = 16  # below this, assignment loops over points (a one-row add), not codewords
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _nearest(point, book):
+    """Index of the codeword of book (k, w) nearest to point (w,) (L2; ties to the lower)."""
+    low, best = np.inf, 0
+    for c in range(book.shape[0]):
+        dist_c = 0.0
+        for j in range(point.shape[0]):
+            t = point[j] - book[c, j]
+            dist_c += t * t
+        if dist_c < low:
+            low, best = dist_c, c
+    return best
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -29,14 +43,7 @@ def _assign(xt, books, codes, best_d, dist):
     w, n = xt.shape
     if n < FEW_POINTS:  # too few points to vectorize over: one point at a time
         for i in range(n):
-            low = np.inf
-            for c in range(books.shape[0]):
-                dist_c = 0.0
-                for j in range(w):
-                    t = xt[j, i] - books[c, j]
-                    dist_c += t * t
-                if dist_c < low:
-                    low, codes[i] = dist_c, c
+            codes[i] = _nearest(xt[:, i], books)
         return
     best_d[:] = np.inf
     for c in range(books.shape[0]):
@@ -140,6 +147,19 @@ def assign_groups(x, bounds, books):
         _assign(_columns(x, every_row, a, w), books[g, :, :w], codes[g],
                 best_d, dist)
     return np.ascontiguousarray(codes.T)
+
+
+@numba.njit(cache=True)
+def assign_few_rows(x, bounds, books):
+    """`assign_groups` for fewer than FEW_POINTS rows (a one-row add): the same codes, in
+    one serial pass with no scratch arrays and no parallel region to start."""
+    n, m = x.shape[0], books.shape[0]
+    codes = np.empty((n, m), np.int64)
+    for i in range(n):
+        for g in range(m):
+            a, w = bounds[g], bounds[g + 1] - bounds[g]
+            codes[i, g] = _nearest(x[i, a:a + w], books[g, :, :w])
+    return codes
 
 
 @numba.njit(cache=True, parallel=True)

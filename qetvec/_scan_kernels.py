@@ -13,30 +13,31 @@ from qetvec._kernels import read_bits
 
 
 def _ip_tables(queries, coef, table_off, ksub, n_patterns, n_pos, src_ptr, src, book_ptr, book,
-              table_size):
+               table_size):
     """coef * <permuted query, codeword> tables (nq, table_size) float32.
 
     For unit u, pattern p < n_patterns[u] and codeword c < ksub[u], entry
     table_off[u] + p * ksub[u] + c is coef * sum_j queries[i, src[s + p * n_pos[u] + j]] *
-    book[b + c * n_pos[u] + j], with s = src_ptr[u], b = book_ptr[u], j < n_pos[u].
-    queries (nq, d) float32; src int64 and book float32 are the units' flat arrays."""
+    book[b + j * ksub[u] + c], with s = src_ptr[u], b = book_ptr[u], j < n_pos[u] (summed
+    in that order): each unit's book is stored position-major, (n_pos, ksub), so the loop
+    over codewords is contiguous and vectorizes. queries (nq, d) float32; src int64 and
+    book float32 are the units' flat arrays."""
     nq = queries.shape[0]
-    out = np.empty((nq, table_size), dtype=np.float32)
-    max_pos = n_pos.max() if n_pos.shape[0] else 0
+    out = np.empty((nq, table_size), dtype=np.float32)  # (np.zeros would be a parfor of its own)
     for i in numba.prange(nq):
-        qs = np.empty(max_pos, dtype=np.float32)
+        row = out[i]
+        row[:] = 0.0
         for u in range(table_off.shape[0]):
             npos, ks = n_pos[u], ksub[u]
             for p in range(n_patterns[u]):
-                for j in range(npos):
-                    qs[j] = queries[i, src[src_ptr[u] + p * npos + j]]
                 base = table_off[u] + p * ks
+                for j in range(npos):
+                    qv = queries[i, src[src_ptr[u] + p * npos + j]]
+                    w = book_ptr[u] + j * ks
+                    for c in range(ks):
+                        row[base + c] += qv * book[w + c]
                 for c in range(ks):
-                    s = np.float32(0.0)
-                    w = book_ptr[u] + c * npos
-                    for j in range(npos):
-                        s += qs[j] * book[w + j]
-                    out[i, base + c] = coef * s
+                    row[base + c] *= coef
     return out
 
 
@@ -106,6 +107,18 @@ def row_terms(index, tables, table_of_row):
 
 
 @numba.njit(cache=True, inline="always")
+def _empty_heaps(n_threads, nq, k):
+    """Heaps (D (n_threads, nq, k) float32 +inf, rows int64 -1), filled by a plain loop: in a
+    parallel kernel np.full would be a parfor, one chunk per slot under chunksize 1."""
+    heap_d = np.empty((n_threads, nq, k), dtype=np.float32)
+    heap_i = np.empty((n_threads, nq, k), dtype=np.int64)
+    flat_d, flat_i = heap_d.reshape(-1), heap_i.reshape(-1)
+    for t in range(flat_d.shape[0]):
+        flat_d[t], flat_i[t] = np.inf, -1
+    return heap_d, heap_i
+
+
+@numba.njit(cache=True, inline="always")
 def _bias(queries, qi, centroids, lst, l2):
     """||q_qi - c_lst||^2 (l2) or -<q_qi, c_lst> (inner product)."""
     bias = np.float32(0.0)
@@ -151,8 +164,7 @@ def scan_blocks(codes, term_offset, queries, query_tables, list_tables, centroid
     +inf / -1 in unused slots; `merge_heaps` makes the final top-k."""
     nq, table_size = query_tables.shape
     n_units = code_bit.shape[0]
-    heap_d = np.full((n_threads, nq, k), np.inf, dtype=np.float32)
-    heap_i = np.full((n_threads, nq, k), -1, dtype=np.int64)
+    heap_d, heap_i = _empty_heaps(n_threads, nq, k)
     for b in numba.prange(block_first.shape[0]):
         tid = numba.get_thread_id()
         first, nrows, lst, tab = block_first[b], block_rows[b], block_list[b], block_table[b]
@@ -188,8 +200,7 @@ def scan_indexed(index, terms, queries, query_tables, centroids, l2, list_start,
 
     Returns heaps (D (1, nq, k) float32, rows (1, nq, k) int64) for `merge_heaps`."""
     nq = queries.shape[0]
-    heap_d = np.full((1, nq, k), np.inf, dtype=np.float32)
-    heap_i = np.full((1, nq, k), -1, dtype=np.int64)
+    heap_d, heap_i = _empty_heaps(1, nq, k)
     for qi in numba.prange(nq):
         for p in range(probes.shape[1]):
             lst = probes[qi, p]
@@ -206,16 +217,17 @@ def scan_indexed(index, terms, queries, query_tables, centroids, l2, list_start,
 @numba.njit(cache=True, inline="always")
 def _decode_row(out, index, row, table_off, ksub, n_pos, src_ptr, src, book_ptr, book):
     """out (d,) = the residual of an unpacked row (index (n, U) from `fill_index`): entry
-    table_off[u] + p * ksub[u] + c of unit u puts codeword c's values book[b + c * n_pos[u]
-    + j] at columns src[s + p * n_pos[u] + j] (b = book_ptr[u], s = src_ptr[u]), summed over
-    stages: the vector whose inner products the unit tables add up."""
+    table_off[u] + p * ksub[u] + c of unit u puts codeword c's values book[b + j * ksub[u]
+    + c] (position-major books, as `_ip_tables`) at columns src[s + p * n_pos[u] + j]
+    (b = book_ptr[u], s = src_ptr[u]), summed over stages: the vector whose inner products
+    the unit tables add up."""
     out[:] = 0.0
     for u in range(index.shape[1]):
         v = np.int64(index[row, u]) - table_off[u]
         p, c = v // ksub[u], v % ksub[u]
         npos = n_pos[u]
         for j in range(npos):
-            out[src[src_ptr[u] + p * npos + j]] += book[book_ptr[u] + c * npos + j]
+            out[src[src_ptr[u] + p * npos + j]] += book[book_ptr[u] + j * ksub[u] + c]
 
 
 @numba.njit(cache=True, parallel=True)
@@ -230,8 +242,7 @@ def scan_decoded(index, terms, queries, centroids, l2, coef, table_off, ksub, n_
 
     Returns per-thread heaps (D (n_threads, nq, k), rows) for `merge_heaps`."""
     nq, d = queries.shape
-    heap_d = np.full((n_threads, nq, k), np.inf, dtype=np.float32)
-    heap_i = np.full((n_threads, nq, k), -1, dtype=np.int64)
+    heap_d, heap_i = _empty_heaps(n_threads, nq, k)
     for b in numba.prange(block_first.shape[0]):
         tid = numba.get_thread_id()
         first, lst = block_first[b], min(block_list[b], centroids.shape[0] - 1)
@@ -256,6 +267,56 @@ def scan_decoded(index, terms, queries, centroids, l2, coef, table_off, ksub, n_
                 if s < hd[0]:
                     heap_replace_top(hd, hi, s, first + r)
     return heap_d, heap_i
+
+
+@numba.njit(cache=True)
+def plan_blocks(list_start, list_size, probes, block_rows):
+    """The scan's work as blocks of at most `block_rows` rows of one list, each with the
+    entries (queries) that scan it, largest blocks first (they start first on the threads).
+
+    list_start, list_size (L,) int64: the arena's lists; probes (nq, P) int64, -1 for none.
+    Returns block_first, block_rows, block_list (B,) int64 and entry_start, entry_end (B,)
+    int64 into entry_query (E,) int64: the queries probing each non-empty list, ascending,
+    list after list. O(nq * P + L): serial, for the per-call cost of small batches."""
+    nq, nprobe = probes.shape
+    nlist = list_size.shape[0]
+    first = np.zeros(nlist + 1, np.int64)  # list l's entries are first[l] .. first[l + 1] - 1
+    for i in range(nq):
+        for p in range(nprobe):
+            lst = probes[i, p]
+            if lst >= 0 and list_size[lst] > 0:
+                first[lst + 1] += 1
+    n_blocks = 0
+    for lst in range(nlist):
+        if first[lst + 1] > 0:
+            n_blocks += (list_size[lst] + block_rows - 1) // block_rows
+        first[lst + 1] += first[lst]
+    entry_query = np.empty(first[nlist], np.int64)
+    fill = first[:nlist].copy()
+    for i in range(nq):
+        for p in range(nprobe):
+            lst = probes[i, p]
+            if lst >= 0 and list_size[lst] > 0:
+                entry_query[fill[lst]] = i
+                fill[lst] += 1
+    block_first = np.empty(n_blocks, np.int64)
+    rows = np.empty(n_blocks, np.int64)
+    block_list = np.empty(n_blocks, np.int64)
+    entry_start = np.empty(n_blocks, np.int64)
+    entry_end = np.empty(n_blocks, np.int64)
+    b = 0
+    for lst in range(nlist):
+        if first[lst + 1] == first[lst]:
+            continue
+        for a in range(0, list_size[lst], block_rows):
+            block_first[b] = list_start[lst] + a
+            rows[b] = min(block_rows, list_size[lst] - a)
+            block_list[b] = lst
+            entry_start[b], entry_end[b] = first[lst], first[lst + 1]
+            b += 1
+    order = np.argsort(-rows * (entry_end - entry_start), kind="mergesort")  # stable
+    return (block_first[order], rows[order], block_list[order], entry_start[order], entry_end[order],
+            entry_query)
 
 
 def _merge_heaps(heap_d, heap_i):

@@ -31,10 +31,10 @@ def as_float_matrix(x: object, name: str = "x", d: int | None = None,
     if arr.shape[0] == 0 and not allow_empty:
         raise ValueError(f"{name} is empty (0 rows)")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
+    largest = float(np.abs(arr).max()) if arr.size else 0.0  # NaN if any is NaN
+    if not np.isfinite(largest):
         bad = int(np.argmax(~np.isfinite(arr).all(axis=1)))
         raise ValueError(f"{name} contains NaN or inf (first in row {bad})")
-    largest = float(np.abs(arr).max()) if arr.size else 0.0
     if largest * largest * arr.shape[1] >= FLOAT32_MAX:  # cheap bound first, exact check if needed
         norms = (arr.astype(np.float64) ** 2).sum(axis=1)
         if norms.max() >= FLOAT32_MAX:

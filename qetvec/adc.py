@@ -189,9 +189,12 @@ class ADCSearcher:
         return self.metric == faiss.METRIC_L2
 
     def encode(self, x: np.ndarray, lists: np.ndarray | None = None) -> np.ndarray:
-        """Stored rows uint8 (n, code_size) for vectors x (n, d) float32 in lists (n,) int64."""
-        residual = x if lists is None or self.centroids is None else x - self.centroids[lists]
-        codes = self.quantizer.encode(residual)
+        """Stored rows uint8 (n, code_size) for validated vectors x (n, d) float32 in lists
+        (n,) int64 (a residual to the centroids is validated again: it can overflow)."""
+        if lists is None or self.centroids is None:
+            codes = self.quantizer.encode_valid(x)
+        else:
+            codes = self.quantizer.encode(x - self.centroids[lists])
         if self.code_size == self.quantizer.code_size:
             return codes
         norms = (self.quantizer.decode(codes) ** 2).sum(1, dtype=np.float32).astype("<f4")
@@ -258,7 +261,7 @@ def _unit_books(units: LookupUnits, stages: list[QETStage]) -> tuple[np.ndarray,
                                                       units.sources)):
         stage = stages[s]
         book = stage.codebooks_[g][:, positions - stage.bounds[g]]  # (ksub, npos)
-        books.append(np.ascontiguousarray(book, np.float32).ravel())
+        books.append(np.ascontiguousarray(book.T, np.float32).ravel())  # position-major
         srcs.append(sources.ravel())
         start = units.table_off[u]
         sq[start:start + len(sources) * stage.ksub] = np.tile((book ** 2).sum(1), len(sources))
@@ -322,14 +325,14 @@ def search_blocks(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
     term_offset = searcher.quantizer.code_size if searcher.code_size > searcher.quantizer.code_size else -1
 
     def scan(xb: np.ndarray, pb: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        block_first, block_rows, block_list, entry_start, entry_end, entry_query = _entries(
-            list_start, list_size, pb, ROWS_PER_BLOCK)
+        block_first, block_rows, block_list, entry_start, entry_end, entry_query = _plan(list_start, list_size, pb)
         list_tables, block_table = searcher.list_tables(block_list)
         if searcher.centroids is None:
             block_list = np.zeros_like(block_list)
-        with numba.parallel_chunksize(1):
+        query_tables = searcher.query_tables(xb)
+        with numba.parallel_chunksize(1):  # one block per scheduling step (blocks are large)
             return _scan_kernels.scan_blocks(
-                codes, term_offset, xb, searcher.query_tables(xb), list_tables, centroids, searcher.l2,
+                codes, term_offset, xb, query_tables, list_tables, centroids, searcher.l2,
                 *searcher.units.kernel_args(), block_first, block_rows, block_list, block_table,
                 entry_start, entry_end, entry_query, k, numba.get_num_threads())
     return _by_query_block(searcher, queries, probes, k, scan)
@@ -369,15 +372,19 @@ def search_decoded(searcher: ADCSearcher, queries: np.ndarray, index: np.ndarray
     coef = np.float32(-2.0 if searcher.l2 else -1.0)
 
     def scan(xb: np.ndarray, pb: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        block_first, block_rows, block_list, entry_start, entry_end, entry_query = _entries(
-            list_start, list_size, pb, ROWS_PER_BLOCK)
-        with numba.parallel_chunksize(1):
+        block_first, block_rows, block_list, entry_start, entry_end, entry_query = _plan(list_start, list_size, pb)
+        with numba.parallel_chunksize(1):  # one block per scheduling step (blocks are large)
             return _scan_kernels.scan_decoded(
                 index, terms, xb, centroids, searcher.l2, coef, searcher.units.table_off, searcher.units.ksub,
                 n_pos, src_ptr, src, book_ptr, book, block_first, block_rows, block_list, entry_start,
                 entry_end, entry_query, k, numba.get_num_threads())
     heap_bytes = 12 * k * numba.get_num_threads()  # per query: a float32 + int64 heap per thread
     return _by_query_block(searcher, queries, probes, k, scan, max(1, QUERY_BLOCK_BYTES // heap_bytes))
+
+
+def _plan(list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """`_scan_kernels.plan_blocks` of probes (nq, P) in blocks of ROWS_PER_BLOCK rows."""
+    return _scan_kernels.plan_blocks(list_start, list_size, np.ascontiguousarray(probes, np.int64), ROWS_PER_BLOCK)
 
 
 def _by_query_block(searcher: ADCSearcher, queries: np.ndarray, probes: np.ndarray, k: int,
@@ -398,34 +405,6 @@ def _by_query_block(searcher: ADCSearcher, queries: np.ndarray, probes: np.ndarr
         with serial_if(serial):
             D[i:i + step], rows[i:i + step] = _scan_kernels.merge_heaps(heap_d, heap_i)
     return D, rows
-
-
-def _entries(list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray,
-             block_rows: int) -> tuple[np.ndarray, ...]:
-    """The scan's work as blocks of at most `block_rows` rows of one list, each with the
-    entries (queries) that scan it, largest blocks first (they start first on the threads).
-
-    Returns block_first, block_rows, block_list (B,) int64, entry_start, entry_end (B,)
-    int64 into entry_query (E,) int64."""
-    nq, nprobe = probes.shape
-    query = np.repeat(np.arange(nq, dtype=np.int64), nprobe)
-    lists = probes.ravel().astype(np.int64)
-    keep = lists >= 0
-    keep[keep] = list_size[lists[keep]] > 0
-    query, lists = query[keep], lists[keep]
-    order = np.argsort(lists, kind="stable")
-    query, lists = query[order], lists[order]
-    used, first, count = np.unique(lists, return_index=True, return_counts=True)
-    n_sub = -(-list_size[used] // block_rows)  # blocks per used list
-    block_list = np.repeat(used, n_sub)
-    sub = np.arange(len(block_list)) - np.repeat(np.cumsum(n_sub) - n_sub, n_sub)
-    block_first = list_start[block_list] + sub * block_rows
-    rows = np.minimum(block_rows, list_size[block_list] - sub * block_rows)
-    entry_start = np.repeat(first, n_sub).astype(np.int64)  # blocks of a list share its entries
-    entry_end = entry_start + np.repeat(count, n_sub)
-    big_first = np.argsort(-rows * (entry_end - entry_start), kind="stable")
-    return (block_first[big_first].astype(np.int64), rows[big_first].astype(np.int64),
-            block_list[big_first], entry_start[big_first], entry_end[big_first], query)
 
 
 def _search_decoded(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,

@@ -64,9 +64,11 @@ def assign_group_codes(y: np.ndarray, bounds: np.ndarray, books: np.ndarray) -> 
     """Codes (n, m) int64: nearest codeword (L2) of each group of y (n, d) in books (m, k, w_max)."""
     if books.shape[1] == 1:
         return np.zeros((len(y), books.shape[0]), dtype=np.int64)
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    if len(y) < _codebook_kernels.FEW_POINTS:
+        return _codebook_kernels.assign_few_rows(y, bounds.astype(np.int64), books)
     with serial_if(len(y) < PARALLEL_MIN_ROWS):
-        return _codebook_kernels.assign_groups(np.ascontiguousarray(y, dtype=np.float32),
-                                               bounds.astype(np.int64), books)
+        return _codebook_kernels.assign_groups(y, bounds.astype(np.int64), books)
 
 
 def check_training_size(n: int, k: int, name: str = "x") -> None:

@@ -63,7 +63,11 @@ class QETQuantizer:
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Codes uint8 (n, code_size) for rows x (n, d)."""
-        x = as_float_matrix(x, "x", self.d, allow_empty=True)
+        return self.encode_valid(as_float_matrix(x, "x", self.d, allow_empty=True))
+
+    def encode_valid(self, x: np.ndarray) -> np.ndarray:
+        """`encode` for rows that `as_float_matrix` already returned (float32, C order, d
+        columns, finite): the indexes' add path, which validates once."""
         self._check_trained()
         codes = np.empty((len(x), self.code_size), dtype=np.uint8)
         for i in range(0, len(x), self.batch_size):

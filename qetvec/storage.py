@@ -127,11 +127,15 @@ class InvertedLists:
         Returns their arena rows (n,). Ids must already be validated (distinct, absent)."""
         counts = np.bincount(lists, minlength=self.nlist).astype(np.int64)
         self._reserve(counts)
-        order = np.argsort(lists, kind="stable")
-        sorted_lists = lists[order]
-        first = np.searchsorted(sorted_lists, sorted_lists)  # first position of each list's run
-        rows = np.empty(len(lists), np.int64)
-        rows[order] = (self.start + self.size)[sorted_lists] + np.arange(len(lists)) - first
+        if len(lists) and (self.nlist == 1 or len(lists) == 1):  # one run (a one-row add)
+            end = int(self.start[lists[0]] + self.size[lists[0]])
+            rows = np.arange(end, end + len(lists), dtype=np.int64)
+        else:
+            order = np.argsort(lists, kind="stable")
+            sorted_lists = lists[order]
+            first = np.searchsorted(sorted_lists, sorted_lists)  # first position of each list's run
+            rows = np.empty(len(lists), np.int64)
+            rows[order] = (self.start + self.size)[sorted_lists] + np.arange(len(lists)) - first
         self.codes[rows] = codes
         self.ids[rows] = ids
         self.size += counts

@@ -80,6 +80,8 @@ class EntanglementTree:
 
         Each level compares the pairs of the level before's output (not of x), so the halves
         hold values of similar rank (numba, parallel over rows)."""
+        if not self.n_bits:  # no levels: nothing to reorder (a one-row add skips the kernel)
+            return np.array(x, order="C"), np.zeros((len(x), 0), dtype=bool)
         with serial_if(len(x) < PARALLEL_MIN_ROWS):
             return _tree_kernels.apply_levels(np.ascontiguousarray(x), *self._kernel_args)
 
@@ -101,6 +103,8 @@ class EntanglementTree:
 
     def unpermute(self, y: np.ndarray, bits: np.ndarray) -> np.ndarray:
         """Undo `permute`: restore rows (n, d) from the reordered y, last level first."""
+        if not self.n_bits:
+            return np.array(y, order="C")
         with serial_if(len(y) < PARALLEL_MIN_ROWS):
             return _tree_kernels.unpermute_levels(np.ascontiguousarray(y), np.ascontiguousarray(bits),
                                                   *self._kernel_args)

@@ -10,6 +10,7 @@ from qetvec.bench.operating_point import run_ivf
 from qetvec.cli import main
 
 
+@pytest.mark.bench
 def test_bench_main_job_writes_json_table_and_plots(tmp_path):
     out = tmp_path / "run"
     code = main(["bench", "--quick", "--n-train", "600", "--n-eval", "500", "--n-base", "2000",

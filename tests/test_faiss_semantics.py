@@ -248,3 +248,66 @@ def test_refine_merge_from_moves_vectors(data, trained_flat):
     _, I = left.search(queries, 5)
     _, truth = faiss.knn(queries, base[:300], 5)
     np.testing.assert_array_equal(I, truth)
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_fast_scan_export_scores_qetvec_codes_with_faiss_kernels(data, kind, tmp_path):
+    """4-bit levels-0 codes searched by FAISS's fast-scan kernels: every hit is a stored id,
+    scored as the exact distance to its qetvec reconstruction up to the uint8 table rounding,
+    and the top-10 is mostly qetvec's exact ADC top-10; faiss.write_index round-trips it."""
+    import gc
+    from qetvec_faiss.export import to_faiss_fast_scan
+    train, base, queries = data
+    ours = (qetvec.IndexIVFQET(faiss.IndexFlatL2(D_MODEL), D_MODEL, 12, 8, nbits=4, levels=0)
+            if kind == "ivf" else qetvec.IndexQET(D_MODEL, 8, nbits=4, levels=0))
+    ours.train(train)
+    ours.add(base[:1000])
+    ours.remove_ids(np.arange(0, 1000, 9))  # flat renumbers, IVF keeps ids
+    params = {"nprobe": 12} if kind == "ivf" else {}
+    if kind == "ivf":
+        ours.nprobe = 12
+    fast = to_faiss_fast_scan(ours)
+    gc.collect()  # the export's intermediate FAISS objects are gone: `fast` owns what it uses
+    D, I = fast.search(queries, 10)
+    stored = np.setdiff1d(np.arange(1000), np.arange(0, 1000, 9)) if kind == "ivf" else np.arange(ours.ntotal)
+    assert np.isin(I, stored).all()
+    exact = ((queries[:, None] - ours.reconstruct_batch(I.ravel()).reshape(*I.shape, -1)) ** 2).sum(-1)
+    assert (np.abs(D - exact) <= table_rounding_bound(ours, queries)[:, None]).all()
+    _, I_adc = ours.search(queries, 10, **params)
+    assert np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(I, I_adc)]) > 0.8
+    faiss.write_index(fast, str(tmp_path / "fast.faiss"))
+    D_again, I_again = faiss.read_index(str(tmp_path / "fast.faiss")).search(queries, 10)
+    np.testing.assert_array_equal(I_again, I)
+    np.testing.assert_allclose(D_again, D, rtol=1e-5)
+
+
+def table_rounding_bound(index, queries):
+    """Per query (nq,), the most that fast-scan's uint8 tables can move a distance: FAISS
+    scales all M sub-tables by one step, the widest table's range / 255, and sums M lookups
+    each rounded by at most one step (the IVF centroid term shifts tables, not ranges)."""
+    from qetvec_faiss.export import product_quantizer
+    pq = product_quantizer(index.qet)
+    books = faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub)
+    if isinstance(index, qetvec.IndexIVFQET):  # residual tables: widest over the probed centroids
+        residual = queries[:, None] - index.centroids[None]
+    else:
+        residual = queries[:, None]
+    parts = residual.reshape(*residual.shape[:2], pq.M, 1, pq.dsub)
+    tables = ((parts - books[None, None]) ** 2).sum(-1)  # (nq, centroids, M, ksub)
+    step = (tables.max(-1) - tables.min(-1)).max(-1) / 255
+    return pq.M * step.max(-1)
+
+
+def test_fast_scan_export_refuses_codes_it_cannot_hold(data, trained_flat):
+    from qetvec_faiss.export import to_faiss_fast_scan
+    with pytest.raises(ValueError, match="4-bit"):
+        to_faiss_fast_scan(deserialize(trained_flat))  # 6-bit codes
+    user_ids = qetvec.IndexQET(D_MODEL, 8, nbits=4, levels=0)
+    user_ids.train(data[0])
+    user_ids.add_with_ids(data[1][:10], np.arange(10) * 2)
+    with pytest.raises(ValueError, match="user ids"):
+        to_faiss_fast_scan(user_ids)
+    levels1 = qetvec.IndexQET(D_MODEL, 8, nbits=4, levels=1)
+    levels1.train(data[0])
+    with pytest.raises(ValueError, match="not plain product quantization"):
+        to_faiss_fast_scan(levels1)

@@ -209,12 +209,46 @@ def test_rows_added_through_plain_lancedb_are_searched_exactly(tmp_path, vectors
         assert res["id"][0].as_py() == i and res["_distance"][0].as_py() == pytest.approx(0, abs=1e-5)
     batch = tbl.query(queries, k=10, nprobe=8, where="id >= 2000")
     assert batch.num_rows == 80 and set(batch["id"].to_pylist()) == set(range(2000, 2010))
+    tbl.table.add(pa.table({"id": [8888], "vector": pa.array([None], tbl.table.schema.field("vector").type),
+                            "tag": ["z"]}))  # no code, no vector: nothing to score it by
+    assert tbl.query(queries[0], k=3000, nprobe=8)["id"].to_pylist().count(8888) == 0
+    assert tbl.encode_pending() == 10 and tbl.count_rows(f"{CODE_COLUMN} IS NULL") == 1
 
     slim = ql.create_table(db, "s", rows(x[:500]), m=5, nbits=6, levels=0, keep_vectors=False, progress=False)
     slim.table.add(pa.table({"id": [9999], "tag": ["z"]}))  # neither codes nor vectors: not searchable
     assert slim.query(queries[0], k=500)["id"].to_pylist().count(9999) == 0
     assert slim.count_rows() == 501
 
+
+
+def test_the_next_write_encodes_rows_added_through_plain_lancedb(tmp_path, vectors):
+    x, _ = vectors
+    db = lancedb.connect(tmp_path / "db")
+    tbl = ql.create_table(db, "t", rows(x[:2000]), m=5, nbits=6, levels=0, nlist=8, progress=False)
+    tbl.table.add(rows(x[2000:2010], 2000))  # null codes
+    tbl.table.add(rows(x[5:7], 3000))  # null codes, vectors equal to coded rows 5 and 6
+    tbl.add(rows(x[2010:2020], 2010), progress=False)
+    t = tbl.table.to_arrow().sort_by("id")
+    assert t["id"].to_pylist() == list(range(2020)) + [3000, 3001]  # nothing lost or duplicated
+    assert t.column(CODE_COLUMN).null_count == 0 and t["tag"].to_pylist()[-2:] == ["a", "b"]
+    stored_x = np.stack(t["vector"].to_numpy(zero_copy_only=False))
+    want = tbl.codec.encode(stored_x)
+    codes = np.frombuffer(t.column(CODE_COLUMN).combine_chunks().buffers()[1], np.uint8).reshape(t.num_rows, -1)
+    assert (codes == want["code"]).all() and (t.column(PART_COLUMN).to_numpy() == want["part"]).all()
+    assert len(tbl._pin().cache.pending) == 0  # no exact scan left
+    for i in range(2000, 2010):
+        assert tbl.query(x[i], k=1, nprobe=8, refine=20)["id"].to_pylist() == [i]
+    assert tbl.encode_pending() == 0
+    infinite = x[2020:2023].copy()
+    infinite[0, 0] = np.inf  # LanceDB takes it; it cannot be encoded, so it stays without code
+    tbl.table.add(rows(infinite, 2020))
+    assert tbl.encode_pending() == 2 and tbl.count_rows(f"{CODE_COLUMN} IS NULL") == 1
+
+    slim = ql.create_table(db, "s", rows(x[:500]), m=5, nbits=6, levels=0, keep_vectors=False, progress=False)
+    slim.table.add(pa.table({"id": [9999], "tag": ["z"]}))  # no vector to encode it from: left as it is
+    assert slim.encode_pending() == 0
+    slim.add(rows(x[500:510], 500), progress=False)
+    assert slim.count_rows() == 511 and slim.count_rows(f"{CODE_COLUMN} IS NULL") == 1
 
 def test_arguments_are_validated_and_nothing_is_left_behind(tmp_path, vectors):
     x, queries = vectors

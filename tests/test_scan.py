@@ -192,3 +192,28 @@ def test_groups_without_swap_bits_are_one_unit_above_the_table_cap(rng):
     codes = searcher.encode(x[:500])
     D, rows = adc.search_blocks(searcher, x[:4], codes, np.array([0]), np.array([500]), np.zeros((4, 1), np.int64), 5)
     assert_topk(D, rows, scores(x[:4], quantizer.decode(codes), faiss.METRIC_L2), 5)
+
+
+@pytest.mark.parametrize("block_rows", [1, 5, 1000])
+def test_block_plan_covers_each_probed_row_once_per_query(rng, block_rows):
+    """plan_blocks against a direct statement: each query scans every row of each non-empty
+    list it probes exactly once, blocks stay within one list and block_rows, and the
+    largest blocks (rows x queries) come first."""
+    from qetvec._scan_kernels import plan_blocks
+    size = rng.integers(0, 12, 20).astype(np.int64)
+    start = np.concatenate([[0], np.cumsum(size + 3)[:-1]]).astype(np.int64)  # gaps between lists
+    probes = np.stack([rng.choice(20, 6, replace=False) for _ in range(9)]).astype(np.int64)
+    probes[2, 3:] = -1  # fewer lists than nprobe
+    first, rows, lists, e_start, e_end, e_query = plan_blocks(start, size, probes, block_rows)
+    scanned = {}
+    for b in range(len(first)):
+        assert 1 <= rows[b] <= block_rows
+        assert start[lists[b]] <= first[b] and first[b] + rows[b] <= start[lists[b]] + size[lists[b]]
+        for q in e_query[e_start[b]:e_end[b]]:
+            for r in range(first[b], first[b] + rows[b]):
+                scanned[(int(q), r)] = scanned.get((int(q), r), 0) + 1
+    expected = {(q, r) for q in range(9) for lst in probes[q] if lst >= 0
+                for r in range(start[lst], start[lst] + size[lst])}
+    assert set(scanned) == expected and set(scanned.values()) == {1}
+    work = rows * (e_end - e_start)
+    assert (np.diff(work) <= 0).all()

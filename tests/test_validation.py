@@ -38,3 +38,22 @@ def test_large_but_safe_values_are_accepted():
     x = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32) * 1e17
     q = qetvec.QETQuantizer(8, 2, nbits=2, levels=1).train(x)
     assert q.decode(q.encode(x)).shape == x.shape
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (None, TypeError, "x must hold real numbers"),
+    (3.0, ValueError, r"x must be 2-D \(n, d\)"),
+    ([[1.0, 2.0]], ValueError, "expected d=8"),
+])
+def test_add_names_what_is_wrong_with_x_and_stores_nothing(bad, error, match):
+    index = qetvec.index_factory(8, "QET2x4_L0")
+    index.train(np.random.default_rng(0).standard_normal((600, 8)).astype(np.float32))
+    with pytest.raises(error, match=match):
+        index.add(bad)
+    assert index.ntotal == 0
+
+
+@pytest.mark.parametrize("description", ["QET10x8_S0", "IVF16,QET10x8_L1_S0"])
+def test_factory_refuses_zero_stages(description):
+    with pytest.raises(ValueError, match="stages must be in >= 1, got 0"):
+        qetvec.index_factory(50, description)

@@ -11,6 +11,13 @@ can `faiss.write_index` it, wrap it in `IndexIDMap2`, or search it with FAISS's 
     IndexQET (add_with_ids: user ids)    IndexIDMap2(IndexPQ)
     IndexIVFQET                          IndexIVFPQ (same quantizer, by_residual, ids)
 
+`to_faiss_fast_scan` is qetvec's fast path for 4-bit codes at levels 0: the same export as
+`IndexPQFastScan` / `IndexIVFPQFastScan` (FAISS's fast-scan layout: codes regrouped in
+blocks of `bbs` rows, lookup tables quantized to uint8 and read with SIMD shuffles), searched
+by FAISS's own kernels with qetvec's codebooks. At levels >= 1 a unit's table has
+(swap patterns x 16) entries, more than one 16-entry shuffle register holds, so there is no
+fast-scan counterpart; those indexes use qetvec's scan.
+
 `from_faiss` goes back: a FAISS IndexPQ / IndexIDMap2(IndexPQ) / IndexIVFPQ (8-bit or
 other nbits, no OPQ, no polysemous codes) becomes the qetvec index with the same
 codebooks, codes and ids. Anything else (levels >= 1, several stages, groups of unequal
@@ -54,6 +61,26 @@ def to_faiss(index: Any) -> faiss.Index:
         return _ivf(index)
     raise TypeError(f"to_faiss takes IndexQET or IndexIVFQET, got {type(index).__name__} "
                     "(IndexRefineFlat: export its .base and wrap it in faiss.IndexRefineFlat)")
+
+
+def to_faiss_fast_scan(index: Any, bbs: int = 32) -> faiss.Index:
+    """The FAISS fast-scan index (IndexPQFastScan or IndexIVFPQFastScan) holding the codebooks, coarse centroids, codes and ids of a 4-bit,
+    levels-0 qetvec `index`; `bbs` rows per SIMD block (a multiple of 32), as in FAISS.
+    Distances use uint8-quantized tables: approximate, as FAISS's fast-scan's are."""
+    exported = to_faiss(index)
+    if index.qet.stages[0].width != 4:
+        raise ValueError(f"fast-scan needs 4-bit codes, {index.qet} has {index.qet.stages[0].width}-bit codes")
+    if isinstance(exported, faiss.IndexIVFPQ):
+        out = faiss.IndexIVFPQFastScan(exported, bbs)
+        quantizer = faiss.clone_index(exported.quantizer)  # own a copy: `exported` is dropped
+        out.quantizer, out.own_fields = quantizer, True
+        quantizer.this.disown()
+        out.nprobe = exported.nprobe
+        return out
+    if isinstance(exported, faiss.IndexIDMap2):
+        raise ValueError("an IndexQET with user ids has no fast-scan export (FAISS's IndexIDMap2 "
+                         "wraps only empty indexes): use to_faiss, or an IndexIVFQET, which keeps ids")
+    return faiss.IndexPQFastScan(exported, bbs)
 
 
 def from_faiss(index: faiss.Index) -> Any:

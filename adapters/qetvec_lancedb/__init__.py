@@ -7,6 +7,7 @@ Import path: ``import qetvec_lancedb`` (shipped in the qetvec distribution, dire
     db = lancedb.connect("./my.db")
     tbl = qetvec_lancedb.create_table(db, "docs", data, m=10, levels=1)   # trains, encodes
     tbl.add(more_rows)                                    # encoded on the way in
+    tbl.encode_pending()                                  # codes for rows added through plain LanceDB
     hits = tbl.search(query).where("lang = 'en'").limit(10).to_pandas()  # LanceDB's builder
     hits = tbl.query(query, k=10, where="lang = 'en'")    # same, as one call: pyarrow.Table
     batch = tbl.query(queries, k=10)                      # (nq, d): + `query_index` column

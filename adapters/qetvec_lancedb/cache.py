@@ -4,7 +4,8 @@ Built once per table version from one scan of the code columns (no float vectors
 reused by every search of that version; a pre-filtered search gathers its subset from it by
 `_rowid` (`subset`), so codes are never read twice. Rows whose code is null (added through
 plain LanceDB) are kept apart as *pending* rows with their float vectors, scored exactly,
-the way LanceDB scans rows its index does not cover yet.
+the way LanceDB scans rows its index does not cover yet, until `QETTable.encode_pending`
+(or the next `QETTable.add`) gives them codes.
 
 `ColumnCache` keeps small fixed-width user columns (ids, numbers, dates: `cacheable`) of one
 version the first time a search returns them, so a search returning only such columns reads

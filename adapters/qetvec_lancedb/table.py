@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
+import lancedb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,14 +27,16 @@ from qetvec_lancedb.cache import CodeCache, ColumnCache, cacheable
 from qetvec_lancedb.codec import MAX_NLIST, TableCodec, nearest_partitions, train_centroids
 from qetvec_lancedb.columns import (CODE_COLUMN, DISTANCE_COLUMN, NORM_COLUMN, PART_COLUMN,
                                     QUERY_INDEX_COLUMN, RESERVED_COLUMNS, check_user_columns,
-                                    encode_table, to_arrow, user_columns, vector_matrix)
+                                    code_matrix, encode_table, to_arrow, user_columns, vector_matrix)
 from qetvec_lancedb.errors import DimensionMismatchError
 from qetvec_lancedb.query import QETQuery, SearchRequest
 from qetvec_lancedb.scan import CodeScanner, best_per_query, exact_distances, exact_topk
 from qetvec_lancedb.store import TableMeta, discard_codec, latest_version, load_codec, save_codec
 
 DEFAULT_NPROBE = 20  # LanceDB's default nprobes
-COMMIT_ATTEMPTS = 5  # `add` retries an append that Lance refused after its own 20 rebases
+COMMIT_ATTEMPTS = 5  # a write Lance refused for a concurrent commit is retried this often
+RETRYABLE = ("Commit conflict",  # Lance gave up rebasing over many concurrent commits
+             "Incompatible transaction")  # the table was overwritten / restored since it was read
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class QETTable:
         self.name = name
         self._db_uri = db.uri
         self.table = db.open_table(name)
+        self._writer = _own_connection(self._db_uri).open_table(name)  # see `add`
         self._reader = db.open_table(name)  # pinned to one version per search
         self._scanners: dict[str, CodeScanner] = {}
         self._pinned_version: _Pinned | None = None
@@ -87,25 +91,99 @@ class QETTable:
     # -- writes ------------------------------------------------------------------------
     def add(self, data: Any, *, batch_size: int = 65536, progress: bool | None = None) -> None:
         """Encode and append rows (pyarrow Table/RecordBatch, pandas DataFrame, list of dicts,
-        dict of lists) in one commit: all rows become visible together, or none. An append
-        that Lance refuses with a commit conflict (many concurrent writers) is retried."""
-        self.meta, self.codec = self._latest()
-        encoded = encode_table(to_arrow(data), self.codec, self.vector_column, self.keep_vectors,
-                               batch_size, progress)
-        stored = self.table.schema
+        dict of lists) in one commit: all rows become visible together, or none.
+
+        The rows are encoded with the quantizer of the version the append is committed on:
+        the append goes through a handle that never refreshes implicitly, so Lance refuses
+        it if the table was overwritten or restored since that version was read (the
+        quantizer may have changed); the latest version is then read again, the rows
+        re-encoded if its schema or quantizer differs, and the append retried, as is an
+        append Lance refused after its own rebases over many concurrent commits. Rows
+        already in the table without codes are encoded first (`encode_pending`)."""
+        table = to_arrow(data)
+        self.encode_pending()
+        encoded, encoded_for = None, None
+
+        def append() -> Any:
+            nonlocal encoded, encoded_for
+            self.meta, self.codec = self._latest()
+            stored = self._writer.schema
+            if encoded_for is None or not encoded_for.equals(stored, check_metadata=True):
+                encoded, encoded_for = self._encode(table, stored, batch_size, progress), stored
+            return self._writer.add(encoded)
+
+        self._retrying("append", append)
+
+    def encode_pending(self) -> int:
+        """Encode the rows that have no QET code (appended through plain LanceDB), so that
+        searches stop scoring them exactly; returns how many rows got codes (0, committing
+        nothing, if there are none or the table keeps no float vectors to encode them from).
+
+        One LanceDB `merge_insert` keyed on the vector column fills the code columns of
+        the rows whose code is null, from the codes of their vectors (a code depends on
+        the vector only), so it is atomic, rebased by Lance over concurrent appends and
+        deletes, and refused, then retried on the latest version, if the table was
+        overwritten or restored since it was read (as `add`). Rows with a null or
+        non-finite vector keep a null code. Cost: a join over every row's vector."""
+        def merge() -> int:
+            self.meta, self.codec = self._latest()
+            source = self._pending_codes()
+            if source is None:
+                return 0
+            return (self._writer.merge_insert(self.vector_column)
+                    .when_matched_update_all(where=f"target.{CODE_COLUMN} IS NULL").execute(source).num_updated_rows)
+
+        return self._retrying("encoding of rows without codes", merge)
+
+    def _pending_codes(self) -> pa.Table | None:
+        """The vector and code columns (stored types) of each distinct finite vector among
+        the write handle's rows with a null code; None if there are none to encode."""
+        if not self.keep_vectors or not self._writer.count_rows(f"{CODE_COLUMN} IS NULL"):  # count: ~ms
+            return None
+        column = self.vector_column
+        found = (self._writer.search().where(f"{CODE_COLUMN} IS NULL AND `{column}` IS NOT NULL")
+                 .select([column]).limit(None).to_arrow())
+        x = vector_matrix(found, column, self.dim, f"table {self.name!r}")
+        x = x[np.isfinite(x).all(1)]
+        x = x[np.sort(np.unique(_row_bytes(x.view(np.uint8)), return_index=True)[1])]
+        if not len(x):
+            return None
+        vectors = pa.table({column: pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), self.dim)})
+        encoded = encode_table(vectors, self.codec, column, True, progress=False)
+        stored = self._writer.schema
+        return encoded.cast(pa.schema([stored.field(name) for name in encoded.column_names]))
+
+    def _encode(self, table: pa.Table, stored: pa.Schema, batch_size: int, progress: bool | None) -> pa.Table:
+        """`table` encoded with the current codec, in the stored schema's column order and
+        types (ValueError naming the columns if they differ)."""
+        encoded = encode_table(table, self.codec, self.vector_column, self.keep_vectors, batch_size, progress)
         if set(encoded.column_names) != set(stored.names):
             missing = sorted(set(stored.names) - set(encoded.column_names))
             extra = sorted(set(encoded.column_names) - set(stored.names))
             raise ValueError(f"table {self.name!r}: data columns differ (missing {missing}, unexpected {extra})")
-        encoded = encoded.select(stored.names).cast(stored.remove_metadata())
-        for attempt in range(COMMIT_ATTEMPTS):
+        return encoded.select(stored.names).cast(stored.remove_metadata())
+
+    def _retrying(self, what: str, write: Callable[[], Any]) -> Any:
+        """`write()` (which reads the latest version and writes through the write handle),
+        run again while Lance refuses its commit for a concurrent one (nothing was written
+        then), at most COMMIT_ATTEMPTS times; its result. `table` is moved to the latest
+        version after it."""
+        attempt = 1
+        while True:
             try:
-                self.table.add(encoded)
-                return
-            except RuntimeError as err:  # Lance gave up rebasing over concurrent commits: nothing written
-                if "Commit conflict" not in str(err) or attempt == COMMIT_ATTEMPTS - 1:
+                result = write()
+            except RuntimeError as err:
+                if not any(s in str(err) for s in RETRYABLE):
                     raise
-                time.sleep(0.05 * (attempt + 1))
+                if attempt == COMMIT_ATTEMPTS:
+                    raise RuntimeError(f"table {self.name!r}: the {what} was refused by Lance {COMMIT_ATTEMPTS} "
+                                       f"times because other writers kept committing; nothing was written "
+                                       f"(last refusal: {err})") from err
+                time.sleep(0.05 * attempt)
+                attempt += 1
+                continue
+            self.table.checkout_latest()
+            return result
 
     def delete(self, where: str) -> None:
         """Delete the rows matching the SQL predicate `where` (LanceDB syntax)."""
@@ -178,8 +256,9 @@ class QETTable:
 
     # -- internals ---------------------------------------------------------------------
     def _latest(self) -> tuple[TableMeta, TableCodec]:
-        self.table.checkout_latest()
-        meta = TableMeta.from_schema(self.table.schema, self.name)
+        """Move the write handle to the latest version; that version's metadata and codec."""
+        self._writer.checkout_latest()
+        meta = TableMeta.from_schema(self._writer.schema, self.name)
         return meta, self._scanner(meta).codec
 
     def _pin(self) -> _Pinned:
@@ -208,8 +287,11 @@ class QETTable:
         pending = np.zeros((0, codec.d), np.float32)
         if missing.any() and meta.keep_vectors:  # rows added through plain LanceDB: score exactly
             got = self._take(scan.column("_rowid").to_numpy()[missing], [meta.vector_column], schema)
-            pending = vector_matrix(got, meta.vector_column, codec.d, f"table {self.name!r}")
-        elif missing.any():  # no vectors either: nothing to score them by
+            has_vector = np.asarray(got.column(meta.vector_column).is_valid())
+            pending = vector_matrix(got.filter(pa.array(has_vector)), meta.vector_column, codec.d,
+                                    f"table {self.name!r}")
+            missing[np.flatnonzero(missing)[has_vector]] = False  # left: rows without a vector
+        if missing.any():  # no code and no vector: nothing to score them by
             scan = scan.filter(pa.array(~missing))
         return CodeCache.from_arrow(scan, self._scanner(meta), pending, previous)
 
@@ -267,6 +349,14 @@ def _topk(queries: np.ndarray, cache: CodeCache, scanner: CodeScanner, nprobe: i
     return rowids, D
 
 
+def _own_connection(uri: str) -> Any:
+    """A connection whose table handles never refresh implicitly (LanceDB's default
+    read_consistency_interval=None, whatever the caller's connection uses): a write through
+    such a handle is committed with the version it last loaded as its read version, so Lance
+    refuses it ("Incompatible transaction") if that version was since overwritten or restored."""
+    return lancedb.connect(uri)
+
+
 def create_table(db: Any, name: str, data: Any, *, vector_column: str = "vector",
                  quantizer: QETQuantizer | None = None, m: int | None = None, nbits: int = 8,
                  levels: int = 1, stages: int = 1, metric: str = "l2", nlist: int | None = None,
@@ -302,12 +392,14 @@ def convert_table(db: Any, name: str, *, vector_column: str = "vector",
     """Encode an existing plain LanceDB table in place: one new version with the code
     columns. Same options as `create_table`; if anything fails the table is left as it was.
 
-    Safe under concurrent appends: the rows of version V are read, encoded and written only
+    Safe under concurrent writers: the rows of version V are read, encoded and written only
     if V is still the latest version just before the write (else it reads again and encodes
-    the rows new since, up to `max_attempts` times, then refuses); rows another writer commits between that check and
-    the write are found in the version before ours and appended, encoded, right after it;
-    rows appended after it through plain LanceDB have no codes and are scored exactly from
-    their vectors (see `QETTable`). So no acknowledged append is lost."""
+    the rows new since, up to `max_attempts` times, then refuses). What another writer
+    commits between that check and the write is in the version before ours and re-applied
+    right after it (`_reconcile`): rows deleted (or replaced by an update) are deleted
+    again, rows appended are appended, encoded. Rows appended after it through plain
+    LanceDB have no codes until the next `QETTable.add` / `encode_pending` and are scored
+    exactly from their vectors meanwhile. So no acknowledged append or delete is lost."""
     validate_table_name(name)
     existing = db.open_table(name)
     if existing.schema.metadata and b"qetvec.quantizer" in existing.schema.metadata:
@@ -332,27 +424,58 @@ def convert_table(db: Any, name: str, *, vector_column: str = "vector",
         done_ids, done = np.concatenate([ids[known], ids[~known]]), pa.concat_tables(parts)
         existing.checkout_latest()
         if existing.version == version:
-            written = _write(db, name, done, codec, vector_column, keep_vectors, "overwrite")
+            written = _write(_own_connection(db.uri), name, done, codec, vector_column, keep_vectors,
+                             "overwrite")
             break
     if written is None:
         raise RuntimeError(f"table {name!r} changed during each of {max_attempts} conversion attempts; "
                            "nothing was converted: retry when writes pause")
     tbl = QETTable(db, name)
-    _append_missed(tbl, existing, version, written, rows.column("_rowid").to_numpy(), vector_column)
+    _reconcile(tbl, existing, version, written, done, done_ids)
     return tbl
 
 
-def _append_missed(tbl: QETTable, plain: Any, read_version: int, written: int, read_rowids: np.ndarray,
-                   vector_column: str) -> None:
-    """Append, encoded, the rows committed between the version convert_table read and the
-    version it wrote (they are in version written - 1 and not in the rows it read)."""
-    if written <= read_version + 1:
+def _reconcile(tbl: QETTable, plain: Any, read_version: int, written: Any, done: pa.Table,
+               done_ids: np.ndarray) -> None:
+    """Re-apply to the converted table what other writers committed between the version
+    convert_table read and its own write `written` (a handle at that version; all their
+    commits are in the version before it): rows since appended are appended, encoded;
+    rows of the read version since deleted, or replaced by an update, are deleted again.
+    (Lance never reuses a `_rowid`, not even across an overwrite, so an overwrite in
+    between leaves exactly its rows, encoded.) `done` is what was written; `done_ids`
+    (n,) the read version's `_rowid` of each row."""
+    if written.version <= read_version + 1:
         return
-    plain.checkout(written - 1)
+    plain.checkout(written.version - 1)
     before = plain.search().with_row_id(True).limit(None).to_arrow()
-    new = before.filter(pa.array(~np.isin(before.column("_rowid").to_numpy(), read_rowids)))
-    if new.num_rows:
+    rowids = before.column("_rowid").to_numpy()
+    new = before.filter(pa.array(~np.isin(rowids, done_ids)))
+    if new.num_rows:  # first: if it fails, rows are kept twice rather than lost
         tbl.add(new.drop_columns(["_rowid"]), progress=False)
+    gone = ~np.isin(done_ids, rowids)
+    if gone.any():
+        _delete_written(written, done.filter(pa.array(gone)))
+
+
+def _delete_written(written: Any, rows: pa.Table) -> None:
+    """Delete `rows` from the version `written` holds, found by content (the write need not
+    keep row order): the stored rows with the same code bytes, then one with every column
+    equal per row. The delete's read version is that version, so Lance refuses it if the
+    table has since been overwritten or restored, and rebases it over anything else."""
+    scan = written.search().select([CODE_COLUMN]).with_row_id(True).limit(None).to_arrow()
+    same_code = np.isin(_row_bytes(code_matrix(scan.column(CODE_COLUMN))),
+                        _row_bytes(code_matrix(rows.column(CODE_COLUMN))))
+    candidates = written.take_row_ids(scan.column("_rowid").to_numpy()[same_code].tolist()).with_row_id().to_arrow()
+    free: dict[str, list[int]] = {}
+    for rowid, row in zip(candidates.column("_rowid").to_pylist(), candidates.select(rows.column_names).to_pylist()):
+        free.setdefault(repr(row), []).append(rowid)
+    victims = [free[repr(row)].pop() for row in rows.to_pylist()]
+    written.delete(f"_rowid IN ({', '.join(map(str, victims))})")
+
+
+def _row_bytes(matrix: np.ndarray) -> np.ndarray:
+    """Each row of a uint8 (n, w) matrix as one comparable value (n,)."""
+    return np.ascontiguousarray(matrix).view(np.dtype((np.void, matrix.shape[1]))).ravel()
 
 
 def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -404,16 +527,16 @@ def _train_codec(table: pa.Table, name: str, vector_column: str, quantizer: QETQ
 
 
 def _write(db: Any, name: str, encoded: pa.Table, codec: TableCodec, vector_column: str,
-           keep_vectors: bool, mode: str) -> int:
+           keep_vectors: bool, mode: str) -> Any:
     """Save the codec, then write the table (its file is removed if that fails); returns
-    the table version written."""
+    the table handle, at the version written."""
     meta, created = save_codec(db.uri, name, codec, vector_column, keep_vectors)
     try:
         table = db.create_table(name, encoded.replace_schema_metadata(meta.to_schema_metadata()), mode=mode)
     except BaseException:
         discard_codec(created)
         raise
-    return table.version
+    return table
 
 
 def _queries(query: Any, d: int) -> np.ndarray:
