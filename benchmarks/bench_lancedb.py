@@ -27,7 +27,8 @@ Threads: whatever both libraries use by default on the machine (2 cores); OMP_WA
 defaults to PASSIVE here, as on a shared box OpenMP's spinning waits cost numba's parallel
 scan up to 40x.
 
-    python benchmarks/bench_lancedb.py [--quick] [--repeats 3]   # -> benchmarks/results/glove50-lancedb[-quick]/
+    python benchmarks/bench_lancedb.py [--quick] [--repeats 3] [--train-rows N] [--out DIR]
+    # -> benchmarks/results/glove50-lancedb[-quick]/ by default
 """
 from __future__ import annotations
 
@@ -88,6 +89,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--train-rows", type=int, default=100_000,
+                        help="rows our quantizer and centroids train on (create_table's train_rows)")
     args = parser.parse_args(argv)
     out_dir = args.out or Path("benchmarks/results/glove50-lancedb" + "-quick" * args.quick)
     n_base, n_queries, nlist = (50000, 200, 64) if args.quick else (None, 1000, 256)
@@ -109,7 +112,7 @@ def main(argv: list[str]) -> int:
         build_s[native_label] = time.perf_counter() - start
         start = time.perf_counter()
         ours = qetvec_lancedb.create_table(db, f"qet{m}", rows, m=m, nbits=nbits, levels=0, nlist=nlist,
-                                           progress=False)
+                                           train_rows=args.train_rows, progress=False)
         build_s[label] = time.perf_counter() - start
         start = time.perf_counter()
         ours.query(queries[0], 10, columns=["id"])
@@ -162,7 +165,8 @@ def main(argv: list[str]) -> int:
     result = {"command": "python benchmarks/bench_lancedb.py " + shlex.join(argv), "rows": out,
               "build_seconds": build_s, "disk_bytes_per_row_parts": disk_parts,
               "setup": f"glove-50: {len(base)} rows, {n_queries} held-out queries, {nlist} partitions, k=10, "
-                       f"lancedb {lancedb.__version__}; 2-core shared dev box, busy (other engineers' jobs); "
+                       f"lancedb {lancedb.__version__}; qetvec trained on {min(args.train_rows, len(base))} rows; "
+                       "2-core shared dev box, busy (other engineers' jobs); "
                        f"threads: library defaults (2 cores), OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; "
                        f"median of {args.repeats} alternated repeats. speed_ratio_equal_recall > 1: qetvec faster "
                        "than LanceDB IVF_PQ at the same recall (LanceDB's QPS interpolated on its nprobe curve); "
