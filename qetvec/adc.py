@@ -321,7 +321,7 @@ def search_blocks(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
             warnings.warn(f"{searcher.quantizer}: ADC tables would be too large; searching by "
                           "decoding rows (exact, slower)", stacklevel=3)
             searcher._warned = True
-        return _search_decoded(searcher, queries, codes, list_start, list_size, probes, k)
+        return _search_without_tables(searcher, queries, codes, list_start, list_size, probes, k)
     term_offset = searcher.quantizer.code_size if searcher.code_size > searcher.quantizer.code_size else -1
 
     def scan(xb: np.ndarray, pb: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -407,7 +407,7 @@ def _by_query_block(searcher: ADCSearcher, queries: np.ndarray, probes: np.ndarr
     return D, rows
 
 
-def _search_decoded(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
+def _search_without_tables(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
                     list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray,
                     k: int) -> tuple[np.ndarray, np.ndarray]:
     """`search_blocks` by decoding rows (tables too large): same results, slower."""
