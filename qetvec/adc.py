@@ -408,8 +408,8 @@ def _by_query_block(searcher: ADCSearcher, queries: np.ndarray, probes: np.ndarr
 
 
 def _search_without_tables(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
-                    list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray,
-                    k: int) -> tuple[np.ndarray, np.ndarray]:
+                           list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray,
+                           k: int) -> tuple[np.ndarray, np.ndarray]:
     """`search_blocks` by decoding rows (tables too large): same results, slower."""
     D = np.full((len(queries), k), np.inf, np.float32)
     rows = np.full((len(queries), k), -1, np.int64)
