@@ -108,8 +108,8 @@ def row_terms(index, tables, table_of_row):
 
 @numba.njit(cache=True, inline="always")
 def _empty_heaps(n_threads, nq, k):
-    """Heaps (D (n_threads, nq, k) float32 +inf, rows int64 -1), filled by a plain loop: in a
-    parallel kernel np.full would be a parfor, one chunk per slot under chunksize 1."""
+    """Heaps (D (n_threads, nq, k) float32 +inf, rows int64 -1), filled by a plain (serial)
+    loop: in a parallel kernel np.full would be a parfor, a parallel region of its own."""
     heap_d = np.empty((n_threads, nq, k), dtype=np.float32)
     heap_i = np.empty((n_threads, nq, k), dtype=np.int64)
     flat_d, flat_i = heap_d.reshape(-1), heap_i.reshape(-1)
@@ -270,9 +270,11 @@ def scan_decoded(index, terms, queries, centroids, l2, coef, table_off, ksub, n_
 
 
 @numba.njit(cache=True)
-def plan_blocks(list_start, list_size, probes, block_rows):
+def plan_blocks(list_start, list_size, probes, block_rows, n_threads):
     """The scan's work as blocks of at most `block_rows` rows of one list, each with the
-    entries (queries) that scan it, largest blocks first (they start first on the threads).
+    entries (queries) that scan it, dealt for `n_threads` threads: numba splits a prange
+    into n_threads contiguous ranges of equal count, so the blocks, largest first, are dealt
+    round-robin into those ranges (sorted by work alone, the first range got ~99% of it).
 
     list_start, list_size (L,) int64: the arena's lists; probes (nq, P) int64, -1 for none.
     Returns block_first, block_rows, block_list (B,) int64 and entry_start, entry_end (B,)
@@ -314,7 +316,13 @@ def plan_blocks(list_start, list_size, probes, block_rows):
             block_list[b] = lst
             entry_start[b], entry_end[b] = first[lst], first[lst + 1]
             b += 1
-    order = np.argsort(-rows * (entry_end - entry_start), kind="mergesort")  # stable
+    largest_first = np.argsort(-rows * (entry_end - entry_start), kind="mergesort")  # stable
+    order = np.empty(n_blocks, np.int64)
+    at = 0
+    for t in range(n_threads):  # range t: the t-th, (t + n_threads)-th, ... largest blocks
+        for i in range(t, n_blocks, n_threads):
+            order[at] = largest_first[i]
+            at += 1
     return (block_first[order], rows[order], block_list[order], entry_start[order], entry_end[order],
             entry_query)
 

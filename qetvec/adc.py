@@ -330,11 +330,10 @@ def search_blocks(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
         if searcher.centroids is None:
             block_list = np.zeros_like(block_list)
         query_tables = searcher.query_tables(xb)
-        with numba.parallel_chunksize(1):  # one block per scheduling step (blocks are large)
-            return _scan_kernels.scan_blocks(
-                codes, term_offset, xb, query_tables, list_tables, centroids, searcher.l2,
-                *searcher.units.kernel_args(), block_first, block_rows, block_list, block_table,
-                entry_start, entry_end, entry_query, k, numba.get_num_threads())
+        return _scan_kernels.scan_blocks(
+            codes, term_offset, xb, query_tables, list_tables, centroids, searcher.l2,
+            *searcher.units.kernel_args(), block_first, block_rows, block_list, block_table,
+            entry_start, entry_end, entry_query, k, numba.get_num_threads())
     return _by_query_block(searcher, queries, probes, k, scan)
 
 
@@ -373,18 +372,19 @@ def search_decoded(searcher: ADCSearcher, queries: np.ndarray, index: np.ndarray
 
     def scan(xb: np.ndarray, pb: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         block_first, block_rows, block_list, entry_start, entry_end, entry_query = _plan(list_start, list_size, pb)
-        with numba.parallel_chunksize(1):  # one block per scheduling step (blocks are large)
-            return _scan_kernels.scan_decoded(
-                index, terms, xb, centroids, searcher.l2, coef, searcher.units.table_off, searcher.units.ksub,
-                n_pos, src_ptr, src, book_ptr, book, block_first, block_rows, block_list, entry_start,
-                entry_end, entry_query, k, numba.get_num_threads())
+        return _scan_kernels.scan_decoded(
+            index, terms, xb, centroids, searcher.l2, coef, searcher.units.table_off, searcher.units.ksub,
+            n_pos, src_ptr, src, book_ptr, book, block_first, block_rows, block_list, entry_start,
+            entry_end, entry_query, k, numba.get_num_threads())
     heap_bytes = 12 * k * numba.get_num_threads()  # per query: a float32 + int64 heap per thread
     return _by_query_block(searcher, queries, probes, k, scan, max(1, QUERY_BLOCK_BYTES // heap_bytes))
 
 
 def _plan(list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray) -> tuple[np.ndarray, ...]:
-    """`_scan_kernels.plan_blocks` of probes (nq, P) in blocks of ROWS_PER_BLOCK rows."""
-    return _scan_kernels.plan_blocks(list_start, list_size, np.ascontiguousarray(probes, np.int64), ROWS_PER_BLOCK)
+    """`_scan_kernels.plan_blocks` of probes (nq, P) in blocks of ROWS_PER_BLOCK rows, for
+    the current number of numba threads."""
+    return _scan_kernels.plan_blocks(list_start, list_size, np.ascontiguousarray(probes, np.int64), ROWS_PER_BLOCK,
+                                     numba.get_num_threads())
 
 
 def _by_query_block(searcher: ADCSearcher, queries: np.ndarray, probes: np.ndarray, k: int,

@@ -195,16 +195,18 @@ def test_groups_without_swap_bits_are_one_unit_above_the_table_cap(rng):
 
 
 @pytest.mark.parametrize("block_rows", [1, 5, 1000])
-def test_block_plan_covers_each_probed_row_once_per_query(rng, block_rows):
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_block_plan_covers_each_probed_row_once_per_query(rng, block_rows, n_threads):
     """plan_blocks against a direct statement: each query scans every row of each non-empty
-    list it probes exactly once, blocks stay within one list and block_rows, and the
-    largest blocks (rows x queries) come first."""
+    list it probes exactly once, blocks stay within one list and block_rows, and the blocks
+    are dealt largest first into n_threads contiguous ranges of equal count (numba's static
+    split of a prange), whose work differs by at most the largest block."""
     from qetvec._scan_kernels import plan_blocks
     size = rng.integers(0, 12, 20).astype(np.int64)
     start = np.concatenate([[0], np.cumsum(size + 3)[:-1]]).astype(np.int64)  # gaps between lists
     probes = np.stack([rng.choice(20, 6, replace=False) for _ in range(9)]).astype(np.int64)
     probes[2, 3:] = -1  # fewer lists than nprobe
-    first, rows, lists, e_start, e_end, e_query = plan_blocks(start, size, probes, block_rows)
+    first, rows, lists, e_start, e_end, e_query = plan_blocks(start, size, probes, block_rows, n_threads)
     scanned = {}
     for b in range(len(first)):
         assert 1 <= rows[b] <= block_rows
@@ -216,4 +218,20 @@ def test_block_plan_covers_each_probed_row_once_per_query(rng, block_rows):
                 for r in range(start[lst], start[lst] + size[lst])}
     assert set(scanned) == expected and set(scanned.values()) == {1}
     work = rows * (e_end - e_start)
-    assert (np.diff(work) <= 0).all()
+    ranges = np.array_split(work, n_threads)
+    assert all((np.diff(part) <= 0).all() for part in ranges)  # largest first within each range
+    totals = [part.sum() for part in ranges]
+    assert max(totals) - min(totals) <= work.max()
+
+
+def test_block_plan_balances_skewed_work_across_threads():
+    """One long list probed by every query and many small ones: the two halves of the plan
+    (what two threads of a static prange split get) must carry similar work."""
+    from qetvec._scan_kernels import plan_blocks
+    size = np.array([5000] + [10] * 200, np.int64)
+    start = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
+    probes = np.array([[0, 1 + q % 200] for q in range(400)], np.int64)
+    first, rows, lists, e_start, e_end, e_query = plan_blocks(start, size, probes, 100, 2)
+    work = rows * (e_end - e_start)
+    left, right = np.array_split(work, 2)
+    assert abs(left.sum() - right.sum()) <= work.max()
