@@ -60,7 +60,7 @@ ROWS_PER_BLOCK = 16384  # rows unpacked once and shared by all the queries that 
 MAX_TABLE_ENTRIES = 2 ** 11  # smaller tables stay in L2; measured best on GloVe-50, levels=1
 HARD_LIMIT = 2 ** 22
 MAX_LIST_TABLE_BYTES = 256 << 20  # per-list tables kept for every list up to this size
-PARALLEL_MIN_WORK = 2 ** 24  # multiply-adds (tables) or heap slots (merge) below which a step runs serially
+PARALLEL_MIN_WORK = 2 ** 18  # multiply-adds (tables) or heap slots (merge) below which a step runs serially
 
 
 @dataclass
