@@ -23,11 +23,6 @@ def to_faiss_results(D: np.ndarray, rows: np.ndarray, ids: np.ndarray,
     return D.astype(np.float32), I.astype(np.int64)
 
 
-def empty_results(k: int) -> tuple[np.ndarray, np.ndarray]:
-    """FAISS's answer to a (0, d) query batch: D (0, k) float32, I (0, k) int64."""
-    return np.empty((0, k), np.float32), np.empty((0, k), np.int64)
-
-
 def selected_ids(sel: Any, lists: InvertedLists) -> np.ndarray:
     """The stored ids (n,) int64 that `remove_ids(sel)` removes: `sel` is an array-like of
     ids or a faiss.IDSelector (FAISS's API). IDSelectorArray / IDSelectorRange are read

@@ -11,7 +11,7 @@ from qetvec import adc
 from qetvec.adc import ADCSearcher
 from qetvec._validation import as_float_matrix, as_ids, check_id, check_positive_int
 from qetvec.codec import QETQuantizer
-from qetvec.index_base import QETIndexBase, empty_results, selected_ids, to_faiss_results
+from qetvec.index_base import QETIndexBase, selected_ids, to_faiss_results
 from qetvec.io import register
 from qetvec.metric import metric_type
 from qetvec.storage import InvertedLists
@@ -136,11 +136,14 @@ class IndexQET(QETIndexBase):
         """(D float32 (nq, k), I int64 (nq, k)) of the k nearest stored rows per query;
         padded with -1 ids (and +inf L2 / -inf IP distances) when k > ntotal."""
         x = as_float_matrix(x, "x", self.d, allow_empty=True)
+        return to_faiss_results(*self._search_rows(x, k), self.lists.ids, self.metric_type)
+
+    def _search_rows(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """`search` of validated queries x (nq, d) in arena rows: (minimized scores,
+        rows) (nq, k), -1 padded (what `IndexRefineFlat` re-ranks)."""
         k = check_positive_int(k, "k")
         self._check_trained()
-        if len(x) == 0:
-            return empty_results(k)
-        return to_faiss_results(*self._scan(x, k), self.lists.ids, self.metric_type)
+        return self._scan(x, k)
 
     def distances(self, x: np.ndarray) -> np.ndarray:
         """ADC distances (nq, ntotal) float32 of queries x to every stored row, storage order

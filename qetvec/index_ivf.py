@@ -24,7 +24,7 @@ from qetvec.adc import ADCSearcher
 from qetvec._validation import as_float_matrix, as_ids, check_id, check_positive_int
 from qetvec.codebooks import train_kmeans
 from qetvec.codec import QETQuantizer
-from qetvec.index_base import QETIndexBase, empty_results, selected_ids, to_faiss_results
+from qetvec.index_base import QETIndexBase, selected_ids, to_faiss_results
 from qetvec.io import register
 from qetvec.metric import metric_type
 from qetvec.storage import InvertedLists
@@ -156,14 +156,19 @@ class IndexIVFQET(QETIndexBase):
                nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(D float32 (nq, k), I int64 (nq, k)) over the `nprobe` nearest lists, -1 padded."""
         x = as_float_matrix(x, "x", self.d, allow_empty=True)
+        return to_faiss_results(*self._search_rows(x, k, params=params, nprobe=nprobe), self.lists.ids,
+                                self.metric_type)
+
+    def _search_rows(self, x: np.ndarray, k: int, *, params: faiss.SearchParametersIVF | None = None,
+                     nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`search` of validated queries x (nq, d) in arena rows: (minimized scores,
+        rows) (nq, k), -1 padded (what `IndexRefineFlat` re-ranks)."""
         k = check_positive_int(k, "k")
         nprobe = nprobe if nprobe is not None else (params.nprobe if params is not None else self.nprobe)
         nprobe = min(check_positive_int(nprobe, "nprobe"), self.nlist)  # FAISS clamps to nlist
         self._check_trained()
-        if len(x) == 0:
-            return empty_results(k)
         _, probes = self.quantizer.search(x, nprobe)  # (nq, nprobe), -1 where fewer lists
-        return to_faiss_results(*self._scan(x, probes, k), self.lists.ids, self.metric_type)
+        return self._scan(x, probes, k)
 
     # -- internals ---------------------------------------------------------------------
     @property

@@ -13,6 +13,7 @@ import numpy as np
 
 from qetvec import _scan_kernels
 from qetvec._validation import as_float_matrix, as_id_array, as_ids, check_id, check_positive_int
+from qetvec.index_base import to_faiss_results
 from qetvec.io import deserialize, register, serialize
 from qetvec.metric import use_faiss_thread_count
 
@@ -78,17 +79,14 @@ class IndexRefineFlat:
         """(D, I) (nq, k): base candidates re-ranked by exact L2 / inner product."""
         x = as_float_matrix(x, "x", self.d, allow_empty=True)
         k = check_positive_int(k, "k")
-        _, cand = self.base.search(x, max(k, math.ceil(k * self.k_factor)), **kwargs)
+        _, rows = self.base._search_rows(x, max(k, math.ceil(k * self.k_factor)), **kwargs)
         use_faiss_thread_count()
-        rows = self.base._rows(cand.ravel()).reshape(cand.shape)
-        vectors = self.base.lists.vectors
+        vectors = self.base.lists.vectors  # arena order: candidates' rows index it directly
         if not len(vectors):  # nothing stored: every candidate is padding
-            rows = np.full_like(rows, -1)
             vectors = np.zeros((1, self.d), np.float32)
         D, best = _scan_kernels.rerank(x, vectors, rows, k, self.metric_type == faiss.METRIC_INNER_PRODUCT)
-        I = np.where(best >= 0, np.take_along_axis(cand, np.maximum(best, 0), 1), -1)
-        D = -D if self.metric_type == faiss.METRIC_INNER_PRODUCT else D
-        return D, I.astype(np.int64)
+        chosen = np.where(best >= 0, np.take_along_axis(rows, np.maximum(best, 0), 1), -1)
+        return to_faiss_results(D, chosen, self.base.lists.ids, self.metric_type)
 
     def reconstruct(self, key: int) -> np.ndarray:
         """The stored float vector (d,) float32 of id `key` (FAISS: the refine index's)."""
