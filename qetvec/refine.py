@@ -83,6 +83,7 @@ class IndexRefineFlat:
         use_faiss_thread_count()
         vectors = self.base.lists.vectors  # arena order: candidates' rows index it directly
         if not len(vectors):  # nothing stored: every candidate is padding
+            rows = np.full_like(rows, -1)
             vectors = np.zeros((1, self.d), np.float32)
         D, best = _scan_kernels.rerank(x, vectors, rows, k, self.metric_type == faiss.METRIC_INNER_PRODUCT)
         chosen = np.where(best >= 0, np.take_along_axis(rows, np.maximum(best, 0), 1), -1)
