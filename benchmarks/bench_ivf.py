@@ -62,7 +62,12 @@ def indexes(d: int, nlist: int) -> dict[str, tuple[str, object]]:
 
 
 def code_bytes(index: object) -> int:
-    return index.code_size if isinstance(index, qetvec.IndexIVFQET) else faiss.extract_index_ivf(index).code_size
+    """Bytes per row of the codes stored in the lists: the width of qetvec's stored code
+    array (MEASURING.md); FAISS's code_size (its fast-scan lists pack rows in blocks and
+    report no per-row width)."""
+    if isinstance(index, qetvec.IndexIVFQET):
+        return index.lists.codes.shape[1]
+    return faiss.extract_index_ivf(index).code_size
 
 
 def fast_scan_export(index: qetvec.IndexIVFQET, base: np.ndarray) -> tuple[faiss.Index, faiss.Index]:
