@@ -54,38 +54,44 @@ def gaussian_distortion(variances: np.ndarray, total_bits: float) -> float:
     return float(reverse_water_filling(variances, total_bits)[1].sum())
 
 
-def _hull_steps(curve: np.ndarray) -> list[tuple[int, int, float]]:
-    """Increments (from_bits, to_bits, drop per bit) along the lower convex hull of
-    curve[b] (distortion at b bits), drops per bit non-increasing."""
+def _hull_steps(curve: np.ndarray, cost: np.ndarray) -> list[tuple[int, int, float]]:
+    """Increments (from_option, to_option, drop per unit of cost) along the lower convex hull
+    of the points (cost[b], curve[b]) (cost increasing in b), drops per unit non-increasing."""
     hull = [0]
     for b in range(1, len(curve)):
         while len(hull) >= 2:
             a, c = hull[-2], hull[-1]  # drop c if it lies on or above the chord a -> b
-            if (curve[c] - curve[a]) * (b - a) >= (curve[b] - curve[a]) * (c - a):
+            if (curve[c] - curve[a]) * (cost[b] - cost[a]) >= (curve[b] - curve[a]) * (cost[c] - cost[a]):
                 hull.pop()
             else:
                 break
         hull.append(b)
-    return [(a, b, (curve[a] - curve[b]) / (b - a)) for a, b in zip(hull[:-1], hull[1:])
+    return [(a, b, (curve[a] - curve[b]) / (cost[b] - cost[a])) for a, b in zip(hull[:-1], hull[1:])
             if curve[b] < curve[a]]
 
 
 def greedy_allocation(curves: Sequence[np.ndarray], budget_bits: int,
-                      bits_cost: Sequence[int] | None = None) -> np.ndarray:
+                      bits_cost: Sequence[int] | None = None,
+                      costs: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Bits per component (G,) int64 spending at most budget_bits.
 
     curves[g][b]: measured distortion of component g at b bits (b = 0 .. len - 1);
-    bits_cost[g]: bits one unit of b costs for g (default 1). Steps along each curve's lower
-    convex hull are bought by largest distortion drop per bit spent; a step that does not fit
-    the remaining budget is skipped and cheaper ones are still taken."""
-    costs = np.ones(len(curves), np.int64) if bits_cost is None else np.asarray(bits_cost, np.int64)
-    steps = [(rate / costs[g], g, a, b) for g, curve in enumerate(curves)
-             for a, b, rate in _hull_steps(np.asarray(curve, np.float64))]
+    bits_cost[g]: bits one unit of b costs for g (default 1); or, instead, costs[g][b]: the
+    whole cost of option b of component g (increasing in b, costs[g][0] = 0), for options
+    whose side information does not grow linearly (a codebook of 2**b levels). Steps along
+    each curve's lower convex hull are bought by largest distortion drop per bit spent; a step
+    that does not fit the remaining budget is skipped and cheaper ones are still taken."""
+    if costs is None:
+        per_bit = np.ones(len(curves), np.int64) if bits_cost is None else np.asarray(bits_cost, np.int64)
+        costs = [per_bit[g] * np.arange(len(curve)) for g, curve in enumerate(curves)]
+    costs = [np.asarray(c, np.int64) for c in costs]
+    steps = [(rate, g, a, b) for g, curve in enumerate(curves)
+             for a, b, rate in _hull_steps(np.asarray(curve, np.float64), costs[g])]
     steps.sort(key=lambda s: -s[0])
     bits = np.zeros(len(curves), np.int64)
     left = int(budget_bits)
     for _, g, a, b in steps:  # per curve, hull steps arrive in order (their rates decrease)
-        price = (b - a) * costs[g]
+        price = int(costs[g][b] - costs[g][a])
         if bits[g] == a and price <= left:
             bits[g], left = b, left - price
     return bits

@@ -12,11 +12,16 @@ once and scores it in the rotated space against the codes.
               Stored as its seed and a fingerprint (R's row sums) that refuses to load under
               a numpy whose generator would rebuild a different R.
     "none"    R = identity (nothing stored).
+
+For matrix mode, where every byte of a rotation counts against one budget:
+`RandomizedHadamard` (free: its seed; rows padded to a power of two) and `quantize_axes` /
+`dequantize_axes` (PCA axes stored at a chosen number of bits per entry).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from qetvec import _transform_kernels
 from qetvec._validation import check_positive_int
 
 KINDS = ("none", "pca", "random")
@@ -126,3 +131,87 @@ class Rotation:
 
     def __repr__(self) -> str:
         return f"Rotation(d={self.d}, kind={self.kind!r}, seed={self.seed})"
+
+
+def _splitmix64(seed: int, count: int) -> np.ndarray:
+    """count (count,) uint64 outputs of SplitMix64 (Steele et al. 2014) from `seed`: a fixed
+    arithmetic sequence, the same under every numpy version."""
+    mask = (1 << 64) - 1
+    state, out = seed & mask, np.empty(count, np.uint64)
+    for i in range(count):
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out[i] = z ^ (z >> 31)
+    return out
+
+
+class RandomizedHadamard:
+    """y = H (s * pad(x)): rows of d columns zero-padded to d_out = the next power of two,
+    multiplied by seeded random signs s (d_out,) and by the normalized Sylvester Hadamard
+    matrix H (d_out, d_out), in O(d_out log d_out) per row (QuIP#, QTIP's incoherence step).
+
+    As a matrix, y = x @ R.T with R = (H diag(s))[:, :d] (d_out, d), whose columns are
+    orthonormal: `invert` (y @ R) undoes `apply` exactly and maps any y to the nearest x.
+    Nothing is stored but the seed; the signs come from SplitMix64, not from numpy."""
+
+    def __init__(self, d: int, seed: int = 0):
+        self.d = check_positive_int(d, "d")
+        self.seed = check_positive_int(seed, "seed", low=0)
+        self.d_out = 1 << (self.d - 1).bit_length()
+        self.signs = np.where(_splitmix64(self.seed, self.d_out) >> np.uint64(63), -1.0, 1.0)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Rows y (n, d_out) float64 of rows x (n, d)."""
+        y = np.zeros((len(x), self.d_out))
+        y[:, :self.d] = x
+        y *= self.signs
+        _transform_kernels.fwht_rows(y)
+        return y
+
+    def invert(self, y: np.ndarray) -> np.ndarray:
+        """Rows x (n, d) float64 of rows y (n, d_out): s * (H y), first d columns."""
+        x = np.array(y, dtype=np.float64, order="C")
+        _transform_kernels.fwht_rows(x)
+        return x[:, :self.d] * self.signs[:self.d]
+
+    def matrix(self) -> np.ndarray:
+        """R (d_out, d) float64, for reference: apply(x) == x @ R.T."""
+        return self.apply(np.eye(self.d)).T
+
+    def __repr__(self) -> str:
+        return f"RandomizedHadamard(d={self.d}, seed={self.seed}, d_out={self.d_out})"
+
+
+def householder_reflectors(axes: np.ndarray, bits: np.ndarray) -> list[np.ndarray]:
+    """Quantized Householder vectors of the first p = len(bits) axes (rows of `axes` (d, d),
+    orthonormal): reflector k is a vector (d - k,) int64 of entries in
+    [-(2**(bits[k]-1) - 1), 2**(bits[k]-1) - 1], its largest at the bound.
+
+    Computed as a QR of the axes with quantization in the loop: reflector k maps the k-th
+    axis, as the (quantized) reflectors before it left it, onto coordinate k, so each one
+    corrects the errors of those before. A reflector is scale-free, so nothing else is
+    stored; the product of the reflectors (`householder_matrix`) is orthogonal whatever
+    the bits, and its column k is the k-th axis up to sign and quantization error."""
+    work = np.array(axes, dtype=np.float64).T  # columns: the axes still to reach
+    reflectors = []
+    for k, b in enumerate(np.asarray(bits, np.int64)):
+        check_positive_int(int(b), "bits", 2, 16)
+        v = work[k:, k].copy()
+        v[0] += np.copysign(np.linalg.norm(v), v[0])
+        top = 2 ** (int(b) - 1) - 1
+        v = np.rint(v / np.abs(v).max() * top).astype(np.int64)
+        reflectors.append(v)
+        work[k:] -= np.outer(v, 2 * (v @ work[k:]) / (v @ v))
+    return reflectors
+
+
+def householder_matrix(reflectors: list[np.ndarray], d: int) -> np.ndarray:
+    """Q = H_0 H_1 ... H_(p-1) (d, d) float64, orthogonal, H_k = I - 2 w w^T / (w^T w) with
+    w = (0 (k entries), reflectors[k]). A row x (d,) has coordinates x @ Q; x = y @ Q.T."""
+    q = np.eye(d)
+    for k in range(len(reflectors) - 1, -1, -1):
+        v = reflectors[k].astype(np.float64)
+        q[k:] -= np.outer(v, 2 * (v @ q[k:]) / (v @ v))
+    return q

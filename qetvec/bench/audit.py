@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from qetvec import data
 from qetvec.bench.transform_coder import gaussian_rd_bound, transform_code
 from qetvec.evaluation import relative_mse
-from qetvec.matrix import compress_matrix, plan_ksubs
+from qetvec.matrix import compress_matrix, default_groups, plan_ksubs
 
 MATRIX_METHODS: dict[str, dict[str, Any]] = {
     "pq": dict(levels=(0,), budget_split=(1.0,), codebook_bits=None),
@@ -90,11 +90,6 @@ AUDIT_MATRICES: dict[str, tuple[str, Callable[[], np.ndarray]]] = {
 def audit_matrix(name: str) -> np.ndarray:
     """The real matrix (n, d) float32 the audit compresses for `name` (see AUDIT_MATRICES)."""
     return np.ascontiguousarray(AUDIT_MATRICES[name][1](), dtype=np.float32)
-
-
-def default_groups(d: int) -> int:
-    """M: the most groups of >= 4 columns that divide d (OPQ needs M | d)."""
-    return max(k for k in range(1, max(1, d // 4) + 1) if d % k == 0)
 
 
 def _compressed_mse(x: np.ndarray, budget: int, m: int, niter: int, **kwargs: Any) -> tuple[float, int]:

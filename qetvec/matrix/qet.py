@@ -1,4 +1,4 @@
-"""Matrix mode (the paper's QEM setting): compress one matrix under one byte budget.
+"""QET in matrix mode (the paper's QEM setting): one matrix under one byte budget.
 
 Everything stored counts: the bit-packed stream of every row's swap records and group codes
 (no per-row padding), every stage's quantized codebooks and their (low, step) scales.
@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from qetvec import _kernels
 from qetvec._validation import as_float_matrix, check_positive_int, check_stages
 from qetvec.io import register
 from qetvec.layout import CodeLayout
@@ -61,9 +62,15 @@ class CompressedMatrix:
         """Exact bytes stored: code/swap stream plus every stage's codebooks and scales."""
         return len(self.stream) + sum(s.codebook_bytes() for s in self.stages)
 
-    def decode(self) -> np.ndarray:
-        """Approximation (n, d) float32 of the compressed matrix."""
-        values = self.layout.unpack(self.stream, self.n, row_stride_bits=self.layout.row_bits)
+    def decode(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Rows start..stop-1 (default: all) of the approximation, float32 (stop - start, d);
+        only those rows' bits are read."""
+        stop = self.n if stop is None else stop
+        if not 0 <= start <= stop <= self.n:
+            raise ValueError(f"rows {start}..{stop} are not within 0..{self.n}")
+        first = start * self.layout.row_bits
+        values = _kernels.unpack_fields(self.stream[first // 8:], self.layout.offsets + first % 8,
+                                        self.layout.widths, self.layout.row_bits, stop - start)
         return decode_stages(self.stages, self.layout.split(values))
 
     def __repr__(self) -> str:
@@ -142,7 +149,12 @@ def _check_settings(d: int, m: object, levels: Sequence[int], budget_split: Sequ
     return m, levels, split
 
 
-def compress_matrix(x: np.ndarray, budget_bytes: int, m: int,
+def default_groups(d: int) -> int:
+    """M: the most groups of >= 4 columns that divide d (OPQ needs M | d)."""
+    return max(k for k in range(1, max(1, d // 4) + 1) if d % k == 0)
+
+
+def compress_qet(x: np.ndarray, budget_bytes: int, m: int,
                     levels: Sequence[int] = (3, 0), budget_split: Sequence[float] = (0.7, 0.3),
                     codebook_bits: int | None = 10, seed: int = 0,
                     niter: int = 25) -> CompressedMatrix:
