@@ -6,7 +6,7 @@ import os
 # slower on a busy 2-core box). Passive waiting unless the user chose otherwise; it holds
 # for every runtime loaded after this line, so import qetvec before faiss.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from qetvec.codec import QETQuantizer
+from qetvec.quantizer import QETQuantizer
 from qetvec.index_flat import IndexQET
 from qetvec.index_ivf import IndexIVFQET
 from qetvec.refine import IndexRefineFlat
