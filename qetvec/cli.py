@@ -19,7 +19,7 @@ import faiss
 from tqdm.auto import tqdm
 
 from qetvec import data
-from qetvec.bench.audit import AUDIT_MATRICES, audit_matrix, claim_check, run_matrix
+from qetvec.bench.audit import AUDIT_MATRICES, audit_matrix, auto_summary, claim_check, run_matrix
 from qetvec.bench.methods import check_method
 from qetvec.bench.operating_point import run_ivf
 from qetvec.bench.report import write_audit, write_reports
@@ -92,6 +92,7 @@ def audit(args: argparse.Namespace) -> dict:
                                   train, test, encode_rate=False):
                 result["vector"].append({"dataset": name, **row})
     result["claims"] = claim_check(result["matrix"])
+    result["auto_summary"] = auto_summary(result["claims"])
     return result
 
 

@@ -67,3 +67,39 @@ def test_pca_state_refuses_a_matrix_that_is_not_orthogonal(rng):
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="kind must be one of"):
         Rotation(4, "hadamard")
+
+
+def _sylvester(size: int) -> np.ndarray:
+    """H_size by the Sylvester recursion H_2k = [[H_k, H_k], [H_k, -H_k]], unnormalized."""
+    h = np.ones((1, 1))
+    while len(h) < size:
+        h = np.block([[h, h], [h, -h]])
+    return h
+
+
+@pytest.mark.parametrize("d", [8, 12, 50])
+def test_randomized_hadamard_is_the_signed_sylvester_matrix(d, rng):
+    from qetvec.transform import RandomizedHadamard
+    rh = RandomizedHadamard(d, seed=7)
+    size = 1 << (d - 1).bit_length()
+    assert rh.d_out == size and set(np.unique(rh.signs)) == {-1.0, 1.0}
+    expected = (_sylvester(size) / np.sqrt(size) * rh.signs)[:, :d]  # R = (H diag(s))[:, :d]
+    np.testing.assert_allclose(rh.matrix(), expected, atol=1e-12)
+    x = rng.standard_normal((30, d))
+    np.testing.assert_allclose(rh.apply(x), x @ expected.T, atol=1e-12)
+    np.testing.assert_allclose(rh.invert(rh.apply(x)), x, atol=1e-12)
+    assert not np.array_equal(RandomizedHadamard(d, seed=8).signs, rh.signs)
+
+
+def test_householder_reflectors_store_the_axes_at_the_bits_given(rng):
+    from qetvec.transform import householder_matrix, householder_reflectors
+    basis, _ = np.linalg.qr(rng.standard_normal((9, 9)))
+    axes = basis.T
+    for bits, tolerance in ((4, 0.05), (8, 3e-3), (14, 5e-5)):
+        reflectors = householder_reflectors(axes, np.full(6, bits))
+        assert [len(v) for v in reflectors] == [9, 8, 7, 6, 5, 4]
+        assert all(np.abs(v).max() == 2 ** (bits - 1) - 1 for v in reflectors)
+        q = householder_matrix(reflectors, 9)
+        np.testing.assert_allclose(q.T @ q, np.eye(9), atol=1e-12)  # orthogonal whatever the bits
+        cosines = np.abs((q[:, :6] * axes[:6].T).sum(axis=0))     # column k = axis k up to sign
+        assert (1 - cosines).max() < tolerance

@@ -16,13 +16,19 @@ switched on and off in one implementation:
     best-no-tree  the best configuration without one (depth 0) over the same grid
     transform     PCA + bit allocation + scalar quantization, everything counted
                   (`qetvec.bench.transform_coder`), best of 4 / 6 / 8-bit rotations
+    auto          `compress_matrix(x, budget)`: the budget search over QET (with and without
+                  the tree) and transform coding (rotations, entropy-coded scalar / trellis
+                  indexes, fixed-rate Lloyd-Max / TCQ), `qetvec.matrix.search`
 
-Beside each budget: the Gaussian rate-distortion bound of the matrix's covariance.
+Beside each budget: the Gaussian rate-distortion bound of the matrix's covariance, on the
+side where it has full rank (`qetvec.bench.rate_distortion.matrix_rd_bound`), and the
+i.i.d. Gaussian bound 4^-R.
 Vector mode: bytes per row fixed, codebooks shared, MSE on held-out rows (`run_codecs`).
 """
 from __future__ import annotations
 
 import itertools
+import time
 import warnings
 from typing import Any, Callable
 
@@ -31,7 +37,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from qetvec import data
-from qetvec.bench.transform_coder import gaussian_rd_bound, transform_code
+from qetvec.bench.rate_distortion import iid_gaussian_bound, matrix_rd_bound
+from qetvec.bench.transform_coder import transform_code
 from qetvec.evaluation import relative_mse
 from qetvec.matrix import compress_matrix, default_groups, plan_ksubs
 
@@ -147,6 +154,15 @@ def _transform(x: np.ndarray, budget: int) -> tuple[float, int, int]:
                for bits in ROTATION_BITS for x_hat, nbytes in [transform_code(x, budget, bits)])
 
 
+def _auto(x: np.ndarray, budget: int, niter: int) -> dict[str, Any]:
+    """{mse, nbytes, config (the method chosen), seconds, candidates} of compress_matrix's search."""
+    start = time.perf_counter()
+    cm = compress_matrix(x, budget, niter=niter)
+    seconds = time.perf_counter() - start
+    return {"mse": relative_mse(x, cm.decode()), "nbytes": cm.nbytes, "config": cm.report[0]["method"],
+            "seconds": seconds, "candidates": cm.report}
+
+
 def run_matrix(name: str, bits_per_element: list[float], niter: int = 20,
                search: bool = True) -> list[dict[str, Any]]:
     """Relative MSE of every matrix-mode method at each budget (bits per matrix element)."""
@@ -156,9 +172,10 @@ def run_matrix(name: str, bits_per_element: list[float], niter: int = 20,
     rows = []
     for bpe in bits_per_element:
         budget = int(bpe * n * d / 8)
+        bound, side = matrix_rd_bound(x, bpe)
         base = {"dataset": name, "shape": [n, d], "bits_per_element": bpe, "budget_bytes": budget,
-                "rd_bound": gaussian_rd_bound(x, bpe)}
-        methods = [*MATRIX_METHODS, "opq", "transform"] + (["best-qet", "best-no-tree"] if search else [])
+                "rd_bound": bound, "rd_side": side, "iid_bound": iid_gaussian_bound(bpe)}
+        methods = [*MATRIX_METHODS, "opq", "transform", "auto"] + (["best-qet", "best-no-tree"] if search else [])
         for method in tqdm(methods, desc=f"{name} @ {bpe} bits/elt", leave=False):
             row: dict[str, Any] = {**base, "method": method, "m": m}
             try:
@@ -167,6 +184,8 @@ def run_matrix(name: str, bits_per_element: list[float], niter: int = 20,
                 elif method == "transform":
                     row["mse"], row["nbytes"], row["rotation_bits"] = _transform(x, budget)
                     row["m"] = None
+                elif method == "auto":
+                    row.update(_auto(x, budget, niter), m=None)
                 elif method.startswith("best-"):
                     best = best_configuration(x, budget, method == "best-qet", niter)
                     row.update(mse=best["mse"], nbytes=best.get("nbytes"), config=best.get("config"), m=None)
@@ -181,8 +200,8 @@ def run_matrix(name: str, bits_per_element: list[float], niter: int = 20,
 def claim_check(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (dataset, budget): QET's MSE as a percentage of the best of PQ / OPQ (the abstract
     reports 5.05% for weights, 13.33% for K cache, 11.89% for V cache); whether the tree pays
-    given the same help (best-qet / best-no-tree, < 1 means it pays); the transform coder and
-    the Gaussian bound beside them."""
+    given the same help (best-qet / best-no-tree, < 1 means it pays); the transform coder, the
+    budget search (`auto`) and its ratios to the best no-tree configuration and to the bounds."""
     out = []
     for dataset, bpe in sorted({(r["dataset"], r["bits_per_element"]) for r in rows}):
         group = [r for r in rows if r["dataset"] == dataset and r["bits_per_element"] == bpe]
@@ -197,9 +216,28 @@ def claim_check(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if "best-qet" in mse and "best-no-tree" in mse:
             row.update(best_qet=mse["best-qet"], best_no_tree=mse["best-no-tree"],
                        tree_pays_ratio=mse["best-qet"] / mse["best-no-tree"])
-        row.update(transform=mse.get("transform"), rd_bound=group[0]["rd_bound"])
+        row.update(transform=mse.get("transform"), rd_bound=group[0]["rd_bound"],
+                   iid_bound=group[0]["iid_bound"])
+        if "auto" in mse:
+            auto = next(r for r in group if r["method"] == "auto")
+            row.update(auto=mse["auto"], auto_method=auto["config"],
+                       auto_vs_rd_bound=mse["auto"] / row["rd_bound"], auto_vs_iid_bound=mse["auto"] / row["iid_bound"])
+            if "best-no-tree" in mse:
+                row["auto_vs_best_no_tree"] = mse["auto"] / mse["best-no-tree"]
         out.append(row)
     return out
+
+
+def auto_summary(claims: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many (dataset, budget) cells `auto` brings within 2x and 3x the Gaussian R(D) bound,
+    and to <= 0.5x the best no-tree configuration at 3 and 4 bits per element."""
+    cells = [c for c in claims if "auto" in c]
+    at_34 = [c for c in cells if c["bits_per_element"] in (3.0, 4.0) and "auto_vs_best_no_tree" in c]
+    return {"cells": len(cells),
+            "within_2x_rd_bound": sum(c["auto_vs_rd_bound"] <= 2 for c in cells),
+            "within_3x_rd_bound": sum(c["auto_vs_rd_bound"] <= 3 for c in cells),
+            "cells_at_3_4_bits": len(at_34),
+            "half_best_no_tree_at_3_4_bits": sum(c["auto_vs_best_no_tree"] <= 0.5 for c in at_34)}
 
 
 def matrix_line(x: np.ndarray, bits_per_element: float, niter: int = 10) -> dict[str, float]:

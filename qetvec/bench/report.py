@@ -142,6 +142,14 @@ def write_audit(result: dict[str, Any], out_dir: Path) -> list[Path]:
              markdown_table(result["claims"], ["dataset", "bits_per_element", "qet", "qet_pct_of_best_pq_opq",
                                                "best_single_ingredient", "best_qet", "best_no_tree",
                                                "tree_pays_ratio", "transform", "rd_bound"]), "",
+             "## auto (`compress_matrix(x, budget)`) against the best no-tree configuration and the bounds", "",
+             "rd_bound: Gaussian R(D) of the covariance of the side where it has full rank (rd_side); "
+             "iid_bound: 4^-R. Ratios are auto's MSE over each.", "",
+             markdown_table(result["claims"], ["dataset", "bits_per_element", "auto", "auto_method", "best_no_tree",
+                                               "auto_vs_best_no_tree", "rd_bound", "auto_vs_rd_bound", "iid_bound",
+                                               "auto_vs_iid_bound"]), "",
+             "Bounds computed on: " + "; ".join(sorted({f"{r['dataset']}: {r['rd_side']}" for r in result["matrix"]})),
+             "", "Summary: " + ", ".join(f"{k} {v}" for k, v in result.get("auto_summary", {}).items()), "",
              "## Matrix mode: relative MSE on the compressed matrix", "",
              markdown_table(result["matrix"], ["dataset", "bits_per_element", "method", "m", "config", "nbytes",
                                                "budget_bytes", "mse", "rd_bound"]), ""]

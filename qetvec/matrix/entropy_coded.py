@@ -15,8 +15,8 @@ empirical categorical model per table (`qetvec.entropy`). With `centroids`, each
 symbol also stores its reconstruction offset (the mean of y / step - j over the values coded
 with it) in 1/128 steps, int8.
 
-Stored (every array counted): step float32 (1,); classes uint8 / uint16 (q,) (the
-largest value: not coded); the tables; centroid offsets int8; words uint32 (the range
+Stored (every array counted): step float32 (1,); classes uint8 / uint16 (q,) (255 /
+65535: not coded); the tables; centroid offsets int8; words uint32 (the range
 coder's output of all blocks); block_starts uint32 (blocks + 1,).
 """
 from __future__ import annotations
@@ -30,6 +30,7 @@ from qetvec.trellis import next_state_table, viterbi_grid
 
 OFFSET_UNITS = 128  # centroid offsets in 1/128 of a step
 RANGE_CODER_FLUSH_BITS = 64  # what closing one block's range coder may add (two words)
+NOT_CODED = {np.uint8: 255, np.uint16: 65535}  # the class stored for a component not coded
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,9 @@ class EntropyCodedCoefficients:
         s = self.settings
         meta = {"n": self.n, "q": self.q, "states": s.states, "classes_per_octave": s.classes_per_octave,
                 "drop": s.drop, "centroids": s.centroids, "block_rows": s.block_rows}
-        none = int(self.classes.max(initial=0)) + 1
-        dtype = np.uint8 if none <= 255 else np.uint16
+        dtype = np.uint8 if self.classes.max(initial=0) < NOT_CODED[np.uint8] else np.uint16
         arrays = {"step": np.array([self.step], np.float32),
-                  "classes": np.where(self.classes >= 0, self.classes, none).astype(dtype),
+                  "classes": np.where(self.classes >= 0, self.classes, NOT_CODED[dtype]).astype(dtype),
                   **self.tables.state(), "words": self.words, "block_starts": self.block_starts}
         if s.centroids:
             arrays["centroid_offsets"] = np.concatenate(self.offsets).astype(np.int8) if self.offsets \
@@ -97,8 +97,7 @@ class EntropyCodedCoefficients:
         raw = arrays["classes"]
         if raw.dtype not in (np.uint8, np.uint16) or raw.shape != (q,):
             raise ValueError(f"classes must be uint8 / uint16 ({q},), got {raw.dtype} {raw.shape}")
-        none = int(raw.max(initial=0))
-        classes = np.where(raw == none, -1, raw.astype(np.int64))
+        classes = np.where(raw == NOT_CODED[raw.dtype.type], -1, raw.astype(np.int64))
         tables = CategoricalTables.from_state(arrays)
         per_class = 2 if settings.states else 1
         if len(classes) and classes.max(initial=-1) >= 0 and per_class * (classes.max() + 1) > tables.n_tables:

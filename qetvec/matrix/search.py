@@ -33,7 +33,7 @@ from qetvec.matrix.qet import compress_qet, default_groups
 from qetvec.matrix.transform_coded import (CoderSettings, PreparedMatrix, TransformSpec,
                                            fit_transform_coded)
 
-PCA_PRECISIONS = (4.0, 6.0, 8.0)
+PCA_PRECISIONS = (5.0, 6.5, 8.0)
 SCREENED_TRANSFORMS = 2
 TRELLIS_STATES = 8
 CODERS: dict[str, CoderSettings] = {

@@ -300,26 +300,35 @@ def solve_step(y: np.ndarray, budget_bits: float, settings: EntropySettings,
 
     rms = np.sqrt((y ** 2).mean(axis=0))
 
-    def fits(step: float) -> bool:
-        return entropy_coded.quantize(y, step, settings, False, rms).estimated_bits <= allowed
+    def excess(step: float) -> float:  # > 0: does not fit
+        return entropy_coded.quantize(y, step, settings, False, rms).estimated_bits - allowed
 
     ceiling = float(rms.max(initial=0.0) or 1.0) / settings.drop * 1.01  # no component coded
-    if not fits(ceiling):
+    if excess(ceiling) > 0:
         return None
     lo, hi = _high_rate_step(rms, len(y), allowed) / 8, ceiling
     for guess in sorted((*guesses, 64 * lo), reverse=True):
         if guess >= hi:
             continue
-        if fits(guess):
+        if excess(guess) <= 0:
             hi = guess
         else:
             lo = guess
             break
-    while fits(lo):  # the high-rate guess was too pessimistic
+    while (f_lo := excess(lo)) <= 0:  # the high-rate guess was too pessimistic
         lo, hi = lo / 8, lo
-    while hi / lo > STEP_TOLERANCE:  # fits(hi) and not fits(lo)
-        mid = math.sqrt(lo * hi)
-        lo, hi = (lo, mid) if fits(mid) else (mid, hi)
+    f_hi = excess(hi)
+    side = 0
+    while hi / lo > STEP_TOLERANCE:  # excess(lo) > 0 >= excess(hi); Illinois regula falsi on log step
+        t = f_lo / (f_lo - f_hi) if f_lo > f_hi else 0.5
+        mid = lo * (hi / lo) ** min(max(t, 0.01), 0.99)
+        f_mid = excess(mid)
+        if f_mid > 0:
+            lo, f_lo = mid, f_mid
+            f_hi, side = (f_hi / 2, -1) if side == -1 else (f_hi, -1)
+        else:
+            hi, f_hi = mid, f_mid
+            f_lo, side = (f_lo / 2, 1) if side == 1 else (f_lo, 1)
     return float(np.float32(hi))
 
 
