@@ -233,16 +233,6 @@ def _trellis_indexes(z: np.ndarray, states: int) -> np.ndarray:
     return viterbi_grid(z, low, high, states)
 
 
-def reconstruct(quantized: _Quantized, step: float, n: int, q: int) -> np.ndarray:
-    """Coefficients y_hat (n, q) float64 of a quantization (what the decoder will return)."""
-    out = np.zeros((n, q))
-    recon = quantized.index.astype(np.float64)
-    if quantized.offsets is not None:
-        recon += _Flat(quantized.offsets, quantized.tables.low).lookup(quantized.ids, quantized.symbols) / OFFSET_UNITS
-    out[:, quantized.classes >= 0] = recon
-    return out * float(np.float32(step))
-
-
 def encode(quantized: _Quantized, step: float, n: int, q: int,
            settings: EntropySettings) -> EntropyCodedCoefficients:
     """Run the range coder over each block of rows of a quantization."""

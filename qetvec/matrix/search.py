@@ -18,7 +18,7 @@ seconds, or why it was skipped), best first.
 """
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import time
 import warnings
 from typing import Any, Callable
@@ -84,7 +84,7 @@ def search(x: np.ndarray, budget_bytes: int, methods: tuple[str, ...], m: int | 
                     lambda name=name, groups=groups: compress_qet(x, budget_bytes, groups, seed=seed,
                                                                   niter=niter, **QET_METHODS[name]))
     coders = [c for c in CODERS if c in methods]
-    if any(isinstance(CODERS[c], EntropySettings) for c in coders) and importlib.util.find_spec("constriction") is None:
+    if any(isinstance(CODERS[c], EntropySettings) for c in coders) and not _entropy_installed():
         if len(methods) == 1:
             require("constriction", "entropy")  # raises, naming the extra
         report.append({"method": "ecsq / ectcq", "skipped": 'needs the entropy extra: pip install "qetvec[entropy]"'})
@@ -96,6 +96,14 @@ def search(x: np.ndarray, budget_bytes: int, methods: tuple[str, ...], m: int | 
                          + "; ".join(f"{r['method']}: {r['skipped']}" for r in report))
     report.sort(key=lambda r: r.get("mse", np.inf))
     return best[1], report
+
+
+def _entropy_installed() -> bool:
+    try:
+        importlib.import_module("constriction")
+    except ImportError:
+        return False
+    return True
 
 
 def _search_transforms(x: np.ndarray, budget_bytes: int, coders: list[str], seed: int, block_rows: int,

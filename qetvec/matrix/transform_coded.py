@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qetvec.codebooks import pack_uints, unpack_uints
 from qetvec.io import register
 from qetvec.matrix import entropy_coded, fixed_rate
 from qetvec.matrix.entropy_coded import EntropyCodedCoefficients, EntropySettings
