@@ -128,8 +128,8 @@ def candidates(d: int, bytes_per_row: int, metric: str | None, max_bits: int = M
         groups = min(d, -(-free // byte))
         if free > 0 and max(_split_bits(free, groups)) <= max_bits:
             out.append(Candidate(f"qet-L{levels}", dict(m=groups, nbits=[_split_bits(free, groups)], levels=levels)))
-    for width in (1, 2, 4, 8):
-        if width <= d and one >= 1:
+    for width in (1, 2, 4, 8, 16):
+        if width <= d and one >= 1 and -(-d // width) * max_bits >= one and (width < 16 or d >= 128):
             out.append(Candidate(f"pca-w{width}", dict(transform="pca", levels=0), {"allocate": (width, one, max_bits)}))
     if d <= one <= max_bits * d:
         out.append(Candidate("random-w1", dict(m=d, nbits=[_split_bits(one, d)], levels=0, transform="random")))
