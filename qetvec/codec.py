@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qetvec._validation import as_codes, as_float_matrix, check_positive_int, check_stages, per_stage
+from qetvec._validation import as_codes, as_float_matrix, check_positive_int, check_seed, check_stages, per_stage
 from qetvec.io import register
 from qetvec.layout import CodeLayout
 from qetvec.stage import (QETStage, decode_stages, encode_stages, fit_stages, stages_from_state,
@@ -45,10 +45,11 @@ class QETQuantizer:
         n_stages = check_positive_int(stages, "stages")
         self.nbits = [check_positive_int(b, "nbits", 1, 16) for b in per_stage(nbits, n_stages, "nbits")]
         self.levels = [check_positive_int(v, "levels", 0) for v in per_stage(levels, n_stages, "levels")]
-        self.codebook_bits = codebook_bits
+        seed = check_seed(seed)
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.stages = [QETStage(self.d, self.m, 2 ** b, lv, codebook_bits, seed + 1000 * s, niter)
                        for s, (b, lv) in enumerate(zip(self.nbits, self.levels))]
+        self.codebook_bits = self.stages[0].codebook_bits
         self.layout = CodeLayout([(st.tree.n_bits, st.m, st.width) for st in self.stages])
         self.code_size = self.layout.code_size
 

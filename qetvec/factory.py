@@ -21,6 +21,7 @@ from typing import Any
 
 import faiss
 
+from qetvec._validation import check_positive_int
 from qetvec.index_flat import IndexQET
 from qetvec.index_ivf import IndexIVFQET
 from qetvec.metric import metric_type
@@ -32,6 +33,9 @@ _IVF = re.compile(r"IVF(\d+)(?:_(.+))?")
 
 def index_factory(d: int, description: str, metric: str | int = "l2") -> Any:
     """A qetvec index for a description string (grammar in the module docstring)."""
+    d = check_positive_int(d, "d")
+    if not isinstance(description, str):
+        raise TypeError(f"description must be a string such as 'IVF1024,QET10x8_L0', got {description!r}")
     metric = metric_type(metric)
     parts = [p.strip() for p in description.split(",")]
     refine = parts[-1] in ("RFlat", "Refine(Flat)")

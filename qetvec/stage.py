@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from qetvec._validation import check_positive_int
+from qetvec._validation import check_bool, check_positive_int, check_training_scale
 from qetvec.codebooks import (assign_group_codes, check_training_size, decode_group_codes,
                               dequantize_codebook, pack_uints, quantize_codebook,
                               train_group_codebooks, unpack_uints)
@@ -38,15 +38,15 @@ class QETStage:
 
     def __init__(self, d: int, m: int, ksub: int, levels: int,
                  codebook_bits: int | None = None, seed: int = 0, niter: int = 25):
-        if not 1 <= ksub <= 2 ** 16:
-            raise ValueError(f"ksub must be in [1, 65536], got {ksub}")
-        if codebook_bits is not None:
+        d, ksub = check_positive_int(d, "d"), check_positive_int(ksub, "ksub", 1, 2 ** 16)
+        self.d, self.m, self.ksub = d, check_positive_int(m, "m", 1, d), ksub
+        self.levels = check_positive_int(levels, "levels", low=0)
+        self.codebook_bits = None if codebook_bits is None else \
             check_positive_int(codebook_bits, "codebook_bits", 1, 16)
-        check_positive_int(niter, "niter")
-        self.d, self.m, self.ksub, self.levels = d, m, ksub, levels
-        self.codebook_bits, self.seed, self.niter = codebook_bits, seed, niter
-        self.tree = EntanglementTree(d, levels)
-        self.bounds = group_bounds(d, m)
+        self.seed = check_positive_int(seed, "seed", low=0)  # numpy's generators: any size
+        self.niter = check_positive_int(niter, "niter")
+        self.tree = EntanglementTree(d, self.levels)
+        self.bounds = group_bounds(d, self.m)
         self.width = math.ceil(math.log2(ksub)) if ksub > 1 else 0
         self.codebooks_: np.ndarray | None = None
 
@@ -80,6 +80,23 @@ class QETStage:
         """Reconstruction (n, d) float32 in the original column order."""
         return self.tree.unpermute(self.decode_reordered(codes), bits)
 
+    def scale_codebooks(self, exponent: int) -> None:
+        """Multiply the trained codebooks by 2**exponent. A power of two scales float32
+        exactly, so a stage trained on x * 2**-exponent, then scaled, decodes the codes of x to
+        2**exponent times its reconstructions bit for bit (`qetvec.matrix` trains on rows
+        rescaled to [-1, 1) so that k-means never squares numbers outside float32's range).
+        With codebook quantization the levels stay and (low, step) are scaled."""
+        if self.codebook_bits is None:
+            books = np.ldexp(self.codebooks_, exponent)
+        else:
+            self.codebook_low_ = math.ldexp(self.codebook_low_, exponent)
+            self.codebook_step_ = math.ldexp(self.codebook_step_, exponent)
+            books = dequantize_codebook(self.codebook_levels_, self.codebook_low_, self.codebook_step_)
+        if not np.isfinite(books).all():
+            raise ValueError(f"codebooks scaled by 2**{exponent} overflow float32: the data reach "
+                             "float32's largest values")
+        self.codebooks_ = books
+
     def codebook_bytes(self) -> int:
         """Bytes to store the codebooks: entries at codebook_bits each (bit-packed) plus
         8 bytes for (low, step), or float32 entries without codebook quantization.
@@ -94,6 +111,7 @@ def fit_stages(stages: list[QETStage], x: np.ndarray) -> list[tuple[np.ndarray, 
     """Train stage s on the residual left by stages 0..s-1 (x (n, d) float32); return the
     codes of x as `encode_stages` would. All or nothing: the stages are trained as copies and
     take the new state only once every stage has trained, so a failure leaves them as they were."""
+    check_training_scale(x)
     for stage in stages:
         check_training_size(len(x), stage.ksub)
     trained = copy.deepcopy(stages)
@@ -181,7 +199,7 @@ def stages_from_state(metas: list[dict], arrays: dict[str, np.ndarray]) -> list[
     stages = []
     for s, meta in enumerate(metas):
         meta = dict(meta)
-        trained = meta.pop("trained")
+        trained = check_bool(meta.pop("trained"), f"stage{s}.trained")
         stage = QETStage(**meta)
         entries = stage.d * stage.ksub
         if trained and stage.codebook_bits is None:

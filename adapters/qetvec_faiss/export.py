@@ -31,6 +31,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from qetvec._validation import check_positive_int
 from qetvec.codec import QETQuantizer
 from qetvec.index_flat import IndexQET
 from qetvec.index_ivf import IndexIVFQET
@@ -39,6 +40,8 @@ from qetvec.index_ivf import IndexIVFQET
 def product_quantizer(qet: QETQuantizer) -> faiss.ProductQuantizer:
     """FAISS ProductQuantizer with qet's codebooks (M, ksub, dsub) float32; ValueError if
     qet is not plain PQ (levels 0, one stage, d divisible by m) or not trained."""
+    if not isinstance(qet, QETQuantizer):
+        raise TypeError(f"product_quantizer takes a QETQuantizer, got {type(qet).__name__}")
     if not qet.is_trained:
         raise ValueError("the QET codec is not trained")
     stage = qet.stages[0]
@@ -67,6 +70,8 @@ def to_faiss_fast_scan(index: Any, bbs: int = 32) -> faiss.Index:
     """The FAISS fast-scan index (IndexPQFastScan or IndexIVFPQFastScan) holding the codebooks, coarse centroids, codes and ids of a 4-bit,
     levels-0 qetvec `index`; `bbs` rows per SIMD block (a multiple of 32), as in FAISS.
     Distances use uint8-quantized tables: approximate, as FAISS's fast-scan's are."""
+    if check_positive_int(bbs, "bbs") % 32:  # FAISS asserts it, and divides by zero on bbs=0
+        raise ValueError(f"bbs must be a multiple of 32, got {bbs}")
     exported = to_faiss(index)
     if index.qet.stages[0].width != 4:
         raise ValueError(f"fast-scan needs 4-bit codes, {index.qet} has {index.qet.stages[0].width}-bit codes")
@@ -84,25 +89,35 @@ def to_faiss_fast_scan(index: Any, bbs: int = 32) -> faiss.Index:
 
 
 def from_faiss(index: faiss.Index) -> Any:
-    """The qetvec index (levels 0) holding the codebooks, codes and ids of a FAISS IndexPQ,
-    IndexIDMap / IndexIDMap2 around one, or IndexIVFPQ; TypeError for other index types."""
+    """The qetvec index (levels 0) holding the codebooks, codes and ids of a trained FAISS
+    IndexPQ, IndexIDMap / IndexIDMap2 around one, or IndexIVFPQ. TypeError for other types
+    (subclasses too: IndexIVFPQR's re-ranking codes would be dropped), ValueError for an
+    untrained index or ids qetvec does not store (negative, or twice: FAISS allows both)."""
+    if not isinstance(index, faiss.Index):
+        raise TypeError(f"from_faiss takes a FAISS index, got {type(index).__name__}")
     concrete = faiss.downcast_index(index)  # a new proxy: `index` keeps the object alive
-    if isinstance(concrete, (faiss.IndexIDMap, faiss.IndexIDMap2)):
-        inner = faiss.downcast_index(concrete.index)
-        if not isinstance(inner, faiss.IndexPQ):
-            raise TypeError(f"from_faiss: IndexIDMap around {type(inner).__name__}, expected IndexPQ")
-        out = _pq_index(inner)
-        codes = faiss.vector_to_array(inner.codes).reshape(inner.ntotal, -1)
-        out._store(codes, faiss.vector_to_array(concrete.id_map), user_ids=True)
-        return out
-    if isinstance(concrete, faiss.IndexPQ):
-        out = _pq_index(concrete)
-        out._store(faiss.vector_to_array(concrete.codes).reshape(concrete.ntotal, -1),
-                   np.arange(concrete.ntotal, dtype=np.int64), user_ids=False)
-        return out
+    wrapper = concrete if type(concrete) in (faiss.IndexIDMap, faiss.IndexIDMap2) else None
+    if wrapper is not None:
+        concrete = faiss.downcast_index(wrapper.index)
+    if type(concrete) not in ((faiss.IndexPQ,) if wrapper else (faiss.IndexPQ, faiss.IndexIVFPQ)):
+        raise TypeError("from_faiss takes IndexPQ, IndexIDMap2(IndexPQ) or IndexIVFPQ, got "
+                        + (f"IndexIDMap around {type(concrete).__name__}" if wrapper else type(concrete).__name__))
+    if not concrete.is_trained:
+        raise ValueError(f"from_faiss: the FAISS {type(concrete).__name__} is not trained (it has no "
+                         "codebooks to copy): train it first")
     if isinstance(concrete, faiss.IndexIVFPQ):
-        return _from_ivfpq(concrete)
-    raise TypeError(f"from_faiss takes IndexPQ, IndexIDMap2(IndexPQ) or IndexIVFPQ, got {type(concrete).__name__}")
+        out, (codes, ids, lists) = _ivf_index(concrete), _ivf_rows(concrete.invlists, concrete.nlist)
+        store = lambda: out.lists.add(lists, codes, ids)  # noqa: E731  (single stage: the code is the row)
+    else:
+        out = _pq_index(concrete)
+        codes = faiss.vector_to_array(concrete.codes).reshape(concrete.ntotal, concrete.code_size)
+        ids = np.arange(concrete.ntotal) if wrapper is None else faiss.vector_to_array(wrapper.id_map)
+        store = lambda: out._store(codes, ids, user_ids=wrapper is not None, columns={})  # noqa: E731
+    try:
+        store()  # through the one id check of every path that stores ids (InvertedLists.add)
+    except ValueError as err:
+        raise ValueError(f"from_faiss: the FAISS index holds ids qetvec does not store ({err})") from err
+    return out
 
 
 def _load_codebooks(qet: QETQuantizer, pq: faiss.ProductQuantizer) -> None:
@@ -115,20 +130,28 @@ def _pq_index(index: faiss.IndexPQ) -> IndexQET:
     return out
 
 
-def _from_ivfpq(index: faiss.IndexIVFPQ) -> IndexIVFQET:
+def _ivf_index(index: faiss.IndexIVFPQ) -> IndexIVFQET:
+    """The empty IndexIVFQET with the quantizer, centroids, codebooks and nprobe of `index`."""
     out = IndexIVFQET(faiss.clone_index(index.quantizer), index.d, index.nlist, index.pq.M,
                       index.pq.nbits, levels=0, metric=index.metric_type, by_residual=index.by_residual)
     _load_codebooks(out.qet, index.pq)
     out.centroids = out.quantizer.reconstruct_n(0, index.nlist).astype(np.float32)
-    invlists = index.invlists
-    for l in range(index.nlist):
-        n = invlists.list_size(l)
-        if n:
-            codes = faiss.rev_swig_ptr(invlists.get_codes(l), n * invlists.code_size).reshape(n, -1).copy()
-            ids = faiss.rev_swig_ptr(invlists.get_ids(l), n).copy()
-            out.lists.add(np.full(n, l, np.int64), codes, ids)  # single stage: the code is all a row stores
     out.nprobe = index.nprobe
     return out
+
+
+def _ivf_rows(invlists: faiss.InvertedLists, nlist: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every row of FAISS inverted lists, list by list: codes (n, code_size) uint8, ids (n,)
+    int64 and list numbers (n,) int64."""
+    sizes = np.array([invlists.list_size(l) for l in range(nlist)], np.int64)
+    codes = np.empty((int(sizes.sum()), invlists.code_size), np.uint8)
+    ids = np.empty(int(sizes.sum()), np.int64)
+    for l, start in zip(range(nlist), np.cumsum(sizes) - sizes):
+        n = int(sizes[l])
+        if n:
+            codes[start:start + n] = faiss.rev_swig_ptr(invlists.get_codes(l), n * invlists.code_size).reshape(n, -1)
+            ids[start:start + n] = faiss.rev_swig_ptr(invlists.get_ids(l), n)
+    return codes, ids, np.repeat(np.arange(nlist, dtype=np.int64), sizes)
 
 
 def _flat(index: IndexQET) -> faiss.Index:
