@@ -13,7 +13,7 @@ import faiss
 import numpy as np
 
 from qetvec import QETQuantizer
-from qetvec._validation import as_float_matrix, check_positive_int
+from qetvec._validation import as_float_matrix, check_bool, check_positive_int
 from qetvec.codebooks import train_kmeans
 from qetvec.io import register
 
@@ -120,9 +120,13 @@ class TableCodec:
 
     @classmethod
     def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "TableCodec":
-        centroids = arrays.pop("ivf_centroids", None)
-        return cls(QETQuantizer._from_state(meta["quantizer"], arrays), meta["metric"], centroids,
-                   bool(meta.get("by_residual", False)))  # files before residual encoding: False
+        centroids = arrays["ivf_centroids"] if "ivf_centroids" in arrays else None
+        if centroids is not None and (centroids.dtype != np.float32 or not np.isfinite(centroids).all()):
+            raise ValueError(f"ivf_centroids must be finite float32, got {centroids.dtype}")
+        quantizer = QETQuantizer._from_state(meta["quantizer"], arrays)
+        quantizer._check_state()
+        by_residual = check_bool(meta.get("by_residual", False), "by_residual")  # older files: False
+        return cls(quantizer, meta["metric"], centroids, by_residual)
 
 
 def train_centroids(x: np.ndarray, nlist: int, seed: int) -> np.ndarray:
