@@ -13,7 +13,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from qetvec._validation import as_id_array, check_id
+from qetvec._validation import INT64_MAX, as_id_array, check_id
 from qetvec.storage import InvertedLists
 
 
@@ -43,6 +43,15 @@ def selected_ids(sel: Any, lists: InvertedLists) -> np.ndarray:
     probe.add_with_ids(np.zeros((len(stored), 1), np.float32), stored)
     probe.remove_ids(sel)
     return np.setdiff1d(stored, faiss.vector_to_array(probe.id_map), assume_unique=True)
+
+
+def id_range(i0: object, ni: object, ntotal: int) -> np.ndarray:
+    """Ids i0 .. i0 + ni - 1 (ni,) int64 for `reconstruct_n`; KeyError, as for any absent
+    id, if they cannot all be stored (more than ntotal of them, or past 2**63 - 1)."""
+    i0, ni = check_id(i0, "i0"), check_id(ni, "ni")
+    if ni > ntotal or i0 > INT64_MAX - ni + 1:
+        raise KeyError(f"ids {i0} .. {i0} + {ni} - 1 cannot all be in an index of {ntotal} rows")
+    return np.arange(i0, i0 + ni, dtype=np.int64)
 
 
 class QETIndexBase:
@@ -103,8 +112,7 @@ class QETIndexBase:
     def reconstruct_n(self, i0: int, ni: int) -> np.ndarray:
         """Decoded rows (ni, d) float32 of ids i0 .. i0 + ni - 1 (as FAISS's
         `Index::reconstruct_n`; for flat indexes in sequential mode, positions)."""
-        i0, ni = check_id(i0, "i0"), check_id(ni, "ni")
-        return self.reconstruct_batch(np.arange(i0, i0 + ni, dtype=np.int64))
+        return self.reconstruct_batch(id_range(i0, ni, self.ntotal))
 
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         """Arena rows (n,) int64 of ids (n,), -1 where absent."""

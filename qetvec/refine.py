@@ -13,7 +13,7 @@ import numpy as np
 
 from qetvec import _scan_kernels
 from qetvec._validation import as_float_matrix, as_id_array, check_id, check_positive_int
-from qetvec.index_base import to_faiss_results
+from qetvec.index_base import id_range, to_faiss_results
 from qetvec.io import deserialize, register, serialize
 from qetvec.metric import use_faiss_thread_count
 
@@ -101,8 +101,7 @@ class IndexRefineFlat:
 
     def reconstruct_n(self, i0: int, ni: int) -> np.ndarray:
         """Stored vectors (ni, d) of ids i0 .. i0 + ni - 1."""
-        i0, ni = check_id(i0, "i0"), check_id(ni, "ni")
-        return self.reconstruct_batch(np.arange(i0, i0 + ni, dtype=np.int64))
+        return self.reconstruct_batch(id_range(i0, ni, self.ntotal))
 
     def remove_ids(self, ids: Any) -> int:
         """Remove as the base does (the vectors move with its rows); returns how many."""

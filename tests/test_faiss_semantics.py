@@ -432,3 +432,18 @@ def test_flat_search_refuses_params_as_faiss_indexpq(data, trained_flat, params)
     with pytest.raises(TypeError, match="takes no search parameters"):
         ours.search(data[2][:2], 3, params=params)
     np.testing.assert_array_equal(ours.search(data[2][:2], 3, params=None)[1], ours.search(data[2][:2], 3)[1])
+
+
+def test_reconstruct_n_past_the_stored_ids_is_a_key_error(data, trained_flat):
+    """As for any absent id (FAISS asserts i0 + ni <= ntotal): a KeyError, not numpy's
+    OverflowError past 2**63 - 1 or an allocation of ni rows."""
+    _, base, _ = data
+    ours = deserialize(trained_flat)
+    ours.add_with_ids(base[:2], np.array([2 ** 63 - 2, 2 ** 63 - 1]))
+    np.testing.assert_array_equal(ours.reconstruct_n(2 ** 63 - 2, 2), ours.reconstruct_batch([2 ** 63 - 2, 2 ** 63 - 1]))
+    refine = qetvec.IndexRefineFlat(deserialize(trained_flat))
+    refine.add(base[:3])
+    for index, i0, ni in [(ours, 2 ** 63 - 1, 2), (ours, 0, 2 ** 62), (refine, 1, 2 ** 62), (refine, 2, 2)]:
+        with pytest.raises(KeyError):
+            index.reconstruct_n(i0, ni)
+    assert ours.reconstruct_n(0, 0).shape == (0, D_MODEL)
