@@ -48,15 +48,16 @@ def as_float_matrix(x: object, name: str = "x", d: int | None = None,
 
 
 def check_training_scale(x: np.ndarray, name: str = "x") -> None:
-    """Refuse training rows x (n, d) float32 so small that their squared norms, and so the
-    squared distances k-means and ADC compute in float32, fall below float32's smallest
-    normal number (1.2e-38): there they lose their precision (codes degrade silently from
-    about 1e-21 on, near random at 1e-23). All-zero data passes (nothing to lose)."""
+    """Refuse training rows x (n, d) float32 so small that every squared norm (at most
+    d * max|x|^2), and so every squared distance k-means and ADC compute in float32, falls
+    below float32's smallest normal number (1.2e-38): there they lose their precision (codes
+    degrade silently from about 1e-21 on, near random at 1e-23). All-zero data passes."""
     if not x.size:
         return
-    largest = float((x.astype(np.float64) ** 2).sum(axis=1).max())
-    if 0 < largest < FLOAT32_TINY:
-        raise ValueError(f"{name}: the largest squared row norm is {largest:.3g}, below float32's "
+    largest = max(float(x.max()), -float(x.min()))  # no temporary copy of x
+    bound = largest * largest * x.shape[1]
+    if 0 < bound < FLOAT32_TINY:
+        raise ValueError(f"{name}: squared row norms are at most {bound:.3g}, below float32's "
                          f"smallest normal number ({FLOAT32_TINY:.3g}), so squared distances "
                          "underflow: rescale the data (e.g. multiply it by a power of two)")
 

@@ -100,7 +100,7 @@ def test_training_data_too_small_for_float32_distances_is_refused(make):
     underflow and codes come out near random without a word: refused, naming the fix.
     (Matrix mode rescales instead: see test_matrix.)"""
     x = np.random.default_rng(0).standard_normal((800, 8)).astype(np.float32)
-    with pytest.raises(ValueError, match="squared row norm .* below float32's smallest normal.*rescale"):
+    with pytest.raises(ValueError, match="squared row norms are at most .* below float32's smallest normal.*rescale"):
         make().train(x * np.float32(1e-25))
     make().train(x * np.float32(1e-17))  # small, still exact: accepted
 
