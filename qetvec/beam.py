@@ -94,25 +94,38 @@ def _best_extensions(base, top_d, top_c, n_entries, beam):
     return err, parent, codes, alive
 
 
+@numba.njit(cache=True, parallel=True)
+def _top_codes(ip, r_norm, c_norm, t):
+    """The t codewords nearest to each residual: squared distances r_norm[i] - 2 ip[i, c] +
+    c_norm[c] (clipped at 0) from inner products ip (r, k) float32 and squared norms r_norm
+    (r,), c_norm (k,); returns (errors (r, t) float32 ascending, codes (r, t) int64), rows
+    padded with inf when k < t."""
+    r, k = ip.shape
+    top_d = np.full((r, t), np.inf, np.float32)
+    top_c = np.zeros((r, t), np.int64)
+    for i in numba.prange(r):
+        count = 0
+        for c in range(k):
+            dist = max(r_norm[i] - 2 * ip[i, c] + c_norm[c], np.float32(0.0))
+            count = _insert(top_d[i], top_c[i], count, dist, c)
+    return top_d, top_c
+
+
 def _group_candidates(residual: np.ndarray, bounds: np.ndarray, books: np.ndarray, ksubs: np.ndarray,
                       t: int) -> tuple[np.ndarray, np.ndarray]:
     """Each entry's t best codes per group: (errors (n, E, m, t) float32 ascending, codes
     (n, E, m, t) int64), for residuals (n, E, d) float32 and one stage's codebooks."""
     n, e, _ = residual.shape
     m = len(bounds) - 1
-    top_d = np.full((n, e, m, t), np.inf, np.float32)
-    top_c = np.zeros((n, e, m, t), np.int64)
+    top_d = np.empty((n, e, m, t), np.float32)
+    top_c = np.empty((n, e, m, t), np.int64)
     for g in range(m):
         a, b, k = bounds[g], bounds[g + 1], int(ksubs[g])
         book = books[g, :k, : b - a]
         r = residual[:, :, a:b].reshape(n * e, b - a)
-        dist = (r ** 2).sum(1, keepdims=True) - 2 * (r @ book.T) + (book ** 2).sum(1)
-        take = min(t, k)
-        best = np.argpartition(dist, take - 1, axis=1)[:, :take] if take < k else np.tile(np.arange(k), (len(r), 1))
-        best_d = np.take_along_axis(dist, best, 1)
-        order = np.argsort(best_d, axis=1, kind="stable")
-        top_d[:, :, g, :take] = np.maximum(np.take_along_axis(best_d, order, 1), 0).reshape(n, e, take)
-        top_c[:, :, g, :take] = np.take_along_axis(best, order, 1).reshape(n, e, take)
+        with serial_if(len(r) < PARALLEL_MIN_ROWS):
+            best_d, best_c = _top_codes(r @ book.T, (r ** 2).sum(1), (book ** 2).sum(1), t)
+        top_d[:, :, g], top_c[:, :, g] = best_d.reshape(n, e, t), best_c.reshape(n, e, t)
     return top_d, top_c
 
 

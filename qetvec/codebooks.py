@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 
 import faiss
+import numba
 import numpy as np
 
 from qetvec import _codebook_kernels
@@ -17,6 +18,7 @@ from qetvec.metric import PARALLEL_MIN_ROWS, serial_if
 
 MIN_POINTS_PER_CENTROID = 39  # FAISS's own warning threshold for k-means
 MAX_POINTS_PER_CENTROID = 256  # FAISS's training sample cap per centroid
+BLAS_MIN_WIDTH = 16  # fewer groups than threads, this wide: faiss.Kmeans (its threads, BLAS)
 
 
 def train_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 25) -> np.ndarray:
@@ -38,7 +40,9 @@ def train_group_codebooks(y: np.ndarray, bounds: np.ndarray, ksubs: int | np.nda
     for every group), zero-padded past each group's codewords and width.
 
     FAISS's settings: at most 256 * k_max training rows (one seeded sample shared by the
-    groups), k distinct random rows as each group's initial centroids, `niter` Lloyd iterations."""
+    groups), k distinct random rows as each group's initial centroids, `niter` Lloyd iterations.
+    Fewer groups than threads, each at least BLAS_MIN_WIDTH wide (full-width residual stages),
+    are trained by faiss.Kmeans one after the other, which parallelizes within a group."""
     n, m = len(y), len(bounds) - 1
     ksubs = np.broadcast_to(np.asarray(ksubs, np.int64), (m,))
     k_max = int(ksubs.max())
@@ -54,6 +58,11 @@ def train_group_codebooks(y: np.ndarray, bounds: np.ndarray, ksubs: int | np.nda
     init = np.zeros((m, k_max), np.int64)
     for g, k in enumerate(ksubs):
         init[g, :k] = rng.choice(len(rows), k, replace=False)
+    if m < numba.get_num_threads() and np.diff(bounds).min() >= BLAS_MIN_WIDTH:
+        books = np.zeros((m, k_max, int(np.diff(bounds).max())), np.float32)  # few wide groups:
+        for g, (a, b, k) in enumerate(zip(bounds[:-1], bounds[1:], ksubs)):  # FAISS's threads + BLAS
+            books[g, :k, : b - a] = train_kmeans(np.ascontiguousarray(y[rows, a:b]), int(k), seed + g, niter)
+        return books
     return _codebook_kernels.kmeans_groups(np.ascontiguousarray(y, dtype=np.float32), rows,
                                            bounds.astype(np.int64), np.ascontiguousarray(ksubs), init, niter)
 
