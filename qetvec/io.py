@@ -146,6 +146,9 @@ class _Meta(dict):
         value = super().__getitem__(key)
         return _Meta(value) if isinstance(value, dict) else value
 
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
 
 class _Arrays(dict):
     """The file's arrays, remembering which ones `_from_state` read."""

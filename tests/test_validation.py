@@ -113,3 +113,14 @@ def test_fast_scan_block_size_is_checked(bbs):
     index.train(np.random.default_rng(0).standard_normal((800, 8)).astype(np.float32))
     with pytest.raises((TypeError, ValueError), match="bbs"):
         to_faiss_fast_scan(index, bbs)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(families="rq"), TypeError, "families must be a list"),  # was read as ["r", "q"]: "random-w1" too
+    (dict(families=["pq", 3]), TypeError, "families must be a list"),
+    (dict(seed=-1), ValueError, "seed must be in"),
+])
+def test_fit_codec_arguments_are_checked_by_name(kwargs, error, match):
+    x = np.random.default_rng(0).standard_normal((200, 8)).astype(np.float32)
+    with pytest.raises(error, match=match):
+        qetvec.fit_codec(x, 8, progress=False, **kwargs)
