@@ -73,11 +73,16 @@ class IndexRefineFlat:
         """Add rows x (n, d) under ids (n,) (the base's `add_with_ids`)."""
         self.base.add_with_ids(x, ids)
 
-    def search(self, x: np.ndarray, k: int, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(D, I) (nq, k): base candidates re-ranked by exact L2 / inner product."""
+    def search(self, x: np.ndarray, k: int, *, params: Any = None,
+               nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(D, I) (nq, k): base candidates re-ranked by exact L2 / inner product. `params`
+        and `nprobe` go to the base's search (an IVF base; a flat one takes neither)."""
         x = as_float_matrix(x, "x", self.d, allow_empty=True)
         k = check_positive_int(k, "k")
-        _, rows = self.base._search_rows(x, max(k, math.ceil(k * self.k_factor)), **kwargs)
+        probing = {} if nprobe is None else {"nprobe": nprobe}
+        if probing and not hasattr(self.base, "nlist"):
+            raise TypeError(f"nprobe: the base {type(self.base).__name__} is flat (it scans every row)")
+        _, rows = self.base._search_rows(x, max(k, math.ceil(k * self.k_factor)), params=params, **probing)
         use_faiss_thread_count()
         vectors = self.base.lists.vectors  # arena order: candidates' rows index it directly
         if not len(vectors):  # nothing stored: every candidate is padding

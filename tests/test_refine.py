@@ -96,3 +96,11 @@ def test_wrapping_a_filled_base_that_keeps_vectors_is_allowed(data):
     filled.add(base[:10])
     with pytest.raises(ValueError, match="empty"):
         qetvec.IndexRefineFlat(filled)
+
+
+def test_nprobe_for_a_flat_base_is_named(data):
+    train, base, queries = data
+    refine = qetvec.IndexRefineFlat(trained("flat", train))
+    refine.add(base[:10])
+    with pytest.raises(TypeError, match="nprobe: the base IndexQET is flat"):
+        refine.search(queries, 3, nprobe=4)
