@@ -118,7 +118,7 @@ def pack(kind: str, meta: dict, arrays: dict[str, np.ndarray]) -> bytes:
                         "offset": offset, "nbytes": arr.nbytes})
         chunks.append(arr.tobytes())
         offset += arr.nbytes
-    header = json.dumps({"kind": kind, "meta": meta, "arrays": entries}).encode()
+    header = json.dumps({"kind": kind, "meta": meta, "arrays": entries}, default=_json_scalar).encode()
     body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header)) + header + b"".join(chunks)
     return body + hashlib.sha256(body).digest()
 
@@ -128,6 +128,14 @@ def kind_class(kind: object) -> type:
     if not isinstance(kind, str) or kind not in _KINDS:
         raise ValueError(f"unknown kind {kind!r}; known: {', '.join(sorted(_KINDS))}")
     return _KINDS[kind]
+
+
+def _json_scalar(value: Any) -> Any:
+    """numpy scalars in metadata (settings given as np.int64, np.float32, np.bool_) as the
+    Python numbers JSON holds; anything else is not metadata (TypeError naming its type)."""
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    raise TypeError(f"metadata value {value!r} of type {type(value).__name__} cannot be stored")
 
 
 class _Missing(KeyError):

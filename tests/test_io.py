@@ -229,7 +229,9 @@ def test_killed_writer_leaves_no_temp_file_after_the_next_write(objects, tmp_pat
     lambda: qetvec.IndexQET(16, 4, nbits=np.int64(6), seed=np.uint8(2)),
     lambda: qetvec.compress_matrix(np.random.default_rng(0).standard_normal((400, 16)), 2000, 4,
                                    seed=np.int64(5)),
-], ids=["ivf", "ivf-hnsw", "refine-ivf", "ivf-numpy-ints", "flat-numpy-ints", "matrix-numpy-seed"])
+    lambda: qetvec.IndexQET(16, codec=qetvec.fit.FitCodec(16, np.int64(8), seed=np.int64(3))),
+], ids=["ivf", "ivf-hnsw", "refine-ivf", "ivf-numpy-ints", "flat-numpy-ints", "matrix-numpy-seed",
+        "auto-numpy-options"])
 def test_what_the_writer_writes_the_reader_reads(make, tmp_path):
     """Untrained indexes and settings given as numpy integers are valid objects: write_index
     must write them (JSON takes no numpy ints) and read_index read them back as they were."""
