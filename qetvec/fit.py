@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from qetvec._validation import as_float_matrix, check_positive_int
+from qetvec._validation import as_float_matrix, check_positive_int, check_seed
 from qetvec.allocation import greedy_allocation, reverse_water_filling
 from qetvec.codebooks import MIN_POINTS_PER_CENTROID, assign_group_codes, train_group_codebooks
 from qetvec.codec import Codec, LookupUnits
@@ -177,7 +177,9 @@ def fit_codec(x_train: np.ndarray, bytes_per_row: int, metric: str | None = "l2"
     encode seconds, or why it was skipped) and `report_winner` the chosen name."""
     x = as_float_matrix(x_train, "x_train")
     n, d = x.shape
-    bytes_per_row = check_positive_int(bytes_per_row, "bytes_per_row")
+    bytes_per_row, seed = check_positive_int(bytes_per_row, "bytes_per_row"), check_seed(seed)
+    if families is not None and (isinstance(families, str) or not all(isinstance(f, str) for f in families)):
+        raise TypeError(f"families must be a list of name prefixes such as ['pq', 'rq'], got {families!r}")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     if n < 10:
