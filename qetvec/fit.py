@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from qetvec._validation import as_float_matrix, check_positive_int
+from qetvec._validation import as_float_matrix, check_positive_int, check_seed
 from qetvec.allocation import greedy_allocation, reverse_water_filling
 from qetvec.codebooks import MIN_POINTS_PER_CENTROID, assign_group_codes, train_group_codebooks
 from qetvec.codec import Codec, LookupUnits
@@ -128,8 +128,8 @@ def candidates(d: int, bytes_per_row: int, metric: str | None, max_bits: int = M
         groups = min(d, -(-free // byte))
         if free > 0 and max(_split_bits(free, groups)) <= max_bits:
             out.append(Candidate(f"qet-L{levels}", dict(m=groups, nbits=[_split_bits(free, groups)], levels=levels)))
-    for width in (1, 2, 4, 8):
-        if width <= d and one >= 1:
+    for width in (1, 2, 4, 8, 16):
+        if width <= d and one >= 1 and -(-d // width) * max_bits >= one and (width < 16 or d >= 128):
             out.append(Candidate(f"pca-w{width}", dict(transform="pca", levels=0), {"allocate": (width, one, max_bits)}))
     if d <= one <= max_bits * d:
         out.append(Candidate("random-w1", dict(m=d, nbits=[_split_bits(one, d)], levels=0, transform="random")))
@@ -177,7 +177,9 @@ def fit_codec(x_train: np.ndarray, bytes_per_row: int, metric: str | None = "l2"
     encode seconds, or why it was skipped) and `report_winner` the chosen name."""
     x = as_float_matrix(x_train, "x_train")
     n, d = x.shape
-    bytes_per_row = check_positive_int(bytes_per_row, "bytes_per_row")
+    bytes_per_row, seed = check_positive_int(bytes_per_row, "bytes_per_row"), check_seed(seed)
+    if families is not None and (isinstance(families, str) or not all(isinstance(f, str) for f in families)):
+        raise TypeError(f"families must be a list of name prefixes such as ['pq', 'rq'], got {families!r}")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     if n < 10:

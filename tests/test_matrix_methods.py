@@ -112,3 +112,16 @@ def test_inconsistent_files_are_refused_naming_the_array(method, coded):
     name = "coefficients.words" if method == "ectcq" else "coefficients.stream"
     with pytest.raises(CorruptIndexError, match=name.split(".")[1]):
         deserialize(pack("TransformCodedMatrix", meta, {**arrays, name: arrays[name][:-1]}))
+
+
+@pytest.mark.parametrize("method", ["ectcq", "tcq"])
+def test_transform_coding_is_scale_invariant(method, correlated):
+    """A power-of-two scale of x is carried by the stored exponent: compressing s * x gives
+    s times the reconstruction of x, bit for bit, for scales far outside float16's range (the
+    fixed-rate levels) and float32's squares (1e-30 .. 1e30)."""
+    budget = int(3 * correlated.size / 8)
+    reference = qetvec.compress_matrix(correlated, budget, method=method)
+    for s in (2.0 ** -100, 2.0 ** 100):
+        scaled = qetvec.compress_matrix(correlated * np.float32(s), budget, method=method)
+        assert scaled.nbytes == reference.nbytes and scaled.method == reference.method
+        np.testing.assert_array_equal(scaled.decode(), reference.decode() * np.float32(s))

@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 
 from qetvec import QETQuantizer
-from qetvec._validation import as_float_matrix, check_positive_int
+from qetvec._validation import as_float_matrix, check_bool, check_positive_int
 from qetvec.codebooks import train_kmeans
 from qetvec.codec import Codec, codec_state, stored_codec
 from qetvec.fit import FitCodec
@@ -129,8 +129,10 @@ class TableCodec:
     @classmethod
     def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "TableCodec":
         centroids = arrays["ivf_centroids"] if "ivf_centroids" in arrays else None
-        return cls(stored_codec(meta, arrays), meta["metric"], centroids,
-                   bool(meta.get("by_residual", False)))  # files before residual encoding: False
+        if centroids is not None and (centroids.dtype != np.float32 or not np.isfinite(centroids).all()):
+            raise ValueError(f"ivf_centroids must be finite float32, got {centroids.dtype}")
+        by_residual = check_bool(meta.get("by_residual", False), "by_residual")  # files before residual encoding: False
+        return cls(stored_codec(meta, arrays), meta["metric"], centroids, by_residual)
 
 
 def budget_codec(d: int, bytes_per_row: int, metric: str, nlist: int | None, seed: int = 0) -> FitCodec:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from lancedb.util import validate_table_name
 
 from qetvec.codec import Codec
-from qetvec._validation import as_float_matrix, check_positive_int
+from qetvec._validation import as_float_matrix, check_positive_int, check_seed
 
 from qetvec_lancedb.cache import CodeCache, ColumnCache, cacheable
 from qetvec_lancedb.codec import MAX_NLIST, TableCodec, budget_codec, nearest_partitions, train_centroids
@@ -506,7 +506,7 @@ def _train_codec(table: pa.Table, name: str, vector_column: str, codec: Codec | 
                  nlist: int | None, train_rows: int, seed: int, bytes_per_row: int | None = None) -> TableCodec:
     if nlist is not None:
         nlist = check_positive_int(nlist, "nlist", 1, MAX_NLIST)
-    train_rows = check_positive_int(train_rows, "train_rows")
+    train_rows, seed = check_positive_int(train_rows, "train_rows"), check_seed(seed)
     x = vector_matrix(table, vector_column, None, f"table {name!r}")
     if len(x) == 0:
         raise ValueError(f"table {name!r}: data has no rows")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from qetvec._validation import as_float_matrix, check_positive_int
+from qetvec._validation import as_float_matrix, check_positive_int, check_seed
 from qetvec.matrix import qet, transform_coded
 from qetvec.matrix.qet import CompressedMatrix, compress_qet, default_groups, plan_ksubs
 from qetvec.matrix.search import METHODS, search
@@ -39,7 +39,7 @@ def compress_matrix(x, budget_bytes: int, m: int | None = None,
     "auto" searches every method (QET's `m`, if given, fixes its groups) and returns the best,
     its `report` listing every candidate. block_rows: rows per independently decodable block
     of the entropy coders. Raises ValueError if the budget holds no candidate."""
-    x = as_float_matrix(x, "x")
+    x = as_float_matrix(x, "x", check_norms=False)  # every method rescales: any finite float32 is fine
     budget_bytes = check_positive_int(budget_bytes, "budget_bytes")
     method = ("qet" if m is not None else "auto") if method is None else method
     if method not in METHODS:
@@ -47,14 +47,23 @@ def compress_matrix(x, budget_bytes: int, m: int | None = None,
     if method == "qet":
         m = default_groups(x.shape[1]) if m is None else m
         return compress_qet(x, budget_bytes, m, levels, budget_split, codebook_bits, seed, niter)
-    if (tuple(levels), tuple(budget_split), codebook_bits) != ((3, 0), (0.7, 0.3), 10):
+    if _differs(levels, (3, 0)) or _differs(budget_split, (0.7, 0.3)) or codebook_bits != 10:
         raise ValueError(f"levels / budget_split / codebook_bits set QET's settings; method={method!r} "
                          "searches its own")
     check_positive_int(block_rows, "block_rows")
+    check_positive_int(niter, "niter")
+    seed = check_seed(seed)
     methods = METHODS[1:] if method == "auto" else (method,)
     result, report = search(x, budget_bytes, methods, m=m, seed=seed, niter=niter, block_rows=block_rows)
     result.report = report
     return result
+
+
+def _differs(value: object, default: tuple) -> bool:
+    try:
+        return tuple(value) != default
+    except TypeError:
+        return True
 
 
 def file_overhead_bytes(result) -> int:

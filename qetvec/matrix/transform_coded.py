@@ -1,8 +1,11 @@
 """Transform coding of a matrix under a whole-matrix byte budget, every byte counted.
 
-    x_hat = mean + coefficients_hat @ B        (transposed back when the columns were coded)
+    x_hat = 2**e (mean + coefficients_hat @ B)   (transposed back when the columns were coded)
 
-    mean          float32 (d,), the column means of the coded matrix
+    e             int16 (1,): the exponent that brings max |x| into [0.5, 1); everything
+                  else codes x * 2**-e, so any finite float32 matrix keeps float16 levels,
+                  float32 steps and means in range, and a power-of-two scale of x is free
+    mean          float32 (d,), the column means of the coded (scaled) matrix
     B             the transform's inverse (`TransformSpec.kind`):
         "none"      identity
         "random"    a seeded Haar-random rotation (`qetvec.transform.random_rotation`):
@@ -163,10 +166,11 @@ class TransformCodedMatrix:
     `decode(start, stop)` rows start..stop-1 (an entropy-coded matrix decodes only the blocks
     of rows that hold them; a transposed one decodes everything)."""
 
-    def __init__(self, shape: tuple[int, int], spec: TransformSpec, mean: np.ndarray, basis: _Basis,
-                 coefficients: Coefficients):
+    def __init__(self, shape: tuple[int, int], spec: TransformSpec, exponent: int, mean: np.ndarray,
+                 basis: _Basis, coefficients: Coefficients):
         self.shape = (int(shape[0]), int(shape[1]))
-        self.spec, self.mean, self.basis, self.coefficients = spec, mean, basis, coefficients
+        self.spec, self.exponent, self.mean = spec, int(exponent), mean
+        self.basis, self.coefficients = basis, coefficients
 
     @property
     def method(self) -> str:
@@ -189,7 +193,7 @@ class TransformCodedMatrix:
         return self._decode_coded(start, stop).astype(np.float32)
 
     def _decode_coded(self, start: int, stop: int | None) -> np.ndarray:
-        return self.mean + self.basis.inverse(self.coefficients.decode(start, stop))
+        return np.ldexp(self.mean + self.basis.inverse(self.coefficients.decode(start, stop)), self.exponent)
 
     def __repr__(self) -> str:
         return f"TransformCodedMatrix(shape={self.shape}, method={self.method!r}, nbytes={self.nbytes})"
@@ -200,7 +204,7 @@ class TransformCodedMatrix:
                 "precision": self.spec.precision, "transposed": self.spec.transposed,
                 "coder": "entropy" if isinstance(self.coefficients, EntropyCodedCoefficients) else "fixed",
                 "coefficients": coder_meta}
-        arrays = {"mean": self.mean, **self.basis.state(),
+        arrays = {"scale_exponent": np.array([self.exponent], np.int16), "mean": self.mean, **self.basis.state(),
                   **{f"coefficients.{k}": v for k, v in coder_arrays.items()}}
         return meta, arrays
 
@@ -209,6 +213,9 @@ class TransformCodedMatrix:
         spec = TransformSpec(meta["transform"], meta["seed"], meta["precision"], meta["transposed"])
         n, d = meta["shape"]
         coded_n, coded_d = (d, n) if spec.transposed else (n, d)
+        exponent = arrays["scale_exponent"]
+        if exponent.dtype != np.int16 or exponent.shape != (1,) or abs(int(exponent[0])) > 160:
+            raise ValueError(f"scale_exponent must be int16 (1,) within +-160, got {exponent!r}")
         mean = arrays["mean"]
         if mean.dtype != np.float32 or mean.shape != (coded_d,) or not np.isfinite(mean).all():
             raise ValueError(f"mean must be finite float32 ({coded_d},), got {mean.dtype} {mean.shape}")
@@ -221,7 +228,7 @@ class TransformCodedMatrix:
         if coefficients.n != coded_n or coefficients.q != basis.d_out:
             raise ValueError(f"coefficients are ({coefficients.n}, {coefficients.q}), the transform "
                              f"needs ({coded_n}, {basis.d_out})")
-        return cls((n, d), spec, mean, basis, coefficients)
+        return cls((n, d), spec, int(exponent[0]), mean, basis, coefficients)
 
 
 class PreparedMatrix:
@@ -230,7 +237,8 @@ class PreparedMatrix:
     and the preliminary step of each budget."""
 
     def __init__(self, x: np.ndarray, transposed: bool):
-        coded = np.ascontiguousarray(x.T if transposed else x, dtype=np.float64)
+        self.exponent = math.frexp(float(np.abs(x).max(initial=0.0)))[1]  # max |x| = f 2**e, f in [0.5, 1)
+        coded = np.ldexp(np.ascontiguousarray(x.T if transposed else x, dtype=np.float64), -self.exponent)
         self.shape, self.transposed = x.shape, transposed
         self.mean = coded.mean(axis=0).astype(np.float32)
         self.centred = coded - self.mean
@@ -261,7 +269,7 @@ def fit_transform_coded(x: np.ndarray, budget_bytes: int, spec: TransformSpec, c
     if prepared.transposed != spec.transposed:
         raise ValueError("prepared matrix and spec disagree on the orientation")
     d = prepared.centred.shape[1]
-    fixed_bits = 8 * prepared.mean.nbytes
+    fixed_bits = 8 * (prepared.mean.nbytes + 2)  # the mean and the scale exponent
     basis = _pca_basis(spec, prepared, 8 * budget_bytes - fixed_bits) if spec.kind == "pca" else _Basis(spec, d)
     y = basis.forward(prepared.centred)
     budget_bits = 8 * budget_bytes - fixed_bits - 8 * sum(a.nbytes for a in basis.state().values())
@@ -269,7 +277,7 @@ def fit_transform_coded(x: np.ndarray, budget_bytes: int, spec: TransformSpec, c
         coefficients = fixed_rate.fit(y, budget_bits, coder)
     else:
         coefficients = _fit_entropy(y, budget_bits, coder)
-    result = TransformCodedMatrix(prepared.shape, spec, prepared.mean, basis, coefficients)
+    result = TransformCodedMatrix(prepared.shape, spec, prepared.exponent, prepared.mean, basis, coefficients)
     if result.nbytes > budget_bytes:  # every coder sizes itself to its share; a failure here is a bug
         raise AssertionError(f"{result.method}: {result.nbytes} bytes over the budget {budget_bytes}")
     return result
