@@ -39,6 +39,15 @@ def test_file_is_within_budget_plus_the_documented_header(method, coded, correla
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_counted_bytes_are_the_bytes_written(method, coded):
+    """nbytes is the file's array payload to the byte: file = 20-byte prefix + JSON header
+    (its length at offset 12) + payload + 32-byte digest."""
+    data = serialize(coded[method])
+    header_length = int.from_bytes(data[12:20], "little")
+    assert len(data) - 20 - header_length - 32 == coded[method].nbytes
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_a_row_range_decodes_as_the_slice_of_the_full_decode(method, coded):
     cm = coded[method]
     full = cm.decode()
