@@ -22,14 +22,14 @@ def test_bound_spends_nothing_on_components_below_the_water_level(rng):
 
 
 def test_matrix_bound_of_a_wide_matrix_is_taken_on_its_columns(rng):
-    """A 300 x 1200 matrix of i.i.d. Gaussians: its rows' 1200 x 1200 covariance has rank
-    < 300 (the bound on that side collapses towards 0), its columns' 300 x 300 one is full;
-    the bound on the columns is close to 4^-R (the sample covariance of 1200 draws in 300
+    """A 120 x 480 matrix of i.i.d. Gaussians: its rows' 480 x 480 covariance has rank
+    < 120 (the bound on that side collapses towards 0), its columns' 120 x 120 one is full;
+    the bound on the columns is close to 4^-R (the sample covariance of 480 draws in 120
     dimensions spreads its eigenvalues a little, Marchenko-Pastur, so a bit below)."""
     from qetvec.bench.rate_distortion import matrix_rd_bound
-    x = rng.standard_normal((300, 1200))
+    x = rng.standard_normal((120, 480))
     bound, side = matrix_rd_bound(x, 2.0)
-    assert side.startswith("columns") and "rank 300" in side
+    assert side.startswith("columns") and "rank 120" in side
     assert 0.8 * 4.0 ** -2 < bound < 4.0 ** -2
     assert gaussian_rd_bound(x, 2.0) < 1e-3 * bound  # the rows' bound: degenerate
     tall, tall_side = matrix_rd_bound(x.T, 2.0)
