@@ -122,37 +122,37 @@ class EntropyCodedCoefficients:
         return cls(n, q, settings, float(step[0]), classes, tables, offsets, words, starts)
 
     def decode(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Coefficients (stop - start, q) float64 of rows start..stop-1."""
+        """Coefficients (stop - start, q) float64 of rows start..stop-1: the blocks that hold
+        them are decoded together, a column at a time (one range decoder per block)."""
         stop = self.n if stop is None else stop
         rows = self.settings.block_rows
-        out = np.zeros((stop - start, self.q))
-        for b in range(start // rows, -(-stop // rows)):
-            lo, hi = b * rows, min((b + 1) * rows, self.n)
-            block = self._decode_block(b, hi - lo)
-            a, z = max(start, lo), min(stop, hi)
-            out[a - start:z - start] = block[a - lo:z - lo]
-        return out
-
-    def _decode_block(self, b: int, size: int) -> np.ndarray:
-        words = self.words[self.block_starts[b]:self.block_starts[b + 1]]
-        decoder = BlockDecoder(self.tables, words)
+        first, last = start // rows, -(-stop // rows)
+        bounds = [min(b * rows, self.n) for b in range(first, last + 1)]
+        decoders = [BlockDecoder(self.tables, self.words[self.block_starts[b]:self.block_starts[b + 1]])
+                    for b in range(first, last)]
+        size = bounds[-1] - bounds[0]
         out = np.zeros((size, self.q))
         trellis = next_state_table(self.settings.states) if self.settings.states else None
         state = np.zeros(size, np.int64)
+        spans = [(a - bounds[0], z - bounds[0]) for a, z in zip(bounds[:-1], bounds[1:])]
         for j in self.kept:
             cls = self.classes[j]
             if trellis is None:
-                symbols = decoder.run(cls, size)
+                symbols = np.concatenate([dec.run(cls, z - a) for dec, (a, z) in zip(decoders, spans)]) \
+                    if decoders else np.zeros(0, np.int64)
                 index, ids = symbols, np.full(size, cls)
             else:
                 u = state & 1
                 ids = 2 * cls + u
-                symbols = decoder.column(ids, (2 * cls, 2 * cls + 1))
+                symbols = np.empty(size, np.int64)
+                for dec, (a, z) in zip(decoders, spans):
+                    symbols[a:z] = dec.column(ids[a:z], (2 * cls, 2 * cls + 1))
                 index = 2 * symbols + u
                 state = trellis[state, symbols & 1]
             out[:, j] = index if self._flat_offsets is None else \
                 index + self._flat_offsets.lookup(ids, symbols) / OFFSET_UNITS
-        return out * self.step
+        offset = start - bounds[0]
+        return out[offset:offset + stop - start] * self.step
 
 
 class _Flat:
