@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import faiss
 import numpy as np
 
-from qetvec import adc
+from qetvec import adc, faiss_threads
 from qetvec.adc import ADCSearcher
 from qetvec._validation import as_float_matrix, as_ids, check_id, check_positive_int
 from qetvec.codebooks import train_kmeans
@@ -98,7 +98,7 @@ class IndexIVFQET(QETIndexBase):
             coarse = _fill(faiss.clone_index(self.quantizer), kmeans)
         centroids = coarse.reconstruct_n(0, self.nlist).astype(np.float32)
         qet = copy.deepcopy(self.qet)
-        qet.train(x - centroids[coarse.search(x, 1)[1][:, 0]] if self.by_residual else x)
+        qet.train(x - centroids[faiss_threads.search(coarse, x, 1)[1][:, 0]] if self.by_residual else x)
         if kmeans is not None:  # nothing failed: fill the caller's quantizer, as FAISS does
             _fill(self.quantizer, kmeans)
         self.centroids, self.qet, self._searcher = centroids, qet, None
@@ -167,7 +167,7 @@ class IndexIVFQET(QETIndexBase):
         nprobe = nprobe if nprobe is not None else (params.nprobe if params is not None else self.nprobe)
         nprobe = min(check_positive_int(nprobe, "nprobe"), self.nlist)  # FAISS clamps to nlist
         self._check_trained()
-        _, probes = self.quantizer.search(x, nprobe)  # (nq, nprobe), -1 where fewer lists
+        _, probes = faiss_threads.search(self.quantizer, x, nprobe)  # (nq, nprobe), -1 where fewer lists
         return self._scan(x, probes, k)
 
     # -- internals ---------------------------------------------------------------------
@@ -179,7 +179,7 @@ class IndexIVFQET(QETIndexBase):
         return self._searcher
 
     def _assign(self, x: np.ndarray) -> np.ndarray:
-        return self.quantizer.search(x, 1)[1][:, 0]
+        return faiss_threads.search(self.quantizer, x, 1)[1][:, 0]
 
     def _decode_rows(self, rows: np.ndarray) -> np.ndarray:
         return self.searcher.decode(self.lists.codes[rows], self.lists.list_of(rows))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from qetvec import QETQuantizer
+from qetvec import QETQuantizer, faiss_threads
 from qetvec._validation import as_float_matrix, check_positive_int
 from qetvec.codebooks import train_kmeans
 from qetvec.io import register
@@ -138,6 +138,5 @@ def nearest_partitions(x: np.ndarray, centroids: np.ndarray, metric: str, nprobe
     """Indices (n, min(nprobe, nlist)) int64 of the centroids (nlist, d) nearest to rows x
     (n, d) float32: smallest L2, or largest inner product for "dot"."""
     kind = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
-    _, parts = faiss.knn(np.ascontiguousarray(x, np.float32), centroids, min(nprobe, len(centroids)),
-                         metric=kind)
+    _, parts = faiss_threads.knn(x, centroids, min(nprobe, len(centroids)), kind)
     return parts
