@@ -122,3 +122,38 @@ def test_encode_pending_racing_an_overwrite_encodes_with_the_new_quantizer(tmp_p
     assert tbl.encode_pending() == 10
     assert stored(tbl)["id"].to_pylist() == list(range(1010))
     assert_codes_match_the_quantizer(ql.open_table(lancedb.connect(tmp_path / "db"), "t"))
+
+
+# Lance's refusal of an overwrite preempted by another writer's overwrite, as it words it
+PREEMPTED = ("lance error: Retryable commit conflict for version 2: This Overwrite transaction was preempted by "
+             "concurrent transaction Overwrite at version 2. Please retry., "
+             "/home/u/.cargo/registry/src/index.crates.io-0/lance-13.0.0/src/io/commit/conflict_resolver.rs:1552:30")
+
+
+@pytest.mark.parametrize("refusals", [2, qtable.COMMIT_ATTEMPTS])
+def test_overwrite_preempted_by_a_concurrent_one_is_retried_or_refused_clearly(tmp_path, x, monkeypatch, refusals):
+    db = lancedb.connect(tmp_path / "db")
+    before = ql.create_table(db, "t", rows(x[:700]), m=5, nbits=4, levels=0, seed=1, progress=False)
+    real, refused = type(db).create_table, []
+
+    def preempted(self, name, *args, **kwargs):  # another writer's overwrite wins the commit
+        if len(refused) < refusals:
+            refused.append(name)
+            raise RuntimeError(PREEMPTED)
+        return real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(type(db), "create_table", preempted)
+    overwrite = lambda: ql.create_table(db, "t", rows(x[700:1400], 700), m=5, nbits=4, levels=0,  # noqa: E731
+                                        seed=2, mode="overwrite", progress=False)
+    if refusals < qtable.COMMIT_ATTEMPTS:
+        after = overwrite()
+        assert after.count_rows() == 700 and stored(after)["id"].to_pylist()[0] == 700
+        assert_codes_match_the_quantizer(after)
+        return
+    with pytest.raises(RuntimeError) as refusal:
+        overwrite()
+    message = str(refusal.value)
+    assert message.startswith("table 't': the overwrite was refused by Lance 5 times because other writers")
+    assert "Please retry.)" in message and ".rs:" not in message  # Lance's words, not its source path
+    assert ql.open_table(db, "t").meta == before.meta and stored(before)["id"].to_pylist()[0] == 0
+    assert [f.name for f in (tmp_path / "db" / "t.qetvec").iterdir()] == [before.meta.quantizer_file]

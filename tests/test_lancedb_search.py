@@ -304,3 +304,39 @@ def test_latest_version_reads_the_manifest_names(tmp_path, vectors):
     tbl.add(rows(x[300:400], 300), progress=False)
     tbl.table.checkout_latest()
     assert latest_version(db.uri, "t") == tbl.table.version
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_rows_are_refused_before_partitioning_and_nothing_is_written(tmp_path, vectors, bad):
+    x, _ = vectors
+    db = lancedb.connect(tmp_path / "db")
+    tbl = ql.create_table(db, "t", rows(x[:700]), m=5, nbits=4, levels=0, nlist=4, progress=False)
+    broken = x[700:710].copy()
+    broken[5, 3] = bad
+    with pytest.raises(ValueError, match=r"vectors of 'vector' contains NaN or inf \(first in row 5\)"):
+        tbl.add(rows(broken), progress=False)
+    assert tbl.count_rows() == 700
+    with pytest.raises(ValueError, match=r"contains NaN or inf \(first in row 705\)"):  # not among the
+        ql.create_table(db, "u", rows(np.concatenate([x[:700], broken])), m=5, nbits=4,  # 650 trained on
+                        levels=0, nlist=4, train_rows=650, progress=False)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        tbl.codec.encode(broken)
+    assert not (tmp_path / "db" / "u.lance").exists()
+
+
+def test_quantizer_path_taken_by_a_directory_is_a_quantizer_file_error(tmp_path, vectors):
+    x, queries = vectors
+    db = lancedb.connect(tmp_path / "db")
+    tbl = ql.create_table(db, "t", rows(x[:700]), m=5, nbits=4, levels=0, progress=False)
+    qfile = tmp_path / "db" / "t.qetvec" / tbl.meta.quantizer_file
+    good = qfile.read_bytes()
+    qfile.unlink()
+    qfile.mkdir()
+    with pytest.raises(ql.QuantizerFileError, match="cannot be read"):
+        ql.open_table(db, "t")
+    with pytest.raises(ql.QuantizerFileError, match="not a file"):  # the same codec saved again
+        ql.create_table(db, "t", rows(x[:700]), m=5, nbits=4, levels=0, mode="overwrite", progress=False)
+    assert db.open_table("t").count_rows() == 700  # the rows are untouched
+    qfile.rmdir()
+    qfile.write_bytes(good)
+    assert ql.open_table(db, "t").query(queries[0], k=3).num_rows == 3

@@ -85,7 +85,9 @@ class TableCodec:
 
     def encode(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Columns for rows x (n, d) float32: "code" uint8 (n, code_size), and "norm" float32
-        (n,) if stores_norm, "part" part_dtype (n,) if IVF."""
+        (n,) if stores_norm, "part" part_dtype (n,) if IVF. Refuses NaN / inf (ValueError)
+        before assigning partitions."""
+        x = as_float_matrix(x, "vectors", self.d)
         out: dict[str, np.ndarray] = {}
         if self.centroids is not None:
             out["part"] = self.probe(x, 1)[:, 0].astype(self.part_dtype)
