@@ -86,11 +86,11 @@ def assign_group_codes(y: np.ndarray, bounds: np.ndarray, books: np.ndarray) -> 
         return _codebook_kernels.assign_groups(y, bounds.astype(np.int64), books)
 
 
-def check_training_size(n: int, k: int, name: str = "x") -> None:
-    """Refuse fewer rows than centroids; warn below FAISS's 39 points per centroid."""
+def check_training_size(n: int, k: int, name: str = "x", warn: bool = True) -> None:
+    """Refuse fewer rows than centroids; warn (if `warn`) below FAISS's 39 points per centroid."""
     if n < k:
         raise ValueError(f"{name} has {n} rows, fewer than the {k} codewords to train")
-    if n < MIN_POINTS_PER_CENTROID * k:
+    if warn and n < MIN_POINTS_PER_CENTROID * k:
         warnings.warn(f"{name} has {n} rows for {k} codewords (< {MIN_POINTS_PER_CENTROID} per "
                       "codeword): codebooks will be poorly trained", stacklevel=3)
 

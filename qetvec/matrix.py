@@ -159,7 +159,9 @@ def compress_matrix(x: np.ndarray, budget_bytes: int, m: int,
     ksubs = plan_ksubs(n, d, budget_bytes, m, levels, budget_split, codebook_bits)
     stages = [QETStage(d, m, k, lv, codebook_bits, seed + 1000 * s, niter)
               for s, (k, lv) in enumerate(zip(ksubs, levels))]
-    parts = fit_stages(stages, x)  # the matrix is its own training set
+    # the matrix is its own training set, and its quality is measured on itself: few rows per
+    # codeword is matrix mode's regime (the budget decides), not a poorly trained codebook
+    parts = fit_stages(stages, x, warn_few_rows=False)
     layout = CodeLayout([(st.tree.n_bits, st.m, st.width) for st in stages])
     values = np.concatenate([np.concatenate([b, c], axis=1) for b, c in parts], axis=1)
     return CompressedMatrix(n, stages, layout.pack(values, row_stride_bits=layout.row_bits))

@@ -90,12 +90,14 @@ class QETStage:
         return (entries * self.codebook_bits + 7) // 8 + 8
 
 
-def fit_stages(stages: list[QETStage], x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+def fit_stages(stages: list[QETStage], x: np.ndarray,
+               warn_few_rows: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
     """Train stage s on the residual left by stages 0..s-1 (x (n, d) float32); return the
     codes of x as `encode_stages` would. All or nothing: the stages are trained as copies and
-    take the new state only once every stage has trained, so a failure leaves them as they were."""
+    take the new state only once every stage has trained, so a failure leaves them as they were.
+    Warns when a stage has < 39 rows per codeword unless `warn_few_rows` is False."""
     for stage in stages:
-        check_training_size(len(x), stage.ksub)
+        check_training_size(len(x), stage.ksub, warn=warn_few_rows)
     trained = copy.deepcopy(stages)
     parts = _stack(trained, x, QETStage.fit_encode)
     for old, new in zip(stages, trained):

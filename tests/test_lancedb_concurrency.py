@@ -60,7 +60,7 @@ def run_two_writers_and_reader(tmp_path, glove, seconds: float) -> dict:
     np.save(tmp_path / "pool.npy", pool)
     db = lancedb.connect(tmp_path / "db")
     ql.create_table(db, "live", pa.table({"id": np.arange(1000), "vector": pa.FixedSizeListArray.from_arrays(
-        pa.array(pool[:1000].ravel()), 50), "tag": ["old"] * 1000}), m=5, nbits=6, levels=1, nlist=8, progress=False)
+        pa.array(pool[:1000].ravel()), 50), "tag": ["old"] * 1000}), m=5, nbits=4, levels=1, nlist=8, progress=False)
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(w), str(seconds)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in range(2)]
     procs.append(subprocess.Popen([sys.executable, "-c", READER, str(tmp_path)],

@@ -50,12 +50,12 @@ def x(glove) -> np.ndarray:
 @pytest.mark.parametrize("interval", [None, timedelta(0)], ids=["default", "strong-consistency"])
 def test_add_racing_an_overwrite_encodes_with_the_new_quantizer(tmp_path, x, monkeypatch, interval):
     db = lancedb.connect(tmp_path / "db", read_consistency_interval=interval)
-    tbl = ql.create_table(db, "t", rows(x[:1000]), m=5, nbits=6, levels=0, seed=1, progress=False)
+    tbl = ql.create_table(db, "t", rows(x[:1000]), m=5, nbits=4, levels=0, seed=1, progress=False)
     old_sha, encode = tbl.meta.sha256, qtable.encode_table
 
     def overwrite_then_encode(*args, **kwargs):  # another process replaces the table mid-add
         monkeypatch.setattr(qtable, "encode_table", encode)
-        ql.create_table(lancedb.connect(tmp_path / "db"), "t", rows(x[1000:2000], 1000), m=5, nbits=6,
+        ql.create_table(lancedb.connect(tmp_path / "db"), "t", rows(x[1000:2000], 1000), m=5, nbits=4,
                         levels=0, seed=2, mode="overwrite", progress=False)
         return encode(*args, **kwargs)
 
@@ -78,7 +78,7 @@ def test_convert_table_over_an_overwrite_of_its_commit_window_keeps_the_overwrit
         return write(*args, **kwargs)
 
     monkeypatch.setattr(qtable, "_write", overwrite_then_write)
-    tbl = ql.convert_table(db, "plain", m=5, nbits=6, levels=0, progress=False)
+    tbl = ql.convert_table(db, "plain", m=5, nbits=4, levels=0, progress=False)
     assert stored(tbl)["id"].to_pylist() == list(range(1000, 1100))  # the latest state, encoded
     assert_codes_match_the_quantizer(tbl)
 
@@ -96,7 +96,7 @@ def test_convert_table_keeps_a_delete_update_and_append_of_its_commit_window(tmp
         return write(*args, **kwargs)
 
     monkeypatch.setattr(qtable, "_write", others_commit_then_write)
-    tbl = ql.convert_table(db, "plain", m=5, nbits=6, levels=0, progress=False)
+    tbl = ql.convert_table(db, "plain", m=5, nbits=4, levels=0, progress=False)
     t = stored(tbl)
     assert t["id"].to_pylist() == list(range(10, 1005))  # deleted rows stay deleted, none twice
     assert t.filter(pa.compute.equal(t["id"], 20))["tag"].to_pylist() == ["z"]
@@ -107,13 +107,13 @@ def test_convert_table_keeps_a_delete_update_and_append_of_its_commit_window(tmp
 
 def test_encode_pending_racing_an_overwrite_encodes_with_the_new_quantizer(tmp_path, x, monkeypatch):
     db = lancedb.connect(tmp_path / "db", read_consistency_interval=timedelta(0))
-    tbl = ql.create_table(db, "t", rows(x[:1000]), m=5, nbits=6, levels=0, seed=1, progress=False)
+    tbl = ql.create_table(db, "t", rows(x[:1000]), m=5, nbits=4, levels=0, seed=1, progress=False)
     tbl.table.add(rows(x[1000:1010], 1000))  # no codes: encode_pending encodes them with seed 1's codebooks
     encode = qtable.encode_table
 
     def overwrite_then_encode(*args, **kwargs):  # meanwhile the table is replaced, again with rows without codes
         monkeypatch.setattr(qtable, "encode_table", encode)
-        other = ql.create_table(lancedb.connect(tmp_path / "db"), "t", rows(x[:1000]), m=5, nbits=6, levels=0,
+        other = ql.create_table(lancedb.connect(tmp_path / "db"), "t", rows(x[:1000]), m=5, nbits=4, levels=0,
                                 seed=2, mode="overwrite", progress=False)
         other.table.add(rows(x[1000:1010], 1000))
         return encode(*args, **kwargs)
