@@ -77,13 +77,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="IVF: re-rank k_factor * 10 candidates exactly (default: %(default)s)")
     bench.add_argument("--matrix-bits", type=float, default=2.0,
                        help="matrix line: bits per matrix element (default: %(default)s)")
-    bench.add_argument("--matrix-rows", type=int, default=8192, help="matrix line: rows of the matrix (default: %(default)s)")
+    bench.add_argument("--matrix-rows", type=int, default=8192,
+                       help="matrix line: rows of the matrix (default: %(default)s)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"),
                        help="directory for result.json, result.md and the plots (default: %(default)s)")
     bench.add_argument("--seed", type=int, default=0,
                        help="seed of the random split into queries, training, held-out and database rows "
                             "(default: %(default)s)")
-    bench.add_argument("--repeats", type=int, default=3, help="timing repetitions, median reported (default: %(default)s)")
+    bench.add_argument("--repeats", type=int, default=3,
+                       help="timing repetitions, median reported (default: %(default)s)")
     audit = sub.add_parser("audit", help="matrix-mode and vector-mode audit of the paper's claims")
     audit.add_argument("--datasets", nargs="+", default=list(AUDIT_MATRICES), choices=list(AUDIT_MATRICES),
                        metavar="DATASET", help=f"matrices to audit, of {' '.join(AUDIT_MATRICES)} (default: all; "

@@ -65,7 +65,8 @@ def _by_rows(call: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], x: np.
     threads = max(1, min(faiss.omp_get_max_threads(), len(x) // MIN_ROWS_PER_THREAD))
     bounds = np.linspace(0, len(x), threads + 1).astype(np.int64)
     parts = [x[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    futures: list[Future] = [_executor(threads - 1).submit(call, part) for part in parts[1:]] if threads > 1 else []
+    pool = _executor(threads - 1) if threads > 1 else None
+    futures: list[Future] = [pool.submit(call, part) for part in parts[1:]] if pool else []
     try:
         with faiss_serial():
             first = call(parts[0])

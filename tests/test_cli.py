@@ -79,7 +79,8 @@ def test_version_is_the_installed_one(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0
-    assert capsys.readouterr().out.strip() == f"qetvec {importlib.metadata.version('qetvec')}" == f"qetvec {qetvec.__version__}"
+    shown = capsys.readouterr().out.strip()
+    assert shown == f"qetvec {importlib.metadata.version('qetvec')}" == f"qetvec {qetvec.__version__}"
 
 
 def test_every_option_says_what_it_does_and_its_default():

@@ -147,8 +147,9 @@ def test_concurrent_overwrites_all_succeed(tmp_path, glove):
     overwrites that read the same version): each retries, none fails, the last one stands."""
     x = np.ascontiguousarray(glove[:2100])
     db = lancedb.connect(tmp_path / "db")
-    data = lambda w: pa.table({"id": np.arange(700) + 1000 * w, "vector": pa.FixedSizeListArray.from_arrays(  # noqa: E731
-        pa.array(x[700 * w:700 * (w + 1)].ravel()), 50)})
+    def data(w: int) -> pa.Table:  # writer w's 700 rows, ids from 1000 w
+        vectors = pa.FixedSizeListArray.from_arrays(pa.array(x[700 * w:700 * (w + 1)].ravel()), 50)
+        return pa.table({"id": np.arange(700) + 1000 * w, "vector": vectors})
     ql.create_table(db, "t", data(0), m=5, nbits=4, levels=0, progress=False)
     errors: list[Exception] = []
 
