@@ -66,7 +66,7 @@ def _by_rows(call: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], x: np.
     bounds = np.linspace(0, len(x), threads + 1).astype(np.int64)
     parts = [x[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     pool = _executor(threads - 1) if threads > 1 else None
-    futures: list[Future] = [pool.submit(call, part) for part in parts[1:]] if pool else []
+    futures: list[Future] = [] if pool is None else [pool.submit(call, part) for part in parts[1:]]
     try:
         with faiss_serial():
             first = call(parts[0])
