@@ -7,7 +7,9 @@ import os
 # FAISS's loads at `import faiss` (PASSIVE too if qetvec came first); qetvec never starts its
 # team (`qetvec.faiss_threads`), so qetvec's speed does not depend on the import order.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from qetvec.codec import QETQuantizer
+from qetvec.codec import Codec
+from qetvec.quantizer import QETQuantizer
+from qetvec.fit import fit_codec
 from qetvec.index_flat import IndexQET
 from qetvec.index_ivf import IndexIVFQET
 from qetvec.refine import IndexRefineFlat
@@ -15,5 +17,5 @@ from qetvec.factory import index_factory
 from qetvec.io import CorruptIndexError, read_index, write_index
 from qetvec.matrix import CompressedMatrix, compress_matrix
 
-__all__ = ["QETQuantizer", "IndexQET", "IndexIVFQET", "IndexRefineFlat", "index_factory", "CompressedMatrix", "compress_matrix", "CorruptIndexError", "read_index", "write_index"]
+__all__ = ["Codec", "QETQuantizer", "fit_codec", "IndexQET", "IndexIVFQET", "IndexRefineFlat", "index_factory", "CompressedMatrix", "compress_matrix", "CorruptIndexError", "read_index", "write_index"]
 __version__ = "0.1.0"
