@@ -3,15 +3,15 @@
 FAISS (its wheel bundles its own OpenMP runtime) and numba (another one) each keep a thread
 pool. An OpenMP runtime reads its wait policy once, when it loads: FAISS's at `import faiss`.
 Under FAISS's default policy its idle workers spin after every parallel region, and on a
-busy machine they spin on the cores the other threads need (measured on 2 shared cores:
-FAISS's 2-thread exact search of 50k rows 0.71 s against 0.28 s under OMP_WAIT_POLICY=PASSIVE,
-and numba's scan after it slowed too). No API changes the policy once the runtime has loaded,
-so qetvec never starts FAISS's team: the few FAISS calls on its paths (coarse assignment,
-k-means assignment, IVF probes) run on FAISS's serial path, split by rows over a pool of
-Python threads that wait passively, as many as FAISS would use (`faiss.omp_get_max_threads()`
-of the calling thread, the count that also sizes numba's team: `qetvec.metric`). FAISS
-releases the GIL in these calls and searches are thread-safe on a constant index, so the
-split runs in parallel and returns exactly FAISS's results.
+busy machine they spin on the cores the other threads need: when qetvec ran FAISS's team,
+its IVF training took 2.2x as long and its 2-thread IVF search 1.25x with faiss imported
+first (2 shared cores, `benchmarks/results/import-order/before/`). No API changes the policy
+once the runtime has loaded, so qetvec never starts FAISS's team: the few FAISS calls on its
+paths (IVF probes and assignment, k-means assignment, LanceDB partitions) run on FAISS's
+serial path, split by rows over a pool of Python threads that wait passively, as many as
+FAISS would use (`faiss.omp_get_max_threads()` of the calling thread, the count that also
+sizes numba's team: `qetvec.metric`). FAISS releases the GIL in these calls and searches are
+thread-safe on a constant index, so the split runs in parallel and returns FAISS's results.
 """
 from __future__ import annotations
 
