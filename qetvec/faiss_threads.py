@@ -44,10 +44,11 @@ def faiss_serial() -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
-def search(index: faiss.Index, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """index.search(x, k): (D float32 (n, k), I int64 (n, k)) for rows x (n, d) float32,
-    computed as FAISS computes them, without FAISS's OpenMP team."""
-    return _by_rows(lambda part: index.search(part, k), x, k)
+def search(index: faiss.Index, x: np.ndarray, k: int,
+           params: faiss.SearchParameters | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """index.search(x, k, params=params): (D float32 (n, k), I int64 (n, k)) for rows x (n, d)
+    float32, computed as FAISS computes them, without FAISS's OpenMP team."""
+    return _by_rows(lambda part: index.search(part, k, params=params), x, k)
 
 
 def knn(x: np.ndarray, y: np.ndarray, k: int, metric: int = faiss.METRIC_L2) -> tuple[np.ndarray, np.ndarray]:

@@ -34,6 +34,17 @@ def test_search_is_faiss_search(glove, faiss_threads_4, n, k):
     assert faiss.omp_get_max_threads() == 4  # the caller's setting is back
 
 
+def test_search_parameters_reach_faiss(glove, faiss_threads_4):
+    index = faiss.IndexHNSWFlat(50, 4)
+    index.add(np.ascontiguousarray(glove[:5000]))
+    x = np.ascontiguousarray(glove[10000:10500])
+    narrow, wide = faiss.SearchParametersHNSW(efSearch=4), faiss.SearchParametersHNSW(efSearch=256)
+    found = {ef: faiss_threads.search(index, x, 10, params)[1] for ef, params in ((4, narrow), (256, wide))}
+    np.testing.assert_array_equal(found[4], index.search(x, 10, params=narrow)[1])
+    np.testing.assert_array_equal(found[256], index.search(x, 10, params=wide)[1])
+    assert not np.array_equal(found[4], found[256])  # the parameters were not dropped
+
+
 @pytest.mark.parametrize("metric", [faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT])
 def test_knn_is_faiss_knn(glove, faiss_threads_4, metric):
     x, y = np.ascontiguousarray(glove[:700]), np.ascontiguousarray(glove[5000:6000])
