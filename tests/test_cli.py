@@ -18,9 +18,10 @@ from qetvec.cli import _parser, main
 @pytest.mark.bench
 def test_bench_main_job_writes_json_table_and_plots(tmp_path):
     out = tmp_path / "run"
-    code = main(["bench", "--quick", "--n-train", "600", "--n-eval", "500", "--n-base", "2000",
-                 "--n-queries", "20", "--nlist", "8", "--bytes", "5", "--methods", "qet-L0S1", "pq",
-                 "--matrix-rows", "300", "--repeats", "1", "--out", str(out)])
+    with pytest.warns(UserWarning, match="600 rows for 256 codewords"):  # a small run: few training rows
+        code = main(["bench", "--quick", "--n-train", "600", "--n-eval", "500", "--n-base", "2000",
+                     "--n-queries", "20", "--nlist", "8", "--bytes", "5", "--methods", "qet-L0S1", "pq",
+                     "--matrix-rows", "300", "--repeats", "1", "--out", str(out)])
     assert code == 0
     result = json.loads((out / "result.json").read_text())
     codecs = {r["method"]: r for r in result["codecs"]}
