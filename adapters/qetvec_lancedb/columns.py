@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
-from qetvec._validation import check_bool, check_positive_int
+from qetvec._validation import as_float_matrix, check_bool, check_positive_int
 
 from qetvec_lancedb.codec import TableCodec
 from qetvec_lancedb.errors import DimensionMismatchError, VectorColumnError
@@ -89,6 +89,7 @@ def encode_table(table: pa.Table, codec: TableCodec, vector_column: str, keep_ve
     x = vector_matrix(table, vector_column, codec.d, "data")
     if not len(x):
         raise ValueError("data has no rows")
+    x = as_float_matrix(x, f"data: vectors of {vector_column!r}", codec.d)  # NaN / inf named here, by row
     check_user_columns(table.column_names, "data")
     parts: dict[str, list[np.ndarray]] = {}
     show = len(x) > batch_size if progress is None else progress

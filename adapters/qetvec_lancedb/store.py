@@ -77,6 +77,9 @@ def save_codec(db_uri: str, table: str, codec: TableCodec, vector_column: str,
     folder = store_dir(db_uri, table)
     path = folder / f"quantizer-{digest}.qet"
     meta = TableMeta(path.name, digest, vector_column, keep_vectors)
+    if path.exists() and not path.is_file():
+        raise QuantizerFileError(f"table {table!r}: {path} is in the way of the quantizer file (it is not a "
+                                 "file); nothing was written (remove it)")
     if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
         return meta, None
     folder.mkdir(parents=True, exist_ok=True)
@@ -105,6 +108,9 @@ def load_codec(db_uri: str, table: str, meta: TableMeta) -> TableCodec:
     except FileNotFoundError as err:
         raise QuantizerFileError(f"table {table!r}: quantizer file {path} is missing; the table's "
                                  "codes cannot be searched without it (restore the file)") from err
+    except OSError as err:  # a directory in its place, no permission, ...
+        raise QuantizerFileError(f"table {table!r}: quantizer file {path} cannot be read ({err.strerror}); "
+                                 "the table's codes cannot be searched without it (restore the file)") from err
     if hashlib.sha256(data).hexdigest() != meta.sha256:
         raise QuantizerFileError(f"table {table!r}: quantizer file {path} is corrupt or was replaced "
                                  f"(SHA-256 differs from {meta.sha256} recorded in the table)")

@@ -10,6 +10,7 @@ be shared between threads.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -36,6 +37,7 @@ from qetvec_lancedb.store import TableMeta, discard_codec, latest_version, load_
 DEFAULT_NPROBE = 20  # LanceDB's default nprobes
 COMMIT_ATTEMPTS = 5  # a write Lance refused for a concurrent commit is retried this often
 RETRYABLE = ("Commit conflict",  # Lance gave up rebasing over many concurrent commits
+             "Retryable commit conflict",  # e.g. an overwrite preempted by a concurrent overwrite
              "Incompatible transaction")  # the table was overwritten / restored since it was read
 
 
@@ -164,26 +166,11 @@ class QETTable:
         return encoded.select(stored.names).cast(stored.remove_metadata())
 
     def _retrying(self, what: str, write: Callable[[], Any]) -> Any:
-        """`write()` (which reads the latest version and writes through the write handle),
-        run again while Lance refuses its commit for a concurrent one (nothing was written
-        then), at most COMMIT_ATTEMPTS times; its result. `table` is moved to the latest
-        version after it."""
-        attempt = 1
-        while True:
-            try:
-                result = write()
-            except RuntimeError as err:
-                if not any(s in str(err) for s in RETRYABLE):
-                    raise
-                if attempt == COMMIT_ATTEMPTS:
-                    raise RuntimeError(f"table {self.name!r}: the {what} was refused by Lance {COMMIT_ATTEMPTS} "
-                                       f"times because other writers kept committing; nothing was written "
-                                       f"(last refusal: {err})") from err
-                time.sleep(0.05 * attempt)
-                attempt += 1
-                continue
-            self.table.checkout_latest()
-            return result
+        """`_committed` `write()` (which reads the latest version and writes through the
+        write handle); `table` is moved to the latest version after it."""
+        result = _committed(self.name, what, write)
+        self.table.checkout_latest()
+        return result
 
     def delete(self, where: str) -> None:
         """Delete the rows matching the SQL predicate `where` (LanceDB syntax)."""
@@ -347,6 +334,28 @@ def _topk(queries: np.ndarray, cache: CodeCache, scanner: CodeScanner, nprobe: i
     rowids = np.full(pos.shape, -1, np.int64)
     rowids[pos >= 0] = cache.rowids[pos[pos >= 0]]
     return rowids, D
+
+
+def _committed(name: str, what: str, write: Callable[[], Any]) -> Any:
+    """`write()`, run again while Lance refuses its commit for a concurrent one (nothing was
+    written then), at most COMMIT_ATTEMPTS times; its result. After that, a RuntimeError
+    naming table `name` and `what` was refused."""
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            return write()
+        except RuntimeError as err:
+            if not any(s in str(err) for s in RETRYABLE):
+                raise
+            if attempt == COMMIT_ATTEMPTS:
+                raise RuntimeError(f"table {name!r}: the {what} was refused by Lance {COMMIT_ATTEMPTS} times "
+                                   f"because other writers kept committing; nothing was written (last "
+                                   f"refusal: {_lance_message(err)})") from err
+            time.sleep(0.05 * attempt)
+
+
+def _lance_message(err: Exception) -> str:
+    """Lance's error message without the location in its Rust sources it ends with."""
+    return re.sub(r",\s*\S+\.rs:\d+:\d+\s*$", "", str(err))
 
 
 def _own_connection(uri: str) -> Any:
@@ -534,15 +543,17 @@ def _train_codec(table: pa.Table, name: str, vector_column: str, codec: Codec | 
 
 def _write(db: Any, name: str, encoded: pa.Table, codec: TableCodec, vector_column: str,
            keep_vectors: bool, mode: str) -> Any:
-    """Save the codec, then write the table (its file is removed if that fails); returns
-    the table handle, at the version written."""
+    """Save the codec, then write the table, retried while a concurrent writer's commit
+    preempts it (`_committed`; its file is removed if that fails); returns the table
+    handle, at the version written."""
     meta, created = save_codec(db.uri, name, codec, vector_column, keep_vectors)
+    data = encoded.replace_schema_metadata(meta.to_schema_metadata())
     try:
-        table = db.create_table(name, encoded.replace_schema_metadata(meta.to_schema_metadata()), mode=mode)
+        return _committed(name, "overwrite" if mode == "overwrite" else "creation",
+                          lambda: db.create_table(name, data, mode=mode))
     except BaseException:
         discard_codec(created)
         raise
-    return table
 
 
 def _queries(query: Any, d: int) -> np.ndarray:
