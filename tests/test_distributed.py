@@ -184,6 +184,21 @@ def test_sharded_search_equals_one_process(tmp_path, vectors, nlist, metric):
         sharded.close()
 
 
+def test_more_shards_than_fragments(tmp_path, vectors):
+    """Shards left without fragments hold nothing and answer with -1 / +inf padding only."""
+    x, queries = vectors
+    db = lancedb.connect(tmp_path / "db")
+    plain_table(db, "t", x[:N])
+    encode_dataset(f"{db.uri}/t.lance", m=5, nbits=6, levels=1, nlist=8, progress=False)
+    sharded = ShardedTable(db, "t", shards=5, actor_options={"num_cpus": 0.25})
+    try:
+        got = sharded.query(queries, k=10, nprobe=3, where="id < 1500")
+        assert got.equals(ql.open_table(db, "t").query(queries, k=10, nprobe=3, where="id < 1500"))
+        assert got.num_rows == 10 * len(queries) and max(got["id"].to_pylist()) < 1500
+    finally:
+        sharded.close()
+
+
 def test_killed_worker_is_retried(tmp_path, vectors, kill_dir):
     x, _ = vectors
     db = lancedb.connect(tmp_path / "db")

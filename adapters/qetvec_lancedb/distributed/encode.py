@@ -42,7 +42,6 @@ from itertools import islice
 from typing import Any, Callable
 
 import lance
-import numpy as np
 import pyarrow as pa
 import ray
 from lance.commit import CommitConflictError
