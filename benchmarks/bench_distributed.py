@@ -238,11 +238,11 @@ def estimate(cost: dict, phase: dict, n: int) -> str:
         "## Estimate: 1B rows x 384-d (an estimate, not a measurement)",
         "",
         f"Measured here: encoding one 384-d row (IVF1024 + QET48x8 L0, {cost['stored_bytes_per_row']} stored "
-        f"bytes/row) costs {cost['encode_s_per_row_1_thread'] * 1e6:.1f} us on one thread (synthetic rows); "
-        f"the Ray path adds {overhead * 1e6:.2f} us/row over in-process encoding on GloVe-50 (Lance read of the "
-        f"vectors, write of the codes, task overhead: {ray_per_row * 1e6:.2f} us/row with 1 worker vs "
-        f"{glove_per_row_1thread * 1e6:.2f} us/row in process), taken as {overhead_384 * 1e6:.1f} us/row at "
-        "384-d (scaled with the vector bytes read).",
+        f"bytes/row) costs {cost['encode_s_per_row_1_thread'] * 1e6:.1f} us on one thread (synthetic rows). "
+        f"On GloVe-50, Ray's encode phase with 1 worker (Lance read of the vectors, encoding, write of the codes, "
+        f"task and worker start) took {ray_per_row * 1e6:.2f} us/row against {glove_per_row_1thread * 1e6:.2f} "
+        f"us/row for the encoder alone in memory: {overhead * 1e6:.2f} us/row added (0 when the difference is "
+        f"within noise), taken as {overhead_384 * 1e6:.1f} us/row at 384-d (scaled with the vector bytes read).",
         f"So 1B rows cost about {core_s / 3600:.0f} core-hours of encoding.",
         "Assumptions: cost per row is linear in rows and the same on other x86 cores; 16-core machines "
         "running 16 one-thread workers with linear scaling (measured here only up to 2 workers on 2 cores); "
