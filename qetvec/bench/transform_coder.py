@@ -22,19 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from qetvec.allocation import gaussian_distortion
+from qetvec.transform import principal_axes
+
 # optimal uniform quantizer step for a unit Gaussian, by bits (Max 1960)
 GAUSSIAN_STEP = {1: 1.596, 2: 0.9957, 3: 0.5860, 4: 0.3352, 5: 0.1881, 6: 0.1041, 7: 0.0569,
                  8: 0.0308, 9: 0.0165, 10: 0.0088, 11: 0.0047, 12: 0.0025}
 MAX_BITS = max(GAUSSIAN_STEP)
-
-
-def _principal_axes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean (d,), eigenvalues (d,) descending, eigenvectors (d, d) as columns), float64."""
-    mean = x.mean(axis=0, dtype=np.float64)
-    centred = x - mean
-    values, vectors = np.linalg.eigh(centred.T @ centred / len(x))
-    order = np.argsort(values)[::-1]
-    return mean, np.maximum(values[order], 0.0), vectors[:, order]
 
 
 def _quantize_columns(b: np.ndarray, bits: int) -> np.ndarray:
@@ -79,11 +73,12 @@ def _allocate(variances: np.ndarray, n: int, d: int, budget_bits: float, rotatio
 def transform_code(x: np.ndarray, budget_bytes: int, rotation_bits: int = 8) -> tuple[np.ndarray, int]:
     """(x_hat (n, d) float32, bytes stored) of the transform coder under `budget_bytes`."""
     n, d = x.shape
-    mean, variances, axes = _principal_axes(x)
+    mean = x.mean(axis=0, dtype=np.float64)
+    axes, variances = principal_axes(x)
     budget_bits = 8 * budget_bytes - 32 * d  # the mean, float32
     bits = _allocate(variances, n, d, budget_bits, rotation_bits)
     kept = np.flatnonzero(bits)
-    basis = _quantize_columns(axes[:, kept], rotation_bits)
+    basis = _quantize_columns(axes[kept].T, rotation_bits)
     z = (x - mean) @ np.linalg.pinv(basis).T  # (n, p), least squares: basis is near-orthogonal
     z_hat = np.stack([_scalar_quantize(z[:, i], int(bits[k])) for i, k in enumerate(kept)], axis=1) \
         if len(kept) else np.zeros((n, 0))
@@ -95,13 +90,5 @@ def transform_code(x: np.ndarray, budget_bytes: int, rotation_bits: int = 8) -> 
 def gaussian_rd_bound(x: np.ndarray, bits_per_element: float) -> float:
     """Relative MSE of the Gaussian distortion-rate function at `bits_per_element` * d bits
     per row (reverse water-filling over the covariance eigenvalues; codes only)."""
-    _, values, _ = _principal_axes(x)
-    rate = bits_per_element * x.shape[1]
-    values = values[values > 0]
-    lo, hi = 0.0, float(values.max())
-    for _ in range(200):  # bisection on the water level theta
-        theta = (lo + hi) / 2
-        r = 0.5 * np.log2(np.maximum(values / theta, 1.0)).sum()
-        lo, hi = (theta, hi) if r > rate else (lo, theta)
-    theta = (lo + hi) / 2
-    return float(np.minimum(values, theta).sum() / values.sum())
+    variances = principal_axes(x)[1]
+    return gaussian_distortion(variances, bits_per_element * x.shape[1]) / float(variances.sum())
