@@ -10,7 +10,7 @@ sampled rows (the same rows and codec on both sides: the run checks the codes ar
 Encoding, each configuration on a fresh copy of the plain dataset, round-robin --repeats
 times (median): the single-process `convert_table` on 1 and on 2 threads, and
 `encode_dataset` on a local Ray (`ray.init(num_cpus=2)`) with 1 and 2 workers of 1 thread
-(`concurrency`), and the encoder alone (`TableCodec.encode` of the rows in memory, 1
+(`concurrency`; the driver trains on as many threads), and the encoder alone (`TableCodec.encode` of the rows in memory, 1
 thread). Wall time includes training (the same on every side) and the commit; Ray's encode
 phase is reported apart: minus the encoder alone, it is what reading and writing through
 Lance on Ray adds per row.
@@ -117,7 +117,8 @@ def encode_runs(plain: Path, root: Path, x: np.ndarray, repeats: int) -> tuple[l
         def run():
             uri = fresh_copy(plain, root, "ray")
             start = time.perf_counter()
-            result = encode_dataset(uri, concurrency=workers, progress=False, **CODEC)
+            with threads(workers):  # the driver trains on as many threads as the workers encode on
+                result = encode_dataset(uri, concurrency=workers, progress=False, **CODEC)
             phases[label].append({"train_s": result.train_seconds, "encode_s": result.encode_seconds,
                                   "commit_s": result.commit_seconds})
             return time.perf_counter() - start

@@ -32,7 +32,7 @@ from qetvec_lancedb.cache import CodeCache
 from qetvec_lancedb.distributed.shard import CodeShard
 from qetvec_lancedb.scan import CodeScanner, best_per_query
 from qetvec_lancedb.store import TableMeta
-from qetvec_lancedb.table import QETTable, _Pinned, _storage_options
+from qetvec_lancedb.table import QETTable, _Pinned
 
 
 class ShardedTable(QETTable):
@@ -43,12 +43,13 @@ class ShardedTable(QETTable):
     ends the actors."""
 
     def __init__(self, db: Any, name: str, *, shards: int = 2, actor_options: dict[str, Any] | None = None):
-        self._options = {"num_cpus": 1} | (actor_options or {})
-        self._shards = [ray.remote(CodeShard).options(**self._options).remote(
-            f"{str(db.uri).rstrip('/')}/{name}.lance", _storage_options(db), name,
-            max(1, int(self._options["num_cpus"]))) for _ in range(check_positive_int(shards, "shards"))]
-        self._home: dict[int, int] = {}  # fragment id -> shard
+        count = check_positive_int(shards, "shards")
         super().__init__(db, name)
+        options = {"num_cpus": 1} | (actor_options or {})
+        self._uri = f"{str(db.uri).rstrip('/')}/{name}.lance"
+        self._shards = [ray.remote(CodeShard).options(**options).remote(
+            self._uri, self._folder.storage_options, name, max(1, int(options["num_cpus"]))) for _ in range(count)]
+        self._home: dict[int, int] = {}  # fragment id -> shard
 
     def close(self) -> None:
         """End the shards' actors."""
@@ -58,8 +59,7 @@ class ShardedTable(QETTable):
 
     def _load_codes(self, meta: TableMeta, schema: pa.Schema, previous: CodeCache | None) -> list:
         """Deal the pinned version's fragments to the shards and have each load its own."""
-        dataset = lance.dataset(f"{str(self._db_uri).rstrip('/')}/{self.name}.lance", version=self._reader.version,
-                                storage_options=self._folder.storage_options)
+        dataset = lance.dataset(self._uri, version=self._reader.version, storage_options=self._folder.storage_options)
         rows = {f.fragment_id: f.count_rows() for f in dataset.get_fragments()}
         self._home = {i: s for i, s in self._home.items() if i in rows}
         load = np.zeros(len(self._shards), np.int64)
