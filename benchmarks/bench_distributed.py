@@ -21,11 +21,16 @@ and 2 actors (1 thread each); recall@10 against exact neighbours (faiss), and wh
 sharded results equal the one-process ones (distances exactly; ids up to the order of rows at
 equal distance, which the cycled copies of a row are).
 
+On S3 (moto's server on 127.0.0.1, a Python server sharing the 2 cores: a floor, not S3's
+speed): the first --s3-rows rows (default 200,000), `encode_dataset` with 2 workers vs
+`convert_table` through LanceDB on the bucket, once each, and the query batch from one
+process vs 2 actors.
+
 1B x 384 estimate: the encoder's single-thread cost per row at d=384 (IVF1024 + QET48x8
 levels 0, a 48-byte code) measured on synthetic Gaussian rows, the Ray overhead per row from
 the GloVe run, and the code cache's bytes per row at d=384, scaled by stated assumptions.
 
-    python benchmarks/bench_distributed.py [--rows 1000000] [--repeats 3] [--out DIR]
+    python benchmarks/bench_distributed.py [--rows 1000000] [--repeats 3] [--s3-rows 200000] [--out DIR]
     # -> benchmarks/results/distributed/ by default
 """
 from __future__ import annotations
@@ -35,6 +40,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before numba / faiss load OpenMP
 
 import argparse  # noqa: E402
+import logging  # noqa: E402
 from collections import Counter  # noqa: E402
 import json  # noqa: E402
 import shlex  # noqa: E402
@@ -45,12 +51,14 @@ import time  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import boto3  # noqa: E402  (comes with moto, the distributed extra's S3 server)
 import faiss  # noqa: E402
 import lance  # noqa: E402
 import lancedb  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import ray  # noqa: E402
+from moto.server import ThreadedMotoServer  # noqa: E402
 
 import qetvec_lancedb  # noqa: E402
 from _common import write_rows_result  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
@@ -207,6 +215,57 @@ def search_runs(root: Path, queries: np.ndarray, truth: np.ndarray, base_of: np.
     return out, check
 
 
+def s3_runs(x: np.ndarray, queries: np.ndarray) -> list[dict]:
+    """The same on moto's S3 server on 127.0.0.1 (`ThreadedMotoServer`, in this process): the
+    plain dataset uploaded twice, `encode_dataset` with 2 workers vs `convert_table` (2
+    threads) once each, then the 1,000-query batch from one process vs 2 actors, alternated."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        options = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "aws_region": "us-east-1",
+                   "aws_endpoint": f"http://{host}:{port}", "allow_http": "true"}
+        boto3.client("s3", endpoint_url=options["aws_endpoint"], aws_access_key_id="bench",
+                     aws_secret_access_key="bench", region_name="us-east-1").create_bucket(Bucket="bench")
+        table = pa.table({"id": pa.array(np.arange(len(x), dtype=np.int64)),
+                          "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), x.shape[1])})
+        for name in ("ray", "one"):
+            lance.write_dataset(table, f"s3://bench/db/{name}.lance", max_rows_per_file=FRAGMENT_ROWS,
+                                storage_options=options)
+        db = lancedb.connect("s3://bench/db", storage_options=options)
+        seconds = {}
+        with warnings.catch_warnings(), threads(2):
+            warnings.simplefilter("ignore")
+            start = time.perf_counter()
+            encode_dataset("s3://bench/db/ray.lance", concurrency=2, storage_options=options, progress=False, **CODEC)
+            seconds["encode_dataset, Ray 2 workers"] = time.perf_counter() - start
+            start = time.perf_counter()
+            qetvec_lancedb.convert_table(db, "one", progress=False, **CODEC)
+            seconds["convert_table (one process)"] = time.perf_counter() - start
+        one, sharded = qetvec_lancedb.open_table(db, "ray"), ShardedTable(db, "ray", shards=2)
+        try:
+            runs = [lambda: one.query(queries, K, nprobe=NPROBE, columns=["id"]),
+                    lambda: sharded.query(queries, K, nprobe=NPROBE, columns=["id"])]
+            for run in runs:  # the first search loads the code caches
+                run()
+            with threads(2):
+                search_s = time_alternated(runs, 3)
+        finally:
+            sharded.close()
+    finally:
+        server.stop()
+    base = seconds["convert_table (one process)"]
+    rows = [{"step": "encode on S3", "method": method, "threads": 2, "seconds": round(t, 2),
+             "rows_per_s": round(len(x) / t), "ratio_vs_one_process": round(base / t, 3),
+             "note": "moto's S3 server on 127.0.0.1, one run each"} for method, t in seconds.items()]
+    rows += [{"step": "search on S3", "method": method, "threads": 2, "seconds": round(t, 3),
+              "qps": round(len(queries) / t), "ratio_vs_one_process": round(search_s[0] / t, 3),
+              "note": f"1,000-query batch, k={K}, nprobe={NPROBE}; median of 3 alternated"}
+             for method, t in zip(["QETTable.query (one process)", "ShardedTable, 2 actors"], search_s)]
+    return rows
+
+
 def cost_at_384(n: int = 20_000, repeats: int = 3) -> dict:
     """Single-thread encode cost per row (median of `repeats`) and code-cache bytes per row
     at d=384, IVF1024 + QET48x8 levels 0, on synthetic Gaussian rows (a scaling
@@ -268,6 +327,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--s3-rows", type=int, default=200_000, help="rows of the S3 part (the first ones)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/distributed"))
     args = parser.parse_args(argv)
     queries, glove = data.split(data.load("glove-50"), (1000, None))
@@ -283,6 +343,7 @@ def main(argv: list[str]) -> int:
         started, load = time.perf_counter(), os.getloadavg()
         encode_rows, phase = encode_runs(root / "plain.lance", root, x, args.repeats)
         search_rows, check = search_runs(root, queries, truth, base_of, max(3, args.repeats))
+        s3_rows = s3_runs(x[:args.s3_rows], queries)
         cost = cost_at_384()
         elapsed = time.perf_counter() - started
     finally:
@@ -295,7 +356,7 @@ def main(argv: list[str]) -> int:
                   f"2-core machine; medians of {args.repeats} round-robin repeats (search: {max(3, args.repeats)}); "
                   f"threads per configuration in the table; measured in {elapsed:.0f} s, load average "
                   f"{load[0]:.1f} before and {os.getloadavg()[0]:.1f} after (other jobs share the machine)."),
-        "rows": encode_rows + search_rows, "ray_phases_s": phase, "search_check": check,
+        "rows": encode_rows + search_rows + s3_rows, "ray_phases_s": phase, "search_check": check,
         "cost_at_384": cost,
     }
     result["estimate"] = estimate(cost, phase, args.rows)
