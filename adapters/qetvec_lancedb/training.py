@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from qetvec import QETQuantizer
 from qetvec._validation import as_float_matrix, check_positive_int
+from qetvec.codec import Codec
 
-from qetvec_lancedb.codec import MAX_NLIST, TableCodec, nearest_partitions, train_centroids
+from qetvec_lancedb.codec import MAX_NLIST, TableCodec, train_centroids
 from qetvec_lancedb.errors import DimensionMismatchError
 
 
@@ -21,29 +21,27 @@ def sample_positions(n: int, train_rows: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, train_rows, replace=False)).astype(np.int64)
 
 
-def train_codec(x: np.ndarray, name: str, vector_column: str, quantizer: QETQuantizer | None,
+def train_codec(x: np.ndarray, name: str, vector_column: str, codec: Codec | None,
                 m: int | None, nbits: int, levels: int, stages: int, metric: str,
                 nlist: int | None, seed: int) -> TableCodec:
-    """The codec of table `name`, trained on its sampled rows x (r, d) float32
-    (`sample_positions`): `quantizer` (trained here if untrained) or a new
-    QETQuantizer(d, m, nbits, levels, stages); with nlist, IVF centroids first."""
+    """The table codec of table `name`, trained on its sampled rows x (r, d) float32
+    (`sample_positions`): `codec` (trained here, on residuals with IVF, if untrained) or a
+    new QETQuantizer(d, m, nbits, levels, stages); with nlist, IVF centroids first."""
     if nlist is not None:
         nlist = check_positive_int(nlist, "nlist", 1, MAX_NLIST)
     if len(x) == 0:
         raise ValueError(f"table {name!r}: data has no rows")
     x = as_float_matrix(x, f"vectors of {vector_column!r}")
-    if quantizer is None:
+    if codec is None:
         if m is None:
-            raise ValueError("give m (column groups per stage) or a QETQuantizer")
+            raise ValueError("give m (column groups per stage) or a codec")
         return TableCodec.train(x, m=m, nbits=nbits, levels=levels, stages=stages, metric=metric,
                                 nlist=nlist, seed=seed)
-    if quantizer.d != x.shape[1]:
+    if codec.d != x.shape[1]:
         raise DimensionMismatchError(f"table {name!r}: vectors of {vector_column!r} have "
-                                     f"{x.shape[1]} values, the quantizer expects d={quantizer.d}")
+                                     f"{x.shape[1]} values, the codec expects d={codec.d}")
+    if not codec.is_trained:  # trained here (on residuals with IVF)
+        return TableCodec.train(x, codec=codec, metric=metric, nlist=nlist, seed=seed)
     if nlist is None:
-        return TableCodec(quantizer if quantizer.is_trained else quantizer.train(x), metric)
-    centroids = train_centroids(x, nlist, seed)
-    if not quantizer.is_trained:  # trained here: on residuals; a given trained one: on vectors
-        quantizer.train(x - centroids[nearest_partitions(x, centroids, metric, 1)[:, 0]])
-        return TableCodec(quantizer, metric, centroids, by_residual=True)
-    return TableCodec(quantizer, metric, centroids)
+        return TableCodec(codec, metric)
+    return TableCodec(codec, metric, train_centroids(x, nlist, seed))  # a trained codec: on vectors

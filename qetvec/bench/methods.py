@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 
 from qetvec.bench.sizing import FAISS_METHODS, config_for_code_size, faiss_codec, faiss_spec
-from qetvec.codec import QETQuantizer
+from qetvec.quantizer import QETQuantizer
 from qetvec.factory import index_factory
 from qetvec.index_flat import IndexQET
 

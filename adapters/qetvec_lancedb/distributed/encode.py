@@ -48,8 +48,8 @@ from lance.commit import CommitConflictError
 from lance.fragment import FragmentMetadata
 from tqdm.auto import tqdm
 
-from qetvec import QETQuantizer
 from qetvec._validation import check_positive_int
+from qetvec.codec import Codec
 from qetvec.evaluation import threads
 
 from qetvec_lancedb.codec import TableCodec
@@ -93,7 +93,7 @@ class _Coded:
         return replace(latest, files=list(latest.files) + code_files)
 
 
-def encode_dataset(uri: str, *, vector_column: str = "vector", quantizer: QETQuantizer | None = None,
+def encode_dataset(uri: str, *, vector_column: str = "vector", codec: Codec | None = None,
                    m: int | None = None, nbits: int = 8, levels: int = 1, stages: int = 1,
                    metric: str = "l2", nlist: int | None = None, train_rows: int = 100_000, seed: int = 0,
                    storage_options: dict[str, str] | None = None, concurrency: int | None = None,
@@ -102,7 +102,7 @@ def encode_dataset(uri: str, *, vector_column: str = "vector", quantizer: QETQua
                    progress: bool | None = None) -> EncodeResult:
     """Add QET code columns to every row of the Lance dataset at `uri`, encoded on Ray.
 
-    Codec options as `qetvec_lancedb.convert_table` (`quantizer`, or `m`, `nbits`, `levels`,
+    Codec options as `qetvec_lancedb.convert_table` (`codec`, or `m`, `nbits`, `levels`,
     `stages`; `metric`; `nlist` for IVF; trained on `train_rows` rows drawn with `seed`).
     storage_options: Lance's object-store options (also used for the codec file).
     concurrency: fragments encoded at once (default: all; Ray queues them on its CPUs).
@@ -119,13 +119,13 @@ def encode_dataset(uri: str, *, vector_column: str = "vector", quantizer: QETQua
     base_schema = _check_plain(dataset, vector_column)
     sample = dataset.take(sample_positions(dataset.count_rows(), train_rows, seed).tolist(), columns=[vector_column])
     x = vector_matrix(sample, vector_column, None, f"dataset {uri!r}")
-    codec = train_codec(x, uri, vector_column, quantizer, m, nbits, levels, stages, metric, nlist, seed)
+    table_codec = train_codec(x, uri, vector_column, codec, m, nbits, levels, stages, metric, nlist, seed)
     folder = Folder.beside(uri, storage_options)
-    meta, created = save_codec(folder, codec, vector_column, keep_vectors=True)
+    meta, created = save_codec(folder, table_codec, vector_column, keep_vectors=True)
     train_seconds = time.perf_counter() - started
     options = {"num_cpus": 1} | (ray_remote_args or {})
     task = _encode_fragment_task.options(max_retries=max_retries, **options)
-    job = _Job(uri, storage_options, vector_column, ray.put(codec), meta.to_schema_metadata(), batch_size,
+    job = _Job(uri, storage_options, vector_column, ray.put(table_codec), meta.to_schema_metadata(), batch_size,
                max(1, int(options["num_cpus"])), task, concurrency, progress)
     try:
         return job.run(dataset, base_schema, max_attempts, train_seconds)
