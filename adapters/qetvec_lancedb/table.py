@@ -34,7 +34,7 @@ from qetvec_lancedb.query import QETQuery, SearchRequest
 from qetvec_lancedb.scan import CodeScanner, best_per_query, exact_distances
 from qetvec_lancedb.store import (TableMeta, discard_codec, latest_version, load_codec, save_codec,
                                   table_folder)
-from qetvec_lancedb.training import sample_positions, train_codec
+from qetvec_lancedb.training import check_training_options, sample_positions, train_codec
 
 DEFAULT_NPROBE = 20  # LanceDB's default nprobes
 COMMIT_ATTEMPTS = 5  # a write Lance refused for a concurrent commit is retried this often
@@ -351,11 +351,14 @@ def create_table(db: Any, name: str, data: Any, *, vector_column: str = "vector"
                  codec: Codec | None = None, m: int | None = None, nbits: int = 8,
                  levels: int = 1, stages: int = 1, metric: str = "l2", nlist: int | None = None,
                  keep_vectors: bool = True, train_rows: int = 100_000, seed: int = 0,
-                 mode: str = "create", batch_size: int = 65536, progress: bool | None = None) -> QETTable:
+                 mode: str = "create", batch_size: int = 65536, progress: bool | None = None,
+                 bytes_per_row: int | None = None) -> QETTable:
     """Create table `name` in connection `db` from `data` with QET codes.
 
     The codec is `codec` (any `qetvec.codec.Codec`, trained on the data first if untrained)
-    or a new QETQuantizer(d, m, nbits, levels, stages) trained on up to `train_rows` random rows; with
+    or a new QETQuantizer(d, m, nbits, levels, stages), or, given `bytes_per_row`, the best codec
+    for that many stored bytes per row (code, partition id and any norm column) chosen by
+    `qetvec.fit_codec`, trained on up to `train_rows` random rows; with
     `nlist`, rows are assigned to nlist k-means partitions (IVF) and encoded by their
     residual to the partition centroid. It is written to
     `<db>/<name>.qetvec/quantizer-<sha256>.qet` before the table. mode: "create" (fail if
@@ -368,7 +371,7 @@ def create_table(db: Any, name: str, data: Any, *, vector_column: str = "vector"
     table = to_arrow(data)
     check_user_columns(table.column_names, "data")
     table_codec = _train_codec(table, name, vector_column, codec, m, nbits, levels, stages, metric,
-                               nlist, train_rows, seed)
+                               nlist, train_rows, seed, bytes_per_row)
     encoded = encode_table(table, table_codec, vector_column, keep_vectors, batch_size, progress)
     _write(db, name, encoded, table_codec, vector_column, keep_vectors, mode)
     return QETTable(db, name)
@@ -378,7 +381,8 @@ def convert_table(db: Any, name: str, *, vector_column: str = "vector",
                   codec: Codec | None = None, m: int | None = None, nbits: int = 8,
                   levels: int = 1, stages: int = 1, metric: str = "l2", nlist: int | None = None,
                   keep_vectors: bool = True, train_rows: int = 100_000, seed: int = 0,
-                  batch_size: int = 65536, progress: bool | None = None, max_attempts: int = 20) -> QETTable:
+                  batch_size: int = 65536, progress: bool | None = None, max_attempts: int = 20,
+                  bytes_per_row: int | None = None) -> QETTable:
     """Encode an existing plain LanceDB table in place: one new version with the code
     columns. Same options as `create_table`; if anything fails the table is left as it was.
 
@@ -404,7 +408,7 @@ def convert_table(db: Any, name: str, *, vector_column: str = "vector",
         rows = existing.search().with_row_id(True).limit(None).to_arrow()
         if table_codec is None:
             table_codec = _train_codec(rows.drop_columns(["_rowid"]), name, vector_column, codec, m, nbits,
-                                       levels, stages, metric, nlist, train_rows, seed)
+                                       levels, stages, metric, nlist, train_rows, seed, bytes_per_row)
         ids = rows.column("_rowid").to_numpy()
         known = np.isin(ids, done_ids)  # a retry encodes only the rows appended since
         parts = [] if done is None else [done.take(_positions(done_ids, ids[known]))]
@@ -489,11 +493,12 @@ def _exists(db: Any, name: str) -> bool:
 
 def _train_codec(table: pa.Table, name: str, vector_column: str, codec: Codec | None,
                  m: int | None, nbits: int, levels: int, stages: int, metric: str,
-                 nlist: int | None, train_rows: int, seed: int) -> TableCodec:
+                 nlist: int | None, train_rows: int, seed: int, bytes_per_row: int | None = None) -> TableCodec:
     """`train_codec` on the rows of `table` that `sample_positions` draws."""
+    nlist, train_rows, seed = check_training_options(nlist, train_rows, seed)
     x = vector_matrix(table, vector_column, None, f"table {name!r}")
     x = x[sample_positions(len(x), train_rows, seed)]
-    return train_codec(x, name, vector_column, codec, m, nbits, levels, stages, metric, nlist, seed)
+    return train_codec(x, name, vector_column, codec, m, nbits, levels, stages, metric, nlist, seed, bytes_per_row)
 
 
 def _write(db: Any, name: str, encoded: pa.Table, codec: TableCodec, vector_column: str,

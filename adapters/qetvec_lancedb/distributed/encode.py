@@ -56,7 +56,7 @@ from qetvec_lancedb.codec import TableCodec
 from qetvec_lancedb.columns import check_user_columns, code_arrays, vector_matrix
 from qetvec_lancedb.folder import Folder
 from qetvec_lancedb.store import discard_codec, save_codec
-from qetvec_lancedb.training import sample_positions, train_codec
+from qetvec_lancedb.training import check_training_options, sample_positions, train_codec
 
 
 @dataclass(frozen=True)
@@ -95,15 +95,16 @@ class _Coded:
 
 def encode_dataset(uri: str, *, vector_column: str = "vector", codec: Codec | None = None,
                    m: int | None = None, nbits: int = 8, levels: int = 1, stages: int = 1,
-                   metric: str = "l2", nlist: int | None = None, train_rows: int = 100_000, seed: int = 0,
-                   storage_options: dict[str, str] | None = None, concurrency: int | None = None,
+                   metric: str = "l2", nlist: int | None = None, bytes_per_row: int | None = None,
+                   train_rows: int = 100_000, seed: int = 0, storage_options: dict[str, str] | None = None, concurrency: int | None = None,
                    batch_size: int = 65536, max_retries: int = 3, max_attempts: int = 5,
                    ray_remote_args: dict[str, Any] | None = None,
                    progress: bool | None = None) -> EncodeResult:
     """Add QET code columns to every row of the Lance dataset at `uri`, encoded on Ray.
 
     Codec options as `qetvec_lancedb.convert_table` (`codec`, or `m`, `nbits`, `levels`,
-    `stages`; `metric`; `nlist` for IVF; trained on `train_rows` rows drawn with `seed`).
+    `stages`, or `bytes_per_row`; `metric`; `nlist` for IVF; trained on `train_rows` rows
+    drawn with `seed`).
     storage_options: Lance's object-store options (also used for the codec file).
     concurrency: fragments encoded at once (default: all; Ray queues them on its CPUs).
     batch_size: rows per encoded batch inside a fragment. max_retries: Ray retries of a
@@ -112,6 +113,7 @@ def encode_dataset(uri: str, *, vector_column: str = "vector", codec: Codec | No
     encoder on as many threads as CPUs it is given). Needs `ray.init()` first (or connects
     to / starts a local Ray as `ray.get` does). Returns the `EncodeResult`; the codes are
     visible in `result.version` and later versions."""
+    nlist, train_rows, seed = check_training_options(nlist, train_rows, seed)
     max_attempts = check_positive_int(max_attempts, "max_attempts")
     concurrency = None if concurrency is None else check_positive_int(concurrency, "concurrency")
     started = time.perf_counter()
@@ -119,7 +121,8 @@ def encode_dataset(uri: str, *, vector_column: str = "vector", codec: Codec | No
     base_schema = _check_plain(dataset, vector_column)
     sample = dataset.take(sample_positions(dataset.count_rows(), train_rows, seed).tolist(), columns=[vector_column])
     x = vector_matrix(sample, vector_column, None, f"dataset {uri!r}")
-    table_codec = train_codec(x, uri, vector_column, codec, m, nbits, levels, stages, metric, nlist, seed)
+    table_codec = train_codec(x, uri, vector_column, codec, m, nbits, levels, stages, metric, nlist, seed,
+                              bytes_per_row)
     folder = Folder.beside(uri, storage_options)
     meta, created = save_codec(folder, table_codec, vector_column, keep_vectors=True)
     train_seconds = time.perf_counter() - started
