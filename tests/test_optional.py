@@ -40,3 +40,26 @@ def test_core_install_runs_and_extras_are_named():
     assert "'lancedb' is not installed" in lancedb_error and 'pip install "qetvec[lancedb]"' in lancedb_error
     bench_error, = out.stderr.strip().splitlines()
     assert bench_error.startswith("qetvec: error: qetvec bench needs") and 'pip install "qetvec[bench]"' in bench_error
+
+
+def test_distributed_names_its_extra():
+    """Without Ray, `qetvec_lancedb.distributed` says which extra installs it (the default
+    test install has no Ray)."""
+    code = textwrap.dedent('''
+        import sys
+
+        class NoRay:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "ray":
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+        sys.meta_path.insert(0, NoRay())
+        import qetvec_lancedb
+        try:
+            import qetvec_lancedb.distributed
+        except ImportError as err:
+            print(err)
+    ''')
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "'ray' is not installed" in out.stdout and 'pip install "qetvec[distributed]"' in out.stdout
