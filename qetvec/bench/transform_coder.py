@@ -1,4 +1,4 @@
-"""The textbook baseline for matrix compression, and the Gaussian rate-distortion bound.
+"""The textbook baseline for matrix compression.
 
 Transform coder, every byte counted (the same whole-matrix budget as `compress_matrix`):
 
@@ -13,28 +13,18 @@ new component, its basis vector plus its first bit) with the largest error reduc
 stored bit, estimated from the component's variance, until the budget is spent. Step sizes
 are the Gaussian-optimal uniform steps (Max, 1960), refined on the data.
 
-`gaussian_rd_bound`: the distortion-rate function of a Gaussian source with the matrix's
-covariance (reverse water-filling over its eigenvalues), codes only, no side information.
-A Gaussian is the hardest source of a given covariance, so the data's own bound lies at or
-below it; a coder under this line exploits non-Gaussian structure.
+The bound it is measured against is `qetvec.bench.rate_distortion.gaussian_rd_bound`.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from qetvec.bench.rate_distortion import principal_axes
+
 # optimal uniform quantizer step for a unit Gaussian, by bits (Max 1960)
 GAUSSIAN_STEP = {1: 1.596, 2: 0.9957, 3: 0.5860, 4: 0.3352, 5: 0.1881, 6: 0.1041, 7: 0.0569,
                  8: 0.0308, 9: 0.0165, 10: 0.0088, 11: 0.0047, 12: 0.0025}
 MAX_BITS = max(GAUSSIAN_STEP)
-
-
-def _principal_axes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean (d,), eigenvalues (d,) descending, eigenvectors (d, d) as columns), float64."""
-    mean = x.mean(axis=0, dtype=np.float64)
-    centred = x - mean
-    values, vectors = np.linalg.eigh(centred.T @ centred / len(x))
-    order = np.argsort(values)[::-1]
-    return mean, np.maximum(values[order], 0.0), vectors[:, order]
 
 
 def _quantize_columns(b: np.ndarray, bits: int) -> np.ndarray:
@@ -79,7 +69,7 @@ def _allocate(variances: np.ndarray, n: int, d: int, budget_bits: float, rotatio
 def transform_code(x: np.ndarray, budget_bytes: int, rotation_bits: int = 8) -> tuple[np.ndarray, int]:
     """(x_hat (n, d) float32, bytes stored) of the transform coder under `budget_bytes`."""
     n, d = x.shape
-    mean, variances, axes = _principal_axes(x)
+    mean, variances, axes = principal_axes(x)
     budget_bits = 8 * budget_bytes - 32 * d  # the mean, float32
     bits = _allocate(variances, n, d, budget_bits, rotation_bits)
     kept = np.flatnonzero(bits)
@@ -90,18 +80,3 @@ def transform_code(x: np.ndarray, budget_bytes: int, rotation_bits: int = 8) -> 
     x_hat = (mean + z_hat @ basis.T).astype(np.float32)
     stored_bits = 32 * d + len(kept) * (d * rotation_bits + 32 + 64) + n * int(bits.sum())
     return x_hat, (stored_bits + 7) // 8
-
-
-def gaussian_rd_bound(x: np.ndarray, bits_per_element: float) -> float:
-    """Relative MSE of the Gaussian distortion-rate function at `bits_per_element` * d bits
-    per row (reverse water-filling over the covariance eigenvalues; codes only)."""
-    _, values, _ = _principal_axes(x)
-    rate = bits_per_element * x.shape[1]
-    values = values[values > 0]
-    lo, hi = 0.0, float(values.max())
-    for _ in range(200):  # bisection on the water level theta
-        theta = (lo + hi) / 2
-        r = 0.5 * np.log2(np.maximum(values / theta, 1.0)).sum()
-        lo, hi = (theta, hi) if r > rate else (lo, theta)
-    theta = (lo + hi) / 2
-    return float(np.minimum(values, theta).sum() / values.sum())
