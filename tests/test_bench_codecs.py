@@ -2,7 +2,9 @@
 read from the codes, caps and skips reported, the per-budget summary, and the report files."""
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -13,7 +15,7 @@ from qetvec.bench.codec_adapters import NormStoredCodec
 from qetvec.bench.methods import build_codec
 from qetvec.bench.report import budget_rows, write_reports
 from qetvec.bench.run import run_bounds, run_codecs
-from qetvec.cli import main
+from qetvec.cli import _parser, main
 from qetvec.evaluation import relative_mse
 
 # TurboQuant's MSE per unit vector, ||u - u_hat||^2, at 1-4 bits per element (Zandieh et al.
@@ -163,3 +165,21 @@ def test_bench_rejects_bad_training_caps(argument, capsys):
     with pytest.raises(SystemExit):
         main(["bench", "--train-rows", argument])
     assert "--train-rows" in capsys.readouterr().err
+
+
+def _bench_codecs_script():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_codecs.py"
+    spec = importlib.util.spec_from_file_location("bench_codecs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("dataset", ["glove-50", "minilm-stdlib"])
+def test_benchmark_script_command_lines_parse(dataset):
+    """Every method name, cap and skip in benchmarks/bench_codecs.py is one `qetvec bench` accepts."""
+    script = _bench_codecs_script()
+    args = _parser().parse_args(script.arguments(dataset))
+    assert args.dataset == dataset and "auto" in args.methods and "rq-beam32" in args.methods
+    assert dict(args.train_rows) == script.RUNS[dataset]["train_rows"]
+    assert dict(args.skip) == script.RUNS[dataset]["skip"]
