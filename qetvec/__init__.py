@@ -6,7 +6,9 @@ import os
 # slower on a busy 2-core box). Passive waiting unless the user chose otherwise; it holds
 # for every runtime loaded after this line, so import qetvec before faiss.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from qetvec.codec import QETQuantizer
+from qetvec.codec import Codec
+from qetvec.quantizer import QETQuantizer
+from qetvec.fit import fit_codec
 from qetvec.index_flat import IndexQET
 from qetvec.index_ivf import IndexIVFQET
 from qetvec.refine import IndexRefineFlat
@@ -14,5 +16,5 @@ from qetvec.factory import index_factory
 from qetvec.io import CorruptIndexError, read_index, write_index
 from qetvec.matrix import CompressedMatrix, compress_matrix
 
-__all__ = ["QETQuantizer", "IndexQET", "IndexIVFQET", "IndexRefineFlat", "index_factory", "CompressedMatrix", "compress_matrix", "CorruptIndexError", "read_index", "write_index"]
+__all__ = ["Codec", "QETQuantizer", "fit_codec", "IndexQET", "IndexIVFQET", "IndexRefineFlat", "index_factory", "CompressedMatrix", "compress_matrix", "CorruptIndexError", "read_index", "write_index"]
 __version__ = "0.1.0"

@@ -113,30 +113,30 @@ def _columns(x, rows, a, w):
 
 
 @numba.njit(cache=True, parallel=True)
-def kmeans_groups(x, rows, bounds, init, niter):
-    """Codebooks (m, k, w_max) float32, zero-padded past each group's width.
+def kmeans_groups(x, rows, bounds, ksubs, init, niter):
+    """Codebooks (m, k_max, w_max) float32, zero-padded past each group's codewords and width.
 
     x (n, d) float32; rows (s,) int64: the training rows; bounds (m + 1,) int64: group g is
-    columns bounds[g]:bounds[g + 1]; init (m, k) int64: positions in `rows` of each group's
-    initial centroids (distinct)."""
-    m, k = init.shape
+    columns bounds[g]:bounds[g + 1]; ksubs (m,) int64: group g's codewords; init (m, k_max)
+    int64: in init[g, :ksubs[g]], positions in `rows` of group g's initial centroids (distinct)."""
+    m, k_max = init.shape
     w_max = 0
     for g in range(m):
         w_max = max(w_max, bounds[g + 1] - bounds[g])
-    out = np.zeros((m, k, w_max), np.float32)
+    out = np.zeros((m, k_max, w_max), np.float32)
     for g in numba.prange(m):
-        a, w = bounds[g], bounds[g + 1] - bounds[g]
+        a, w, k = bounds[g], bounds[g + 1] - bounds[g], ksubs[g]
         xt = _columns(x, rows, a, w)
-        centroids = np.ascontiguousarray(xt[:, init[g]].T)
+        centroids = np.ascontiguousarray(xt[:, init[g, :k]].T)
         _lloyd(xt, centroids, niter)
-        out[g, :, :w] = centroids
+        out[g, :k, :w] = centroids
     return out
 
 
 @numba.njit(cache=True, parallel=True)
-def assign_groups(x, bounds, books):
+def assign_groups(x, bounds, books, ksubs):
     """Nearest codeword (n, m) int64 of every row of x (n, d) in every group's codebook
-    books (m, k, w_max) (entries past a group's width are ignored)."""
+    books (m, k_max, w_max), group g's being books[g, :ksubs[g], :its width]."""
     n, m = x.shape[0], books.shape[0]
     codes = np.empty((m, n), np.int64)
     every_row = np.arange(n)
@@ -144,13 +144,13 @@ def assign_groups(x, bounds, books):
         a, w = bounds[g], bounds[g + 1] - bounds[g]
         best_d = np.empty(n, np.float32)
         dist = np.empty(n, np.float32)
-        _assign(_columns(x, every_row, a, w), books[g, :, :w], codes[g],
+        _assign(_columns(x, every_row, a, w), books[g, :ksubs[g], :w], codes[g],
                 best_d, dist)
     return np.ascontiguousarray(codes.T)
 
 
 @numba.njit(cache=True)
-def assign_few_rows(x, bounds, books):
+def assign_few_rows(x, bounds, books, ksubs):
     """`assign_groups` for fewer than FEW_POINTS rows (a one-row add): the same codes, in
     one serial pass with no scratch arrays and no parallel region to start."""
     n, m = x.shape[0], books.shape[0]
@@ -158,7 +158,7 @@ def assign_few_rows(x, bounds, books):
     for i in range(n):
         for g in range(m):
             a, w = bounds[g], bounds[g + 1] - bounds[g]
-            codes[i, g] = _nearest(x[i, a:a + w], books[g, :, :w])
+            codes[i, g] = _nearest(x[i, a:a + w], books[g, :ksubs[g], :w])
     return codes
 
 

@@ -132,11 +132,11 @@ def check_stages(stages: list, d: int, m: int | None = None, ksub_power_of_two: 
     for s, stage in enumerate(stages):
         if stage.d != d or (m is not None and stage.m != m):
             raise ValueError(f"stage{s}: d={stage.d}, m={stage.m}, expected d={d}, m={m}")
-        if ksub_power_of_two and stage.ksub != 2 ** stage.width:
-            raise ValueError(f"stage{s}: ksub={stage.ksub} is not a power of two")
+        if ksub_power_of_two and (stage.ksubs != 2 ** stage.widths).any():
+            raise ValueError(f"stage{s}: ksub={stage.ksubs.tolist()} is not a power of two")
         if stage.codebooks_ is None:
             continue
-        shape = (stage.m, stage.ksub, stage.dsub_max)
+        shape = (stage.m, int(stage.ksubs.max()), stage.dsub_max)
         books = stage.codebooks_
         if books.dtype != np.float32 or books.shape != shape or not np.isfinite(books).all():
             raise ValueError(f"stage{s}.codebooks must be finite float32 {shape}, got {books.dtype} {books.shape}")

@@ -1,37 +1,33 @@
 """Asymmetric distance computation: the one distance API of flat, IVF and LanceDB search.
 
-`ADCSearcher` owns the metric decomposition, the per-row term and the lookup tables;
-`search_blocks` scans code blocks (inverted lists, or a flat index as one list) for a batch
-of queries and returns each query's top k as (minimized scores, arena rows).
+`ADCSearcher` owns the metric decomposition, the per-row term and the lookup tables of one
+codec (any `qetvec.codec.Codec`); `search_blocks` scans code blocks (inverted lists, or a
+flat index as one list) for a batch of queries and returns each query's top k as
+(minimized scores, arena rows).
 
-Lookup units. For a row with swap bits s and reordered reconstruction y,
-<q, unpermute_s(y)> = <permute_s(q), y>. Position j of permute_s(q) holds q[src_s(j)], and
-src_s(j) depends only on the swap bits of j's path (`EntanglementTree.dependencies`). So each
-column group is cut into *lookup units*: runs of positions whose relevant swap bits number r,
-with a table T[pattern, code] of 2**r x ksub entries:
+Lookup units (`Codec.lookup_units`). A row's reconstruction is R^T y_hat with y_hat a sum of
+unit codewords placed by a pattern read from the code; queries (and list centroids) are
+rotated once (`Codec.rotate`) and <q, r_hat> is the sum over units of
 
-    IP(q)[p, c] = sum_{j in unit} q[src_p(j)] * C[c, j]        SQ[p, c] = sum_{j in unit} C[c, j]**2
+    IP(q)[p, c] = sum_{j in unit} (Rq)[src_p(j)] * C[c, j]        SQ[p, c] = sum_{j in unit} C[c, j]**2
 
-A row's <q, r_hat> is the sum over units of IP(q)[pattern(row), code(row)], both read from
-the packed code. Levels = 0 gives ordinary PQ tables (r = 0). Units are capped at
-`MAX_TABLE_ENTRIES` entries (a position that adds no swap bit joins its unit regardless);
-one position alone above `HARD_LIMIT` (deep trees with many codewords) makes `plan_units`
-return None and the search decodes rows instead (exact, slower: the one policy for tables
-too large).
+both indices read from the packed code. Codecs whose tables would be too large return no
+units, and the search decodes rows instead (exact, slower, one warning).
 
-Metric decomposition, row x_hat = c + r_hat in list l with centroid c (c = 0 without one):
+Metric decomposition, row x_hat = c + r_hat in list l with centroid c (c = 0 without one),
+every vector in the codec's rotated space (R keeps distances and inner products):
 
-    L2, 1 stage:   ||q - x_hat||^2 = ||q - c||^2 + sum_u [SQ + 2 IP(c) - 2 IP(q)]
-    L2, S stages:  ||q - x_hat||^2 = ||q - c||^2 + sum_u [2 IP(c) - 2 IP(q)] + ||r_hat||^2
-    IP:            -<q, x_hat>     = -<q, c> - sum_u IP(q)
+    L2, units disjoint:   ||q - x_hat||^2 = ||q - c||^2 + sum_u [SQ + 2 IP(c) - 2 IP(q)]
+    L2, units overlap:    ||q - x_hat||^2 = ||q - c||^2 + sum_u [2 IP(c) - 2 IP(q)] + ||r_hat||^2
+    IP:                   -<q, x_hat>     = -<q, c> - sum_u IP(q)
 
 The per-list table (SQ + 2 IP(c), FAISS IVF-PQ's "precomputed table") is shared state
 (nlist x table_size float32, built once, up to MAX_LIST_TABLE_BYTES; above, built per
 batch for the probed lists) and the per-query table IP(q) is built once per
 query, so each (query, list) table costs one addition per entry and is exact for every
-swap pattern. Only L2 over several stages needs a per-row term: ||r_hat||^2 (cross terms
-between stages do not split over groups), stored as float32 after the QET code (4 bytes,
-counted in `code_size`). A caller that keeps rows in memory (the LanceDB adapter, per table
+pattern. Only L2 over overlapping units (`Codec.per_row_norm`: residual stages) needs a
+per-row term: ||r_hat||^2, stored as float32 after the code (4 bytes, counted in
+`ADCSearcher.code_size`). A caller that keeps rows in memory (the LanceDB adapter, per table
 version) can unpack them ahead (`unpack_index`: 2 bytes per unit and row) and keep the whole
 query-independent part as one float per row (`row_terms`: SQ + 2 IP(c) summed over the row's
 units, plus ||r_hat||^2): `search_indexed` then neither unpacks bits nor builds a table per
@@ -40,146 +36,42 @@ units, plus ||r_hat||^2): `search_indexed` then neither unpacks bits nor builds 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import faiss
 import numba
 import numpy as np
 
 from qetvec import _scan_kernels
-from qetvec.layout import CodeLayout
+from qetvec.codec import Codec, LookupUnits
 from qetvec.metric import PARALLEL_MIN_ROWS, serial_if, use_faiss_thread_count
-from qetvec.stage import QETStage
-
-if TYPE_CHECKING:
-    from qetvec.codec import QETQuantizer
 
 QUERY_BLOCK_BYTES = 64 << 20  # lookup tables computed for this many bytes of queries at once
 ROWS_PER_BLOCK = 16384  # rows unpacked once and shared by all the queries that scan them
-MAX_TABLE_ENTRIES = 2 ** 11  # smaller tables stay in L2; measured best on GloVe-50, levels=1
-HARD_LIMIT = 2 ** 22
 MAX_LIST_TABLE_BYTES = 256 << 20  # per-list tables kept for every list up to this size
 PARALLEL_MIN_WORK = 2 ** 18  # multiply-adds (tables) or heap slots (merge) below which a step runs serially
 
 
-@dataclass
-class LookupUnits:
-    """Every table lookup of a scan, as flat int64 arrays for the kernel (U units, R runs).
-
-    code_bit[u], code_width[u]: bit offset / width of the unit's group code in the row;
-    ksub[u]: codewords; table_off[u]: first table entry; the unit's swap pattern is the OR of
-    runs r in run_ptr[u]:run_ptr[u+1], each run_len[r] bits at run_start[r] shifted left by
-    run_shift[r]. For table building: stage[u], group[u], positions[u] (npos,) reordered
-    columns, sources[u] (2**r, npos) the query column at each position for each pattern."""
-
-    code_bit: np.ndarray
-    code_width: np.ndarray
-    ksub: np.ndarray
-    table_off: np.ndarray
-    run_ptr: np.ndarray
-    run_start: np.ndarray
-    run_len: np.ndarray
-    run_shift: np.ndarray
-    stage: list[int]
-    group: list[int]
-    positions: list[np.ndarray]
-    sources: list[np.ndarray]
-    table_size: int
-
-    def kernel_args(self) -> tuple[np.ndarray, ...]:
-        return (self.code_bit, self.code_width, self.ksub, self.table_off,
-                self.run_ptr, self.run_start, self.run_len, self.run_shift)
-
-
-def _runs(bits: list[int]) -> list[tuple[int, int]]:
-    """Sorted bit positions as (start, length) runs of consecutive positions."""
-    runs: list[tuple[int, int]] = []
-    for b in bits:
-        if runs and runs[-1][0] + runs[-1][1] == b:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        else:
-            runs.append((b, 1))
-    return runs
-
-
-def _split_group(deps: list[list[int]], a: int, b: int, ksub: int,
-                 max_entries: int) -> list[tuple[list[int], list[int]]]:
-    """Greedy cut of positions a..b-1 into units (positions, relevant bits) under the cap.
-    A position adding no bits to the current unit always joins it: its table does not grow
-    (levels=0 with ksub above the cap: one unit per group, not one per position)."""
-    units: list[tuple[list[int], list[int]]] = []
-    for j in range(a, b):
-        if units:
-            merged = sorted(set(units[-1][1]) | set(deps[j]))
-            if 2 ** len(merged) * ksub <= max_entries or len(merged) == len(units[-1][1]):
-                units[-1] = (units[-1][0] + [j], merged)
-                continue
-        units.append(([j], list(deps[j])))
-    return units
-
-
-def plan_units(stages: list[QETStage], layout: CodeLayout,
-               max_table_entries: int | None = None,
-               hard_limit: int | None = None) -> LookupUnits | None:
-    """Lookup units covering every (stage, group) of a code layout, or None if too large.
-    Caps default to the module's MAX_TABLE_ENTRIES and HARD_LIMIT."""
-    max_table_entries = max_table_entries or MAX_TABLE_ENTRIES
-    hard_limit = hard_limit or HARD_LIMIT
-    cols: dict[str, list] = {k: [] for k in ("code_bit", "code_width", "ksub", "table_off", "stage",
-                                             "group", "positions", "sources")}
-    runs: list[tuple[int, int, int]] = []
-    run_ptr, table_size = [0], 0
-    for s, (stage, fields) in enumerate(zip(stages, layout.stages)):
-        deps = stage.tree.dependencies()
-        if 2 ** max(map(len, deps)) * stage.ksub > hard_limit:
-            return None
-        for g, (a, b) in enumerate(zip(stage.bounds[:-1], stage.bounds[1:])):
-            for positions, bits in _split_group(deps, a, b, stage.ksub, max_table_entries):
-                patterns = np.arange(2 ** len(bits))
-                swaps = np.zeros((len(patterns), stage.tree.n_bits), dtype=bool)
-                for t, bit in enumerate(bits):  # pattern bit t <-> swap bit bits[t]
-                    swaps[:, bit] = (patterns >> t) & 1
-                columns = np.tile(np.arange(stage.d), (len(patterns), 1))
-                shift = 0
-                for start, length in _runs(bits):
-                    runs.append((fields.swap_offset + start, length, shift))
-                    shift += length
-                run_ptr.append(len(runs))
-                for key, value in (("code_bit", fields.code_offset + g * fields.width),
-                                   ("code_width", fields.width), ("ksub", stage.ksub),
-                                   ("table_off", table_size), ("stage", s), ("group", g),
-                                   ("positions", np.asarray(positions)),
-                                   ("sources", stage.tree.permute(columns, swaps)[:, positions])):
-                    cols[key].append(value)
-                table_size += len(patterns) * stage.ksub
-    run_arr = np.asarray(runs, dtype=np.int64).reshape(-1, 3)
-    as_i64 = lambda key: np.asarray(cols[key], dtype=np.int64)  # noqa: E731
-    return LookupUnits(as_i64("code_bit"), as_i64("code_width"), as_i64("ksub"), as_i64("table_off"),
-                       np.asarray(run_ptr, dtype=np.int64), run_arr[:, 0].copy(), run_arr[:, 1].copy(),
-                       run_arr[:, 2].copy(), cols["stage"], cols["group"], cols["positions"],
-                       cols["sources"], table_size)
-
-
-def row_term_bytes(quantizer: QETQuantizer, metric: int) -> int:
-    """Bytes stored after each QET code for the per-row term: 4 (float32 ||r_hat||^2) for
-    L2 over several stages, else 0."""
-    return 4 * (metric == faiss.METRIC_L2 and len(quantizer.stages) > 1)
+def row_term_bytes(codec: Codec, metric: int) -> int:
+    """Bytes stored after each code for the per-row term: 4 (float32 ||r_hat||^2) for L2
+    over overlapping units (`Codec.per_row_norm`), else 0."""
+    return 4 * (metric == faiss.METRIC_L2 and codec.per_row_norm)
 
 
 class ADCSearcher:
-    """Distances of float queries to stored rows of one trained quantizer under one metric.
+    """Distances of float queries to stored rows of one trained codec under one metric.
 
     centroids: (nlist, d) float32 list centroids that rows are residuals of (IVF by
-    residual), or None. Stored rows are `encode`'s output: uint8 (n, code_size), the QET
+    residual), or None. Stored rows are `encode`'s output: uint8 (n, code_size), the codec's
     code followed by the per-row term (see `row_term_bytes`)."""
 
-    def __init__(self, quantizer: QETQuantizer, metric: int = faiss.METRIC_L2,
+    def __init__(self, codec: Codec, metric: int = faiss.METRIC_L2,
                  centroids: np.ndarray | None = None):
-        self.quantizer, self.metric = quantizer, metric
+        self.codec, self.metric = codec, metric
         self.centroids = None if centroids is None else np.ascontiguousarray(centroids, np.float32)
-        self.code_size = quantizer.code_size + row_term_bytes(quantizer, metric)
-        self.units = plan_units(quantizer.stages, quantizer.layout)
+        self.code_centroids = None if centroids is None else codec.rotate(self.centroids)
+        self.code_size = codec.code_size + row_term_bytes(codec, metric)
+        self.units = codec.lookup_units()
         self._warned = False
         self._books: tuple[np.ndarray, ...] | None = None
         self._list_tables: np.ndarray | None = None
@@ -191,25 +83,23 @@ class ADCSearcher:
     def encode(self, x: np.ndarray, lists: np.ndarray | None = None) -> np.ndarray:
         """Stored rows uint8 (n, code_size) for validated vectors x (n, d) float32 in lists
         (n,) int64 (a residual to the centroids is validated again: it can overflow)."""
-        if lists is None or self.centroids is None:
-            codes = self.quantizer.encode_valid(x)
-        else:
-            codes = self.quantizer.encode(x - self.centroids[lists])
-        if self.code_size == self.quantizer.code_size:
+        codes = self.codec.encode(x if lists is None or self.centroids is None else x - self.centroids[lists])
+        if self.code_size == self.codec.code_size:
             return codes
-        norms = (self.quantizer.decode(codes) ** 2).sum(1, dtype=np.float32).astype("<f4")
+        norms = (self.codec.decode(codes) ** 2).sum(1, dtype=np.float32).astype("<f4")
         return np.concatenate([codes, norms.view(np.uint8).reshape(-1, 4)], axis=1)
 
     def decode(self, codes: np.ndarray, lists: np.ndarray | None = None) -> np.ndarray:
         """Reconstructions (n, d) float32 of stored rows codes (n, code_size) in lists (n,)."""
-        x = self.quantizer.decode(codes[:, : self.quantizer.code_size])
+        x = self.codec.decode(codes[:, : self.codec.code_size])
         if lists is not None and self.centroids is not None:
             x += self.centroids[lists]
         return x
 
-    def query_tables(self, queries: np.ndarray) -> np.ndarray:
-        """Per-query part of every table (nq, table_size) float32: -2 IP(q) (L2), -IP(q) (IP)."""
-        return self._ip_tables(queries, -2.0 if self.l2 else -1.0)
+    def query_tables(self, rotated: np.ndarray) -> np.ndarray:
+        """Per-query part of every table (nq, table_size) float32: -2 IP(q) (L2), -IP(q) (IP),
+        for queries already in the codec's space (`Codec.rotate`) (nq, d) float32."""
+        return self._ip_tables(rotated, -2.0 if self.l2 else -1.0)
 
     def list_tables(self, lists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-list part of the tables of `lists` (B,) int64: (tables (L, table_size) float32,
@@ -223,14 +113,14 @@ class ADCSearcher:
             return self._list_tables, np.zeros(len(lists), np.int64)
         if 4 * len(self.centroids) * self.units.table_size > MAX_LIST_TABLE_BYTES:
             used, row = np.unique(lists, return_inverse=True)
-            return self._with_sq(self._ip_tables(self.centroids[used], 2.0)), row.astype(np.int64)
+            return self._with_sq(self._ip_tables(self.code_centroids[used], 2.0)), row.astype(np.int64)
         if self._list_tables is None:
-            self._list_tables = self._with_sq(self._ip_tables(self.centroids, 2.0))
+            self._list_tables = self._with_sq(self._ip_tables(self.code_centroids, 2.0))
         return self._list_tables, lists
 
     def _with_sq(self, tables: np.ndarray) -> np.ndarray:
-        """tables + SQ when the metric is L2 over one stage (no per-row term), in place."""
-        if self.l2 and len(self.quantizer.stages) == 1:
+        """tables + SQ when the metric is L2 over disjoint units (no per-row term), in place."""
+        if self.l2 and not self.codec.per_row_norm:
             tables += self._unit_books()[-1]
         return tables
 
@@ -240,11 +130,11 @@ class ADCSearcher:
 
     def _unit_books(self) -> tuple[np.ndarray, ...]:
         if self._books is None:
-            self._books = _unit_books(self.units, self.quantizer.stages)
+            self._books = _unit_books(self.units)
         return self._books
 
     def _ip_tables(self, x: np.ndarray, coef: float) -> np.ndarray:
-        """coef * IP(x) (n, table_size) float32 for rows x (n, d) float32."""
+        """coef * IP(x) (n, table_size) float32 for rotated rows x (n, d) float32."""
         n_patterns, n_pos, src_ptr, src, book_ptr, book, _ = self._unit_books()
         u = self.units
         serial = len(x) * u.table_size * int(n_pos.mean()) < PARALLEL_MIN_WORK
@@ -253,31 +143,26 @@ class ADCSearcher:
                                            src_ptr, src, book_ptr, book, u.table_size)
 
 
-def _unit_books(units: LookupUnits, stages: list[QETStage]) -> tuple[np.ndarray, ...]:
+def _unit_books(units: LookupUnits) -> tuple[np.ndarray, ...]:
     """Flat arrays of `_scan_kernels.ip_tables` (n_patterns, n_pos, src_ptr, src, book_ptr,
-    book) for trained stages, and SQ (table_size,) float32."""
-    books, srcs, sq = [], [], np.empty(units.table_size, np.float32)
-    for u, (s, g, positions, sources) in enumerate(zip(units.stage, units.group, units.positions,
-                                                      units.sources)):
-        stage = stages[s]
-        book = stage.codebooks_[g][:, positions - stage.bounds[g]]  # (ksub, npos)
-        books.append(np.ascontiguousarray(book.T, np.float32).ravel())  # position-major
-        srcs.append(sources.ravel())
-        start = units.table_off[u]
-        sq[start:start + len(sources) * stage.ksub] = np.tile((book ** 2).sum(1), len(sources))
+    book: each unit's book position-major) and SQ (table_size,) float32."""
+    sq = np.empty(units.table_size, np.float32)
+    for start, sources, book in zip(units.table_off, units.sources, units.books):
+        sq[start:start + len(sources) * len(book)] = np.tile((book.astype(np.float32) ** 2).sum(1), len(sources))
 
     def ptr(parts: list[np.ndarray]) -> np.ndarray:  # start of each part in their concatenation
-        return np.concatenate([[0], np.cumsum([len(p) for p in parts])[:-1]]).astype(np.int64)
+        return np.concatenate([[0], np.cumsum([p.size for p in parts])[:-1]]).astype(np.int64)
 
+    books = [np.ascontiguousarray(book.T, np.float32).ravel() for book in units.books]
     n_patterns = np.asarray([len(s) for s in units.sources], np.int64)
-    n_pos = np.asarray([len(p) for p in units.positions], np.int64)
-    return (n_patterns, n_pos, ptr(srcs), np.concatenate(srcs).astype(np.int64), ptr(books),
-            np.concatenate(books), sq)
+    n_pos = np.asarray([s.shape[1] for s in units.sources], np.int64)
+    return (n_patterns, n_pos, ptr(units.sources), np.concatenate([s.ravel() for s in units.sources]).astype(np.int64),
+            ptr(books), np.concatenate(books), sq)
 
 
 def unpack_index(searcher: ADCSearcher, codes: np.ndarray) -> np.ndarray | None:
     """Every row's table entries, unpacked once for `search_indexed`: (n, U) uint16 (int32
-    when table_size > 2**16) for codes uint8 (n, >= quantizer.code_size); None when the
+    when table_size > 2**16) for codes uint8 (n, >= codec.code_size); None when the
     searcher decodes rows instead (no lookup units)."""
     if searcher.units is None:
         return None
@@ -318,16 +203,16 @@ def search_blocks(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
     use_faiss_thread_count()
     if searcher.units is None:
         if not searcher._warned:
-            warnings.warn(f"{searcher.quantizer}: ADC tables would be too large; searching by "
+            warnings.warn(f"{searcher.codec}: ADC tables would be too large; searching by "
                           "decoding rows (exact, slower)", stacklevel=3)
             searcher._warned = True
         return _search_without_tables(searcher, queries, codes, list_start, list_size, probes, k)
-    term_offset = searcher.quantizer.code_size if searcher.code_size > searcher.quantizer.code_size else -1
+    term_offset = searcher.codec.code_size if searcher.code_size > searcher.codec.code_size else -1
 
     def scan(xb: np.ndarray, pb: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         block_first, block_rows, block_list, entry_start, entry_end, entry_query = _plan(list_start, list_size, pb)
         list_tables, block_table = searcher.list_tables(block_list)
-        if searcher.centroids is None:
+        if searcher.code_centroids is None:
             block_list = np.zeros_like(block_list)
         query_tables = searcher.query_tables(xb)
         return _scan_kernels.scan_blocks(
@@ -392,12 +277,13 @@ def _by_query_block(searcher: ADCSearcher, queries: np.ndarray, probes: np.ndarr
                     step: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run `scan(queries block, its probes, centroids)` (heaps (T, nb, k)) for blocks of
     `step` queries (default: as many as have tables within QUERY_BLOCK_BYTES) and merge the
-    heaps: (D, rows) (nq, k)."""
+    heaps: (D, rows) (nq, k). Queries and centroids reach `scan` in the codec's space."""
     D = np.empty((len(queries), k), np.float32)
     rows = np.empty((len(queries), k), np.int64)
-    centroids = searcher.centroids
+    queries = searcher.codec.rotate(queries)
+    centroids = searcher.code_centroids
     if centroids is None:
-        centroids = np.zeros((1, searcher.quantizer.d), np.float32)
+        centroids = np.zeros((1, searcher.codec.d), np.float32)
     step = step or searcher.query_block()
     for i in range(0, len(queries), step):
         heap_d, heap_i = scan(queries[i:i + step], probes[i:i + step], centroids)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 
 import faiss
+import numba
 import numpy as np
 
 from qetvec import _codebook_kernels
@@ -17,6 +18,7 @@ from qetvec.metric import PARALLEL_MIN_ROWS, serial_if
 
 MIN_POINTS_PER_CENTROID = 39  # FAISS's own warning threshold for k-means
 MAX_POINTS_PER_CENTROID = 256  # FAISS's training sample cap per centroid
+BLAS_MIN_WIDTH = 16  # fewer groups than threads, this wide: faiss.Kmeans (its threads, BLAS)
 
 
 def train_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 25) -> np.ndarray:
@@ -31,26 +33,38 @@ def train_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 25) -> np.ndarra
     return np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
 
 
-def train_group_codebooks(y: np.ndarray, bounds: np.ndarray, k: int, seed: int,
+def train_group_codebooks(y: np.ndarray, bounds: np.ndarray, ksubs: int | np.ndarray, seed: int,
                           niter: int = 25) -> np.ndarray:
-    """k-means codebooks (m, k, w_max) float32 of the m column groups of y (n, d) float32,
-    group g being columns bounds[g]:bounds[g + 1], zero-padded past each group's width.
+    """k-means codebooks (m, k_max, w_max) float32 of the m column groups of y (n, d) float32,
+    group g being columns bounds[g]:bounds[g + 1] with ksubs[g] codewords (one int: the same
+    for every group), zero-padded past each group's codewords and width.
 
-    FAISS's settings: at most 256 * k training rows (one seeded sample shared by the groups),
-    k distinct random rows as each group's initial centroids, `niter` Lloyd iterations."""
+    FAISS's settings: at most 256 * k_max training rows (one seeded sample shared by the
+    groups), k distinct random rows as each group's initial centroids, `niter` Lloyd iterations.
+    Fewer groups than threads, each at least BLAS_MIN_WIDTH wide (full-width residual stages),
+    are trained by faiss.Kmeans one after the other, which parallelizes within a group."""
     n, m = len(y), len(bounds) - 1
+    ksubs = np.broadcast_to(np.asarray(ksubs, np.int64), (m,))
+    k_max = int(ksubs.max())
     rng = np.random.default_rng(seed)
     rows = np.arange(n, dtype=np.int64)
-    if n > MAX_POINTS_PER_CENTROID * k:
-        rows = np.sort(rng.choice(n, MAX_POINTS_PER_CENTROID * k, replace=False)).astype(np.int64)
-    if k == 1:
+    if n > MAX_POINTS_PER_CENTROID * k_max:
+        rows = np.sort(rng.choice(n, MAX_POINTS_PER_CENTROID * k_max, replace=False)).astype(np.int64)
+    if k_max == 1:
         books = np.zeros((m, 1, int(np.diff(bounds).max())), np.float32)
         for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
             books[g, 0, : b - a] = y[rows, a:b].mean(axis=0, dtype=np.float64)
         return books
-    init = np.stack([rng.choice(len(rows), k, replace=False) for _ in range(m)]).astype(np.int64)
+    init = np.zeros((m, k_max), np.int64)
+    for g, k in enumerate(ksubs):
+        init[g, :k] = rng.choice(len(rows), k, replace=False)
+    if m < numba.get_num_threads() and np.diff(bounds).min() >= BLAS_MIN_WIDTH:
+        books = np.zeros((m, k_max, int(np.diff(bounds).max())), np.float32)  # few wide groups:
+        for g, (a, b, k) in enumerate(zip(bounds[:-1], bounds[1:], ksubs)):  # FAISS's threads + BLAS
+            books[g, :k, : b - a] = train_kmeans(np.ascontiguousarray(y[rows, a:b]), int(k), seed + g, niter)
+        return books
     return _codebook_kernels.kmeans_groups(np.ascontiguousarray(y, dtype=np.float32), rows,
-                                           bounds.astype(np.int64), init, niter)
+                                           bounds.astype(np.int64), np.ascontiguousarray(ksubs), init, niter)
 
 
 def decode_group_codes(codes: np.ndarray, bounds: np.ndarray, books: np.ndarray) -> np.ndarray:
@@ -60,15 +74,19 @@ def decode_group_codes(codes: np.ndarray, bounds: np.ndarray, books: np.ndarray)
         return _codebook_kernels.gather_groups(np.ascontiguousarray(codes), bounds.astype(np.int64), books)
 
 
-def assign_group_codes(y: np.ndarray, bounds: np.ndarray, books: np.ndarray) -> np.ndarray:
-    """Codes (n, m) int64: nearest codeword (L2) of each group of y (n, d) in books (m, k, w_max)."""
-    if books.shape[1] == 1:
-        return np.zeros((len(y), books.shape[0]), dtype=np.int64)
+def assign_group_codes(y: np.ndarray, bounds: np.ndarray, books: np.ndarray,
+                       ksubs: np.ndarray | None = None) -> np.ndarray:
+    """Codes (n, m) int64: nearest codeword (L2) of each group of y (n, d) in books
+    (m, k_max, w_max), group g's codewords being the first ksubs[g] (default: all k_max)."""
+    m, k_max = books.shape[:2]
+    ksubs = np.full(m, k_max, np.int64) if ksubs is None else np.ascontiguousarray(ksubs, np.int64)
+    if k_max == 1:
+        return np.zeros((len(y), m), dtype=np.int64)
     y = np.ascontiguousarray(y, dtype=np.float32)
     if len(y) < _codebook_kernels.FEW_POINTS:
-        return _codebook_kernels.assign_few_rows(y, bounds.astype(np.int64), books)
+        return _codebook_kernels.assign_few_rows(y, bounds.astype(np.int64), books, ksubs)
     with serial_if(len(y) < PARALLEL_MIN_ROWS):
-        return _codebook_kernels.assign_groups(y, bounds.astype(np.int64), books)
+        return _codebook_kernels.assign_groups(y, bounds.astype(np.int64), books, ksubs)
 
 
 def check_training_size(n: int, k: int, name: str = "x") -> None:

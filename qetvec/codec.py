@@ -1,103 +1,120 @@
-"""Vector mode: `QETQuantizer`, a FAISS-style codec with a fixed code size per row.
+"""The codec interface: what indexes, the ADC, `io` and the adapters need from a vector codec.
 
-Every bit a reader needs is inside the row's code (swap records of every level, every
-stage's group codes; layout in `qetvec.layout`); codebooks are shared state, reported by
-`codebook_bytes()`. Encoding streams over `batch_size` rows so peak memory stays bounded.
+A codec maps rows x (n, d) float32 to fixed-size codes uint8 (n, code_size) and back. For
+search it also describes its reconstruction as a sum of *lookup units* in a rotated space:
+
+    x_hat = R^T y_hat,   y_hat[j] = sum over units u covering position j of book_u[c_u][j]
+
+R (d, d) orthogonal (`rotate`; the identity for codecs without a transform), and each unit u
+reads one codeword index c_u (`code_width[u]` bits at bit `code_bit[u]` of the row's code,
+LSB first as in `qetvec.layout`) and a pattern p_u (bits gathered from the code by runs), and
+adds book_u[c_u] at positions that depend on p_u: position j of the unit takes query column
+sources[u][p_u, j]. Inner products then split over units,
+
+    <q, x_hat> = <R q, y_hat> = sum_u  T_u[p_u, c_u],   T_u[p, c] = sum_j (Rq)[sources[u][p, j]] * books[u][c, j]
+
+which is all the ADC scans (`qetvec.adc`). Plain PQ has one unit per group and one pattern;
+QET's swap tree adds patterns (the swap bits that move query columns into a group); residual
+stages add units that overlap, so ||x_hat||^2 no longer splits over units (`per_row_norm`:
+an L2 index then stores it per row).
+
+Implementations register with `qetvec.io.register` and provide `_state()` / `_from_state()`
+(and optionally `_check_state()`); indexes store them with `codec_state` / `codec_from_state`,
+so an index holds any registered codec. `QETQuantizer` (`qetvec.quantizer`) is the one
+built in.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from qetvec._validation import as_codes, as_float_matrix, check_positive_int, check_stages, per_stage
-from qetvec.io import register
-from qetvec.layout import CodeLayout
-from qetvec.stage import (QETStage, decode_stages, encode_stages, fit_stages, stages_from_state,
-                          stages_state)
+from qetvec.io import kind_class
 
 
-@register("QETQuantizer")
-class QETQuantizer:
-    """QET codec: `stages` stacked (tree -> m groups -> k-means) stages on residuals.
+@dataclass
+class LookupUnits:
+    """Every table lookup of a scan (U units, R pattern runs), as flat int64 arrays for the
+    kernels, and the tables' contents.
 
-    Parameters
-    ----------
-    d : vector dimension.
-    m : column groups per stage (need not divide d: see `qetvec.stage.group_bounds`).
-    nbits : bits per group code, 1..16 (ksub = 2**nbits codewords), one int or one per stage.
-    levels : tree depth, 0 = plain product quantization; one int or one per stage.
-    stages : 1 + number of residual stages.
-    codebook_bits : quantize codebooks to this many bits (CQO), or None for float32.
-    seed, niter : k-means seed and iterations (faiss.Kmeans).
-    batch_size : rows encoded / decoded at once.
+    code_bit[u], code_width[u]: bit offset / width of unit u's codeword index in the row;
+    ksub[u]: codewords; table_off[u]: first table entry (tables are laid out unit by unit,
+    pattern-major: entry table_off[u] + p * ksub[u] + c); the unit's pattern is the OR of runs
+    r in run_ptr[u]:run_ptr[u+1], each run_len[r] bits read at bit run_start[r] and shifted
+    left by run_shift[r]. sources[u] (2**r, npos) int64: the rotated query's column at each of
+    the unit's positions, per pattern; books[u] (ksub, npos) float32: each codeword's entries
+    at those positions."""
 
-    Code: uint8 (n, code_size), code_size = ceil(sum_s (T_s + m * nbits_s) / 8) bytes,
-    T_s the swap bits of stage s's tree.
-    """
+    code_bit: np.ndarray
+    code_width: np.ndarray
+    ksub: np.ndarray
+    table_off: np.ndarray
+    run_ptr: np.ndarray
+    run_start: np.ndarray
+    run_len: np.ndarray
+    run_shift: np.ndarray
+    sources: list[np.ndarray]
+    books: list[np.ndarray]
+    table_size: int
 
-    def __init__(self, d: int, m: int, nbits: int | Sequence[int] = 8,
-                 levels: int | Sequence[int] = 1, stages: int = 1,
-                 codebook_bits: int | None = None, seed: int = 0, niter: int = 25,
-                 batch_size: int = 65536):
-        self.d = check_positive_int(d, "d")
-        self.m = check_positive_int(m, "m", high=self.d)
-        n_stages = check_positive_int(stages, "stages")
-        self.nbits = [check_positive_int(b, "nbits", 1, 16) for b in per_stage(nbits, n_stages, "nbits")]
-        self.levels = [check_positive_int(v, "levels", 0) for v in per_stage(levels, n_stages, "levels")]
-        self.codebook_bits = codebook_bits
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.stages = [QETStage(self.d, self.m, 2 ** b, lv, codebook_bits, seed + 1000 * s, niter)
-                       for s, (b, lv) in enumerate(zip(self.nbits, self.levels))]
-        self.layout = CodeLayout([(st.tree.n_bits, st.m, st.width) for st in self.stages])
-        self.code_size = self.layout.code_size
+    def kernel_args(self) -> tuple[np.ndarray, ...]:
+        """The arrays the scan kernels read a row's table entries with."""
+        return (self.code_bit, self.code_width, self.ksub, self.table_off,
+                self.run_ptr, self.run_start, self.run_len, self.run_shift)
+
+
+class Codec(ABC):
+    """A trained-or-not vector codec with a fixed code size (see the module docstring).
+
+    Attributes every codec has: d (input dimension), code_size (bytes per row of `encode`)."""
+
+    d: int
+    code_size: int
 
     @property
+    @abstractmethod
     def is_trained(self) -> bool:
-        return all(stage.codebooks_ is not None for stage in self.stages)
+        """Whether `encode` / `decode` can run."""
 
-    def train(self, x: np.ndarray) -> "QETQuantizer":
-        """Learn every stage's codebooks from rows x (n, d); returns self."""
-        fit_stages(self.stages, as_float_matrix(x, "x", self.d))
-        return self
+    @abstractmethod
+    def train(self, x: np.ndarray) -> "Codec":
+        """Learn from rows x (n, d); returns self. A failure leaves the codec as it was."""
 
+    @abstractmethod
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """Codes uint8 (n, code_size) for rows x (n, d)."""
-        return self.encode_valid(as_float_matrix(x, "x", self.d, allow_empty=True))
+        """Codes uint8 (n, code_size) of rows x (n, d)."""
 
-    def encode_valid(self, x: np.ndarray) -> np.ndarray:
-        """`encode` for rows that `as_float_matrix` already returned (float32, C order, d
-        columns, finite): the indexes' add path, which validates once."""
-        self._check_trained()
-        codes = np.empty((len(x), self.code_size), dtype=np.uint8)
-        for i in range(0, len(x), self.batch_size):
-            codes[i:i + self.batch_size] = self.layout.pack(self.encode_fields(x[i:i + self.batch_size]))
-        return codes
-
+    @abstractmethod
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """Reconstructions float32 (n, d) of codes uint8 (n, code_size)."""
-        codes = as_codes(codes, self.code_size)
-        self._check_trained()
-        out = np.empty((len(codes), self.d), dtype=np.float32)
-        for i in range(0, len(codes), self.batch_size):
-            batch = codes[i:i + self.batch_size]
-            out[i:i + len(batch)] = self.decode_fields(self.layout.unpack(batch, len(batch)))
-        return out
 
-    def encode_fields(self, x: np.ndarray) -> np.ndarray:
-        """Unpacked field values (n, fields) int64 in layout order, for validated rows x."""
-        parts = encode_stages(self.stages, x)
-        return np.concatenate([np.concatenate([bits, codes], axis=1) for bits, codes in parts], axis=1)
-
-    def decode_fields(self, values: np.ndarray) -> np.ndarray:
-        """Reconstructions (n, d) float32 from unpacked field values (n, fields)."""
-        return decode_stages(self.stages, self.layout.split(values))
-
+    @abstractmethod
     def codebook_bytes(self) -> int:
-        """Bytes of shared state (codebooks, and their scales with codebook quantization)."""
-        return sum(stage.codebook_bytes() for stage in self.stages)
+        """Bytes of shared state (codebooks, transform, scales), reported apart from codes."""
 
-    # FAISS codec names (faiss.Index.sa_encode / sa_decode / sa_code_size)
+    @property
+    @abstractmethod
+    def per_row_norm(self) -> bool:
+        """True when units overlap (residual stages), so an L2 search needs ||x_hat||^2 per row."""
+
+    @abstractmethod
+    def lookup_units(self) -> LookupUnits | None:
+        """The trained codec's lookup units, or None when its tables would be too large
+        (the ADC then scores decoded rows: exact, slower)."""
+
+    def rotate(self, x: np.ndarray) -> np.ndarray:
+        """Rows x (n, d) float32 in the space the lookup units live in (x @ R.T); identity here."""
+        return x
+
+    def pq_codebooks(self) -> np.ndarray:
+        """Codebooks (M, ksub, dsub) float32 when this trained codec is plain product
+        quantization (M groups of dsub columns, no transform, codes of log2(ksub) bits packed
+        LSB first: FAISS's ProductQuantizer layout); ValueError otherwise."""
+        raise ValueError(f"{self} is not plain product quantization")
+
+    # FAISS's codec names (faiss.Index.sa_encode / sa_decode / sa_code_size)
     def sa_encode(self, x: np.ndarray) -> np.ndarray:
         return self.encode(x)
 
@@ -109,26 +126,56 @@ class QETQuantizer:
 
     def _check_trained(self) -> None:
         if not self.is_trained:
-            raise RuntimeError("QETQuantizer is not trained: call train(x) first")
+            raise RuntimeError(f"{type(self).__name__} is not trained: call train(x) first")
 
-    def __repr__(self) -> str:
-        return (f"QETQuantizer(d={self.d}, m={self.m}, nbits={self.nbits}, levels={self.levels}, "
-                f"stages={len(self.stages)}, codebook_bits={self.codebook_bits}, "
-                f"code_size={self.code_size})")
 
-    def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        metas, arrays = stages_state(self.stages)
-        return {"d": self.d, "m": self.m, "batch_size": self.batch_size, "stages": metas}, arrays
+def codec_state(codec: Codec) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) storing a registered codec inside another object's state: meta
+    {"kind", "meta"}, arrays prefixed "codec."."""
+    kind = getattr(type(codec), "_kind", None)
+    if kind is None or not isinstance(codec, Codec):
+        raise TypeError(f"codec must be a registered qetvec codec, got {type(codec).__name__}")
+    meta, arrays = codec._state()
+    return {"kind": kind, "meta": meta}, {f"codec.{name}": arr for name, arr in arrays.items()}
 
-    @classmethod
-    def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "QETQuantizer":
-        stages = stages_from_state(meta["stages"], arrays)
-        q = cls(meta["d"], meta["m"], nbits=[s.width for s in stages],
-                levels=[s.levels for s in stages], stages=len(stages),
-                codebook_bits=stages[0].codebook_bits, batch_size=meta["batch_size"])
-        q.stages = stages
-        return q
 
-    def _check_state(self) -> None:
-        """After reading a file: stages agree with (d, m) and hold well-shaped codebooks."""
-        check_stages(self.stages, self.d, self.m, ksub_power_of_two=True)
+def codec_from_state(meta: Any, arrays: Any) -> Codec:
+    """Inverse of `codec_state` (arrays: the enclosing object's arrays, `qetvec.io`'s mapping);
+    ValueError naming the problem for an unknown or non-codec kind."""
+    if not isinstance(meta, dict) or set(meta) != {"kind", "meta"}:
+        raise ValueError(f"codec: expected {{'kind', 'meta'}}, got {meta!r}")
+    cls = kind_class(meta["kind"])
+    if not issubclass(cls, Codec):
+        raise ValueError(f"codec: kind {meta['kind']!r} is not a codec")
+    codec = cls._from_state(meta["meta"], arrays.prefixed("codec."))
+    check = getattr(codec, "_check_state", None)
+    if check is not None:
+        check()
+    return codec
+
+
+def stored_codec(meta: dict, arrays: Any) -> Codec:
+    """The codec inside an index's or table's state: meta["codec"] (`codec_state`), or, in
+    files written before the codec interface, meta["quantizer"] (a QETQuantizer whose arrays
+    are not prefixed)."""
+    if "codec" in meta:
+        return codec_from_state(meta["codec"], arrays)
+    codec = kind_class("QETQuantizer")._from_state(meta["quantizer"], arrays)
+    codec._check_state()
+    return codec
+
+
+def make_codec(d: int, codec: Codec | None, **qet_settings: Any) -> Codec:
+    """The codec an index is built with: `codec` (any `Codec` of dimension d, untrained or
+    trained), or else a `QETQuantizer(d, **qet_settings)` (qet_settings["m"] required)."""
+    if codec is None:
+        if qet_settings.get("m") is None:
+            raise TypeError("give m (column groups) to build a QETQuantizer, or a codec")
+        return kind_class("QETQuantizer")(d, **qet_settings)
+    if not isinstance(codec, Codec):
+        raise TypeError(f"codec must be a qetvec.codec.Codec, got {type(codec).__name__}")
+    if codec.d != d:
+        raise ValueError(f"codec has d={codec.d}, the index d={d}")
+    if qet_settings.get("m") is not None:
+        raise TypeError("give either a codec or m (and the other QETQuantizer settings), not both")
+    return codec

@@ -1,6 +1,6 @@
 """What the flat and IVF indexes share: storage (`qetvec.storage.InvertedLists` in
 `self.lists`), id bookkeeping with FAISS's semantics, reconstruction and the FAISS
-conventions of search results. Subclasses set `qet` (the QET codec), `lists`, `code_size`,
+conventions of search results. Subclasses set `codec` (a `qetvec.codec.Codec`), `lists`, `code_size`,
 `d`, `metric_type`, and implement `add_with_ids`, `remove_ids`, `_rows`, `_decode_rows`."""
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def selected_ids(sel: Any, lists: InvertedLists) -> np.ndarray:
 class QETIndexBase:
     """FAISS index surface common to `IndexQET` and `IndexIVFQET`."""
 
-    qet: Any
+    codec: Any
     lists: InvertedLists
     code_size: int
     d: int
@@ -107,7 +107,8 @@ class QETIndexBase:
             raise ValueError("cannot merge: indexes differ in d, metric or code size")
         if not (self.is_trained and other.is_trained):  # type: ignore[attr-defined]
             raise RuntimeError("cannot merge untrained indexes")
-        mine, theirs = self.qet._state()[1], other.qet._state()[1]
-        if mine.keys() != theirs.keys() or not all(np.array_equal(mine[k], theirs[k]) for k in mine):
-            raise ValueError("cannot merge: the indexes hold different QET codebooks (codes "
-                             "are only comparable under one codec; train once, clone, then add)")
+        mine, theirs = self.codec._state()[1], other.codec._state()[1]
+        if type(self.codec) is not type(other.codec) or mine.keys() != theirs.keys() \
+                or not all(np.array_equal(mine[k], theirs[k]) for k in mine):
+            raise ValueError("cannot merge: the indexes hold different codecs (codes are only "
+                             "comparable under one trained codec; train once, clone, then add)")

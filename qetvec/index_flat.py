@@ -1,4 +1,5 @@
-"""`IndexQET`: a flat (exhaustive) index over QET codes, searched by ADC, FAISS-style."""
+"""`IndexQET`: a flat (exhaustive) index over the codes of any codec, searched by ADC,
+FAISS-style."""
 from __future__ import annotations
 
 import copy
@@ -10,7 +11,7 @@ import numpy as np
 from qetvec import adc
 from qetvec.adc import ADCSearcher
 from qetvec._validation import as_float_matrix, as_ids, check_id, check_positive_int
-from qetvec.codec import QETQuantizer
+from qetvec.codec import Codec, codec_state, make_codec, stored_codec
 from qetvec.index_base import QETIndexBase, selected_ids, to_faiss_results
 from qetvec.io import register
 from qetvec.metric import metric_type
@@ -19,12 +20,15 @@ from qetvec.storage import InvertedLists
 
 @register("IndexQET")
 class IndexQET(QETIndexBase):
-    """Exhaustive search over QET codes with the FAISS index surface.
+    """Exhaustive search over the codes of a codec with the FAISS index surface.
 
-    Stored per row: the QET code, plus, for L2 with several stages, ||x_hat||^2 as float32
-    (4 bytes) appended to it, because cross-stage terms do not split over groups; both count
-    in `code_size` (see `qetvec.adc`). L2 distances are squared (as FAISS reports them); inner products are
-    returned largest first. The codec is `qet` (`quantizer` is kept as an alias).
+    The codec is `codec`: a `QETQuantizer(d, m, nbits, levels, stages, codebook_bits, seed)`
+    built from the settings, or any `qetvec.codec.Codec` given as `codec=` (e.g. from
+    `qetvec.fit_codec`; trained or not). Stored per row: the code, plus, for L2 over
+    overlapping units (residual stages), ||x_hat||^2 as float32 (4 bytes) appended to it,
+    because cross-stage terms do not split over groups; both count in `code_size` (see
+    `qetvec.adc`). L2 distances are squared (as FAISS reports them); inner products are
+    returned largest first.
 
     Ids, as FAISS: an index filled by `add` behaves as `faiss.IndexFlat` / `IndexPQ`: ids
     are positions 0..ntotal-1, `remove_ids` shifts later rows down and renumbers them. An
@@ -32,33 +36,29 @@ class IndexQET(QETIndexBase):
     kept, never renumbered, and `add` is refused. The mode (`user_ids`) is chosen by the
     first add into an empty index. Rows live in one list of `lists` (`InvertedLists`)."""
 
-    def __init__(self, d: int, m: int, nbits: int | Sequence[int] = 8,
+    def __init__(self, d: int, m: int | Sequence[Any] | None = None, nbits: int | Sequence[Any] = 8,
                  levels: int | Sequence[int] = 1, stages: int = 1, metric: str | int = "l2",
-                 codebook_bits: int | None = None, seed: int = 0):
-        self.qet = QETQuantizer(d, m, nbits, levels, stages, codebook_bits, seed)
+                 codebook_bits: int | None = None, seed: int = 0, *, codec: Codec | None = None):
+        self.codec = make_codec(d, codec, m=m, nbits=nbits, levels=levels, stages=stages,
+                                codebook_bits=codebook_bits, seed=seed)
         self.d = d
         self.metric_type = metric_type(metric)
-        self.code_size = self.qet.code_size + adc.row_term_bytes(self.qet, self.metric_type)
+        self.code_size = self.codec.code_size + adc.row_term_bytes(self.codec, self.metric_type)
         self.user_ids = False
         self.lists = InvertedLists(1, self.code_size, track_ids=False)
         self._searcher: ADCSearcher | None = None
 
     @property
-    def quantizer(self) -> QETQuantizer:
-        """The QET codec (alias of `qet`)."""
-        return self.qet
-
-    @property
     def is_trained(self) -> bool:
-        return self.qet.is_trained
+        return self.codec.is_trained
 
     def train(self, x: np.ndarray) -> None:
         """Learn the codebooks from rows x (n, d). Refused once rows are stored; a failing
         train leaves the previous codebooks as they were."""
         self._check_untrained_or_empty()
-        qet = copy.deepcopy(self.qet)
-        qet.train(x)
-        self.qet, self._searcher = qet, None
+        codec = copy.deepcopy(self.codec)
+        codec.train(x)
+        self.codec, self._searcher = codec, None
 
     def add(self, x: np.ndarray) -> None:
         """Encode and append rows x (n, d) under ids ntotal .. ntotal + n - 1 (FAISS)."""
@@ -159,7 +159,7 @@ class IndexQET(QETIndexBase):
     @property
     def searcher(self) -> ADCSearcher:
         if self._searcher is None:
-            self._searcher = ADCSearcher(self.qet, self.metric_type)
+            self._searcher = ADCSearcher(self.codec, self.metric_type)
         return self._searcher
 
     def _scan(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -171,20 +171,19 @@ class IndexQET(QETIndexBase):
         return self.searcher.decode(self.lists.codes[rows])
 
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        meta, arrays = self.qet._state()
-        return ({"quantizer": meta, "metric_type": self.metric_type, "user_ids": self.user_ids},
+        meta, arrays = codec_state(self.codec)
+        return ({"codec": meta, "metric_type": self.metric_type, "user_ids": self.user_ids},
                 {**arrays, **self.lists.state()})
 
     @classmethod
     def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "IndexQET":
-        qet = QETQuantizer._from_state(meta["quantizer"], arrays)
-        qet._check_state()
+        codec = stored_codec(meta, arrays)
         index = cls.__new__(cls)
-        index.qet, index.d, index.metric_type = qet, qet.d, metric_type(meta["metric_type"])
+        index.codec, index.d, index.metric_type = codec, codec.d, metric_type(meta["metric_type"])
         index.user_ids = meta["user_ids"]
         if not isinstance(index.user_ids, bool):
             raise ValueError(f"user_ids must be a bool, got {index.user_ids!r}")
-        index.code_size = qet.code_size + adc.row_term_bytes(qet, index.metric_type)
+        index.code_size = codec.code_size + adc.row_term_bytes(codec, index.metric_type)
         index.lists = InvertedLists.from_state(1, index.code_size, index.user_ids, arrays)
         if not index.user_ids and not np.array_equal(index.lists.ids, np.arange(index.ntotal)):
             raise ValueError("ids of a sequential-id IndexQET must be 0..ntotal-1")

@@ -1,13 +1,14 @@
-"""`IndexIVFQET`: inverted file over QET codes with any FAISS index as coarse quantizer.
+"""`IndexIVFQET`: inverted file over the codes of any codec, with any FAISS index as coarse
+quantizer.
 
 Lists live in one growable arena (`qetvec.storage.InvertedLists`, `self.lists`): list l is
 the contiguous rows lists.codes[lists.start[l] : lists.start[l] + lists.size[l]], their ids
 in lists.ids; no Python object per vector, amortized O(1) appends, O(1) id lookups.
 
-Scores (x_hat = c + r_hat, c the list centroid, r_hat the decoded QET residual) come from
+Scores (x_hat = c + r_hat, c the list centroid, r_hat the decoded residual) come from
 `qetvec.adc`: exact tables per (query, probed list), built from a per-query table and a
 per-list table computed once (nlist x table_size float32 of shared state, FAISS IVF-PQ's
-precomputed table), so a single-stage code stores nothing but the QET code; L2 over several
+precomputed table), so a single-stage code stores nothing but the code; L2 over several
 stages adds ||r_hat||^2 as float32 (4 bytes, counted in `code_size`).
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from qetvec import adc
 from qetvec.adc import ADCSearcher
 from qetvec._validation import as_float_matrix, as_ids, check_id, check_positive_int
 from qetvec.codebooks import train_kmeans
-from qetvec.codec import QETQuantizer
+from qetvec.codec import Codec, codec_state, make_codec, stored_codec
 from qetvec.index_base import QETIndexBase, selected_ids, to_faiss_results
 from qetvec.io import register
 from qetvec.metric import metric_type
@@ -43,7 +44,10 @@ def _fill(coarse: faiss.Index, centroids: np.ndarray) -> faiss.Index:
 class IndexIVFQET(QETIndexBase):
     """IVF index: `quantizer` (FAISS's name: the coarse quantizer, any faiss.Index, e.g.
     faiss.IndexFlatL2(d) or faiss.IndexHNSWFlat(d, 32)) assigns rows to `nlist` lists; the
-    QET codec `qet` codes the residuals. (`coarse` is a deprecated alias of `quantizer`.)
+    codec `codec` codes the residuals: a `QETQuantizer(d, m, nbits, levels, stages,
+    codebook_bits, seed)` built from the settings, or any `qetvec.codec.Codec` given as
+    `codec=` (trained on the residuals by `train`). (`coarse` is a deprecated alias of
+    `quantizer`.)
 
     `nprobe` (default 1, as in FAISS; values above nlist are clamped to nlist as FAISS
     does) lists are scanned per query; override per call with `search(x, k, nprobe=...)` or
@@ -54,10 +58,10 @@ class IndexIVFQET(QETIndexBase):
     `add_with_ids` with a stored id, or an `add` whose ntotal-based ids clash with stored ones
     (possible after `remove_ids`), raises ValueError. Rows live in `lists` (InvertedLists)."""
 
-    def __init__(self, quantizer: faiss.Index, d: int, nlist: int, m: int,
-                 nbits: int | Sequence[int] = 8, levels: int | Sequence[int] = 1, stages: int = 1,
+    def __init__(self, quantizer: faiss.Index, d: int, nlist: int, m: int | Sequence[Any] | None = None,
+                 nbits: int | Sequence[Any] = 8, levels: int | Sequence[int] = 1, stages: int = 1,
                  metric: str | int = "l2", by_residual: bool = True,
-                 codebook_bits: int | None = None, seed: int = 0):
+                 codebook_bits: int | None = None, seed: int = 0, *, codec: Codec | None = None):
         if not isinstance(quantizer, faiss.Index) or quantizer.d != d:
             raise ValueError(f"quantizer must be a faiss.Index of dimension d={d}, got {quantizer!r}")
         self.quantizer = quantizer
@@ -66,8 +70,9 @@ class IndexIVFQET(QETIndexBase):
         self.by_residual = by_residual
         self.nprobe = 1
         self.seed = seed
-        self.qet = QETQuantizer(d, m, nbits, levels, stages, codebook_bits, seed)
-        self.code_size = self.qet.code_size + adc.row_term_bytes(self.qet, self.metric_type)
+        self.codec = make_codec(d, codec, m=m, nbits=nbits, levels=levels, stages=stages,
+                                codebook_bits=codebook_bits, seed=seed)
+        self.code_size = self.codec.code_size + adc.row_term_bytes(self.codec, self.metric_type)
         self.centroids = np.zeros((0, d), np.float32)
         self.lists = InvertedLists(self.nlist, self.code_size)
         self._searcher: ADCSearcher | None = None
@@ -76,16 +81,16 @@ class IndexIVFQET(QETIndexBase):
     def coarse(self) -> faiss.Index:
         """Deprecated alias of `quantizer` (the coarse FAISS index), kept for one release."""
         warnings.warn("IndexIVFQET.coarse is deprecated: use .quantizer (FAISS's name); the "
-                      "QET codec is .qet", DeprecationWarning, stacklevel=2)
+                      "codec is .codec", DeprecationWarning, stacklevel=2)
         return self.quantizer
 
     @property
     def is_trained(self) -> bool:
-        return len(self.centroids) == self.nlist and self.qet.is_trained
+        return len(self.centroids) == self.nlist and self.codec.is_trained
 
     def train(self, x: np.ndarray) -> None:
         """k-means the coarse centroids (unless the quantizer already holds nlist of them),
-        then train QET on the residuals. Refused once rows are stored (as FAISS); trains
+        then train the codec on the residuals. Refused once rows are stored (as FAISS); trains
         copies and swaps them in at the end, so a failure leaves the index as it was."""
         self._check_untrained_or_empty()
         x = as_float_matrix(x, "x", self.d)
@@ -97,11 +102,11 @@ class IndexIVFQET(QETIndexBase):
             kmeans = train_kmeans(x, self.nlist, self.seed)
             coarse = _fill(faiss.clone_index(self.quantizer), kmeans)
         centroids = coarse.reconstruct_n(0, self.nlist).astype(np.float32)
-        qet = copy.deepcopy(self.qet)
-        qet.train(x - centroids[coarse.search(x, 1)[1][:, 0]] if self.by_residual else x)
+        codec = copy.deepcopy(self.codec)
+        codec.train(x - centroids[coarse.search(x, 1)[1][:, 0]] if self.by_residual else x)
         if kmeans is not None:  # nothing failed: fill the caller's quantizer, as FAISS does
             _fill(self.quantizer, kmeans)
-        self.centroids, self.qet, self._searcher = centroids, qet, None
+        self.centroids, self.codec, self._searcher = centroids, codec, None
 
     def add(self, x: np.ndarray) -> None:
         """Encode rows x (n, d) under ids ntotal .. ntotal + n - 1 (FAISS's IndexIVF::add)."""
@@ -174,7 +179,7 @@ class IndexIVFQET(QETIndexBase):
     @property
     def searcher(self) -> ADCSearcher:
         if self._searcher is None:
-            self._searcher = ADCSearcher(self.qet, self.metric_type,
+            self._searcher = ADCSearcher(self.codec, self.metric_type,
                                          self.centroids if self.by_residual else None)
         return self._searcher
 
@@ -190,8 +195,8 @@ class IndexIVFQET(QETIndexBase):
                                  probes, k)
 
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        meta, arrays = self.qet._state()
-        return ({"quantizer": meta, "d": self.d, "nlist": self.nlist, "metric_type": self.metric_type,
+        meta, arrays = codec_state(self.codec)
+        return ({"codec": meta, "d": self.d, "nlist": self.nlist, "metric_type": self.metric_type,
                  "by_residual": self.by_residual, "nprobe": self.nprobe, "seed": self.seed},
                 {**arrays, "coarse": faiss.serialize_index(self.quantizer), "centroids": self.centroids,
                  **self.lists.state()})
@@ -199,15 +204,14 @@ class IndexIVFQET(QETIndexBase):
     @classmethod
     def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "IndexIVFQET":
         index = cls.__new__(cls)
-        index.qet = QETQuantizer._from_state(meta["quantizer"], arrays)
-        index.qet._check_state()
+        index.codec = stored_codec(meta, arrays)
         index.d, index.nlist = check_positive_int(meta["d"], "d"), check_positive_int(meta["nlist"], "nlist")
         index.metric_type = metric_type(meta["metric_type"])
         index.nprobe, index.seed = check_positive_int(meta["nprobe"], "nprobe"), meta["seed"]
         index.by_residual = meta["by_residual"]
-        if not isinstance(index.by_residual, bool) or index.d != index.qet.d:
+        if not isinstance(index.by_residual, bool) or index.d != index.codec.d:
             raise ValueError(f"by_residual must be a bool and d match the codec's "
-                             f"(got {index.by_residual!r}, d={index.d} vs {index.qet.d})")
+                             f"(got {index.by_residual!r}, d={index.d} vs {index.codec.d})")
         index.quantizer = faiss.deserialize_index(arrays["coarse"])
         centroids = arrays["centroids"]
         if index.quantizer.d != index.d or index.quantizer.ntotal != index.nlist:
@@ -216,7 +220,7 @@ class IndexIVFQET(QETIndexBase):
                 np.array_equal(centroids, index.quantizer.reconstruct_n(0, index.nlist)):
             raise ValueError("centroids: must be float32 (nlist, d) and equal the coarse quantizer's")
         index.centroids = centroids
-        index.code_size = index.qet.code_size + adc.row_term_bytes(index.qet, index.metric_type)
+        index.code_size = index.codec.code_size + adc.row_term_bytes(index.codec, index.metric_type)
         index.lists = InvertedLists.from_state(index.nlist, index.code_size, True, arrays)
         index._searcher = None
         return index

@@ -110,6 +110,13 @@ def pack(kind: str, meta: dict, arrays: dict[str, np.ndarray]) -> bytes:
     return body + hashlib.sha256(body).digest()
 
 
+def kind_class(kind: object) -> type:
+    """The class registered under `kind`; ValueError naming it if there is none."""
+    if not isinstance(kind, str) or kind not in _KINDS:
+        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(sorted(_KINDS))}")
+    return _KINDS[kind]
+
+
 class _Arrays(dict):
     """The file's arrays, remembering which ones `_from_state` read."""
 
@@ -123,6 +130,24 @@ class _Arrays(dict):
 
     def unused(self) -> set[str]:
         return set(self) - self.read
+
+    def prefixed(self, prefix: str) -> "_Prefixed":
+        """The arrays named `prefix` + name, as a mapping by name (reads are remembered)."""
+        return _Prefixed(self, prefix)
+
+
+class _Prefixed(dict):
+    """A view of `_Arrays` under a name prefix, for a nested object's `_from_state`."""
+
+    def __init__(self, parent: _Arrays, prefix: str) -> None:
+        super().__init__({k[len(prefix):]: v for k, v in dict.items(parent) if k.startswith(prefix)})
+        self.parent, self.prefix = parent, prefix
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.parent[self.prefix + name]
+
+    def prefixed(self, prefix: str) -> "_Prefixed":
+        return _Prefixed(self.parent, self.prefix + prefix)
 
 
 def _entries(header: object, payload_len: int, source: str) -> list[dict]:

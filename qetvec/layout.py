@@ -7,7 +7,8 @@ each other; inside a stage the swap record comes first, then the group codes:
     | swaps s0 (T0 x 1) | codes s0 (m0 x w0) | swaps s1 (T1 x 1) | codes s1 (m1 x w1) | ... | pad |
 
     T_s = swap bits of stage s's tree (level by level, see `qetvec.tree`)
-    w_s = ceil(log2 ksub_s) bits per group code (0 when a stage has a single codeword)
+    w_s = ceil(log2 ksub) bits per group code (0 for a group with a single codeword); the
+          groups of a stage may differ in width (per-group bit allocation)
 
 Vector mode pads every row to whole bytes: code_size = ceil(row_bits / 8) and codes are a
 uint8 array (n, code_size). Matrix mode concatenates rows without padding (one stream of
@@ -16,6 +17,7 @@ ceil(n * row_bits / 8) bytes), as the paper's budget counts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -24,27 +26,36 @@ from qetvec import _kernels
 
 @dataclass(frozen=True)
 class StageFields:
-    """Where one stage's fields sit in a row: bit offsets of its swap run and codes."""
+    """Where one stage's fields sit in a row: its swap run, then group g's code at bit
+    code_offsets[g], code_widths[g] bits wide."""
 
     swap_offset: int
     n_swap: int
-    code_offset: int
-    m: int
-    width: int
+    code_offsets: tuple[int, ...]
+    code_widths: tuple[int, ...]
+
+    @property
+    def m(self) -> int:
+        return len(self.code_widths)
 
 
 class CodeLayout:
-    """Field offsets and widths for a sequence of stages given as (n_swap, m, width)."""
+    """Field offsets and widths for a sequence of stages given as (n_swap, m, width), width
+    one int for every group or a sequence of m per-group widths."""
 
-    def __init__(self, stages: list[tuple[int, int, int]]):
+    def __init__(self, stages: Sequence[tuple[int, int, int | Sequence[int]]]):
         self.stages: list[StageFields] = []
         offsets, widths, bit = [], [], 0
         for n_swap, m, width in stages:
-            fields = StageFields(bit, n_swap, bit + n_swap, m, width)
+            group_widths = [int(width)] * m if np.ndim(width) == 0 else [int(w) for w in width]
+            if len(group_widths) != m:
+                raise ValueError(f"{len(group_widths)} group widths for m={m} groups")
+            starts = bit + n_swap + np.concatenate([[0], np.cumsum(group_widths)[:-1]]).astype(int)
+            fields = StageFields(bit, n_swap, tuple(int(a) for a in starts), tuple(group_widths))
             self.stages.append(fields)
-            offsets += list(range(bit, bit + n_swap)) + [fields.code_offset + width * g for g in range(m)]
-            widths += [1] * n_swap + [width] * m
-            bit = fields.code_offset + m * width
+            offsets += list(range(bit, bit + n_swap)) + list(fields.code_offsets)
+            widths += [1] * n_swap + group_widths
+            bit += n_swap + sum(group_widths)
         self.row_bits = bit
         self.code_size = (bit + 7) // 8
         self.offsets = np.asarray(offsets, dtype=np.int64)

@@ -2,75 +2,126 @@
 
 A stage maps rows x (n, d) to swap bits (n, T) and group codes (n, m); stages are stacked
 on residuals by `encode_stages` / `decode_stages`, one implementation for vector mode
-(`qetvec.codec`) and matrix mode (`qetvec.matrix`).
+(`qetvec.quantizer`) and matrix mode (`qetvec.matrix`).
+
+Groups are contiguous columns of the reordered rows, of equal widths (`m` groups, the first
+d % m one column wider: numpy.array_split's rule) or of given widths, and each group has its
+own codebook size ksub_g (per-group bit allocation; a group of width 1 is a scalar quantizer
+whose k-means codebook is the Lloyd-Max quantizer of that column).
 """
 from __future__ import annotations
 
 import copy
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from qetvec._validation import check_positive_int
+from qetvec.beam import beam_encode, search_stages
 from qetvec.codebooks import (assign_group_codes, check_training_size, decode_group_codes,
                               dequantize_codebook, pack_uints, quantize_codebook,
                               train_group_codebooks, unpack_uints)
 from qetvec.tree import EntanglementTree
 
 
-def group_bounds(d: int, m: int) -> np.ndarray:
-    """Column bounds (m + 1,) int64 of m contiguous groups; when m does not divide d the
-    first d % m groups get one column more (numpy.array_split's rule)."""
-    if not 1 <= m <= d:
-        raise ValueError(f"m must be in [1, d={d}], got {m}")
-    sizes = np.full(m, d // m, dtype=np.int64)
-    sizes[: d % m] += 1
-    return np.concatenate([[0], np.cumsum(sizes)])
+BEAM_TRAIN_BYTES = 1 << 30  # residuals of all beam entries held while training with a beam
+
+
+def group_bounds(d: int, m: int | Sequence[int]) -> np.ndarray:
+    """Column bounds (m + 1,) int64 of contiguous groups: m equal groups (the first d % m one
+    column wider, numpy.array_split's rule) for an int m, or groups of the given widths."""
+    if np.ndim(m) == 0:
+        if not 1 <= m <= d:
+            raise ValueError(f"m must be in [1, d={d}], got {m}")
+        sizes = np.full(m, d // m, dtype=np.int64)
+        sizes[: d % m] += 1
+    else:
+        sizes = np.asarray([check_positive_int(w, "group width") for w in m], np.int64)
+        if sizes.sum() != d:
+            raise ValueError(f"group widths {sizes.tolist()} sum to {sizes.sum()}, expected d={d}")
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+def code_width(ksub: int) -> int:
+    """Bits of a code indexing ksub codewords: ceil(log2 ksub), 0 for a single codeword."""
+    return math.ceil(math.log2(ksub)) if ksub > 1 else 0
 
 
 class QETStage:
-    """Tree of depth `levels`, m column groups, `ksub` codewords per group.
+    """Tree of depth `levels`, column groups (m: a count or per-group widths), `ksub`
+    codewords per group (one int, or one per group).
 
-    Trained state: codebooks_ (m, ksub, dsub_max) float32, zero-padded past each group's
-    width; with `codebook_bits`, also codebook_levels_ (uint16, same shape), codebook_low_
-    and codebook_step_, and codebooks_ holds their dequantized values."""
+    Trained state: codebooks_ (m, ksub_max, dsub_max) float32, zero-padded past each group's
+    codewords and width; with `codebook_bits`, also codebook_levels_ (uint16, same shape),
+    codebook_low_ and codebook_step_, and codebooks_ holds their dequantized values."""
 
-    def __init__(self, d: int, m: int, ksub: int, levels: int,
+    def __init__(self, d: int, m: int | Sequence[int], ksub: int | Sequence[int], levels: int,
                  codebook_bits: int | None = None, seed: int = 0, niter: int = 25):
-        if not 1 <= ksub <= 2 ** 16:
-            raise ValueError(f"ksub must be in [1, 65536], got {ksub}")
         if codebook_bits is not None:
             check_positive_int(codebook_bits, "codebook_bits", 1, 16)
         check_positive_int(niter, "niter")
-        self.d, self.m, self.ksub, self.levels = d, m, ksub, levels
+        self.d, self.levels = d, levels
         self.codebook_bits, self.seed, self.niter = codebook_bits, seed, niter
         self.tree = EntanglementTree(d, levels)
         self.bounds = group_bounds(d, m)
-        self.width = math.ceil(math.log2(ksub)) if ksub > 1 else 0
+        self.m = len(self.bounds) - 1
+        ksubs = [ksub] * self.m if np.ndim(ksub) == 0 else list(ksub)
+        if len(ksubs) != self.m:
+            raise ValueError(f"ksub has {len(ksubs)} entries for {self.m} groups")
+        self.ksubs = np.asarray([check_positive_int(k, "ksub", 1, 2 ** 16) for k in ksubs], np.int64)
+        self.widths = np.asarray([code_width(int(k)) for k in self.ksubs], np.int64)
         self.codebooks_: np.ndarray | None = None
+
+    @property
+    def ksub(self) -> int:
+        """The codebook size shared by every group (ValueError if groups differ)."""
+        return int(self._uniform(self.ksubs, "codebook sizes"))
+
+    @property
+    def width(self) -> int:
+        """The code width shared by every group (ValueError if groups differ)."""
+        return int(self._uniform(self.widths, "code widths"))
+
+    def _uniform(self, values: np.ndarray, what: str) -> int:
+        if (values != values[0]).any():
+            raise ValueError(f"this stage's groups have unequal {what}: {values.tolist()}")
+        return int(values[0])
 
     @property
     def dsub_max(self) -> int:
         return int(np.diff(self.bounds).max())
 
+    @property
+    def code_bits(self) -> int:
+        """Bits of one row's code in this stage: swap record plus every group code."""
+        return self.tree.n_bits + int(self.widths.sum())
+
+    def fields(self) -> tuple[int, int, list[int]]:
+        """(swap bits, groups, per-group code widths): this stage in a `qetvec.layout.CodeLayout`."""
+        return self.tree.n_bits, self.m, self.widths.tolist()
+
     def fit_encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Train the m codebooks on the reordered rows of x (n, d) float32 and return their
         codes as `encode` would: (swap bits (n, T) bool, group codes (n, m) int64)."""
         y, bits = self.tree.apply(x)
-        books = train_group_codebooks(y, self.bounds, self.ksub, self.seed, self.niter)
+        self.fit_reordered(y)
+        return bits, assign_group_codes(y, self.bounds, self.codebooks_, self.ksubs)
+
+    def fit_reordered(self, y: np.ndarray) -> None:
+        """Train the m codebooks (quantized with `codebook_bits`) on reordered rows y (n, d)."""
+        books = train_group_codebooks(y, self.bounds, self.ksubs, self.seed, self.niter)
         if self.codebook_bits is not None:  # scales from the stored entries, not the padding
-            levels, low, step = quantize_codebook(_unpadded(self, books), self.codebook_bits)
-            self.codebook_levels_ = _padded(self, levels, np.uint16)
+            levels, low, step = quantize_codebook(self.unpadded(books), self.codebook_bits)
+            self.codebook_levels_ = self.padded(levels, np.uint16)
             self.codebook_low_, self.codebook_step_ = low, step
             books = dequantize_codebook(self.codebook_levels_, low, step)
         self.codebooks_ = books
-        return bits, assign_group_codes(y, self.bounds, books)
 
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Swap bits (n, T) bool and group codes (n, m) int64 for rows x (n, d) float32."""
         y, bits = self.tree.apply(x)
-        return bits, assign_group_codes(y, self.bounds, self.codebooks_)
+        return bits, assign_group_codes(y, self.bounds, self.codebooks_, self.ksubs)
 
     def decode_reordered(self, codes: np.ndarray) -> np.ndarray:
         """Reconstruction (n, d) float32 in the reordered (tree) space."""
@@ -80,32 +131,61 @@ class QETStage:
         """Reconstruction (n, d) float32 in the original column order."""
         return self.tree.unpermute(self.decode_reordered(codes), bits)
 
+    @property
+    def entries(self) -> int:
+        """Codebook entries stored: sum over groups of ksub_g * width_g (no padding)."""
+        return int((self.ksubs * np.diff(self.bounds)).sum())
+
     def codebook_bytes(self) -> int:
         """Bytes to store the codebooks: entries at codebook_bits each (bit-packed) plus
-        8 bytes for (low, step), or float32 entries without codebook quantization.
-        Padding of unequal groups is not stored: d * ksub entries in all."""
-        entries = self.d * self.ksub
+        8 bytes for (low, step), or float32 entries without codebook quantization."""
         if self.codebook_bits is None:
-            return 4 * entries
-        return (entries * self.codebook_bits + 7) // 8 + 8
+            return 4 * self.entries
+        return (self.entries * self.codebook_bits + 7) // 8 + 8
+
+    def unpadded(self, books: np.ndarray) -> np.ndarray:
+        """The stored entries (entries,) of books (m, ksub_max, dsub_max): group by group,
+        codeword by codeword, the group's own codewords and columns only."""
+        return np.concatenate([books[g, :k, : b - a].reshape(-1) for g, (a, b, k) in
+                               enumerate(zip(self.bounds[:-1], self.bounds[1:], self.ksubs))])
+
+    def padded(self, entries: np.ndarray, dtype: type) -> np.ndarray:
+        """Inverse of `unpadded`: books (m, ksub_max, dsub_max) with zero padding."""
+        books = np.zeros((self.m, int(self.ksubs.max()), self.dsub_max), dtype=dtype)
+        start = 0
+        for g, (a, b, k) in enumerate(zip(self.bounds[:-1], self.bounds[1:], self.ksubs)):
+            size = k * (b - a)
+            books[g, :k, : b - a] = entries[start:start + size].reshape(k, b - a)
+            start += size
+        return books
 
 
-def fit_stages(stages: list[QETStage], x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+def fit_stages(stages: list[QETStage], x: np.ndarray, beam: int = 1,
+               seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Train stage s on the residual left by stages 0..s-1 (x (n, d) float32); return the
-    codes of x as `encode_stages` would. All or nothing: the stages are trained as copies and
-    take the new state only once every stage has trained, so a failure leaves them as they were."""
+    codes of x as `encode_stages` would. With beam > 1, residuals are those of every entry of
+    a beam search (`qetvec.beam`) over a seeded sample of at most BEAM_TRAIN_BYTES of them.
+    All or nothing: the stages are trained as copies and take the new state only once every
+    stage has trained, so a failure leaves them as they were."""
     for stage in stages:
-        check_training_size(len(x), stage.ksub)
+        check_training_size(len(x), int(stage.ksubs.max()))
     trained = copy.deepcopy(stages)
-    parts = _stack(trained, x, QETStage.fit_encode)
+    if beam == 1:
+        parts = _stack(trained, x, QETStage.fit_encode)
+    else:
+        rows = min(len(x), max(1, BEAM_TRAIN_BYTES // (4 * beam * x.shape[1])))
+        sample = x[np.sort(np.random.default_rng(seed).choice(len(x), rows, replace=False))]
+        search_stages(trained, sample, beam, fit=lambda stage, residuals: stage.fit_reordered(residuals))
+        parts = beam_encode(trained, x, beam)
     for old, new in zip(stages, trained):
         old.__dict__.update(new.__dict__)
     return parts
 
 
-def encode_stages(stages: list[QETStage], x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per stage (swap bits, codes) for rows x (n, d), each stage coding the residual."""
-    return _stack(stages, x, QETStage.encode)
+def encode_stages(stages: list[QETStage], x: np.ndarray, beam: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per stage (swap bits, codes) for rows x (n, d), each stage coding the residual:
+    greedily, or by a beam search of width `beam` (stages without trees)."""
+    return _stack(stages, x, QETStage.encode) if beam == 1 else beam_encode(stages, x, beam)
 
 
 def _stack(stages: list[QETStage], x: np.ndarray, code: Callable) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -128,41 +208,24 @@ def decode_stages(stages: list[QETStage], parts: list[tuple[np.ndarray, np.ndarr
     return x_hat
 
 
-def _unpadded(stage: QETStage, books: np.ndarray) -> np.ndarray:
-    """The d * ksub stored entries of books (m, ksub, dsub_max): group by group, codeword by
-    codeword, the group's own columns only (padding is not stored)."""
-    return np.concatenate([books[g, :, : b - a].reshape(-1)
-                           for g, (a, b) in enumerate(zip(stage.bounds[:-1], stage.bounds[1:]))])
-
-
-def _padded(stage: QETStage, entries: np.ndarray, dtype: type) -> np.ndarray:
-    """Inverse of `_unpadded`: books (m, ksub, dsub_max) with zero padding."""
-    books = np.zeros((stage.m, stage.ksub, stage.dsub_max), dtype=dtype)
-    start = 0
-    for g, (a, b) in enumerate(zip(stage.bounds[:-1], stage.bounds[1:])):
-        size = stage.ksub * (b - a)
-        books[g, :, : b - a] = entries[start:start + size].reshape(stage.ksub, b - a)
-        start += size
-    return books
-
-
 def stages_state(stages: list[QETStage]) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Configuration and trained arrays of a stage stack, for `qetvec.io`.
 
-    Codebooks are stored as `codebook_bytes()` counts them: d * ksub entries (no padding),
-    float32, or bit-packed at codebook_bits with (low, step) as two float32."""
+    Codebooks are stored as `codebook_bytes()` counts them: the unpadded entries, float32, or
+    bit-packed at codebook_bits with (low, step) as two float32. Group widths (columns) and
+    codebook sizes are stored per group: the entries' count alone would not pin them."""
     metas, arrays = [], {}
     for s, stage in enumerate(stages):
-        metas.append({"d": stage.d, "m": stage.m, "ksub": stage.ksub, "levels": stage.levels,
-                      "codebook_bits": stage.codebook_bits, "seed": stage.seed, "niter": stage.niter,
-                      "trained": stage.codebooks_ is not None})
+        metas.append({"d": stage.d, "widths": np.diff(stage.bounds).tolist(), "ksubs": stage.ksubs.tolist(),
+                      "levels": stage.levels, "codebook_bits": stage.codebook_bits, "seed": stage.seed,
+                      "niter": stage.niter, "trained": stage.codebooks_ is not None})
         if stage.codebooks_ is None:
             continue
         if stage.codebook_bits is None:
-            arrays[f"stage{s}.codebooks"] = _unpadded(stage, stage.codebooks_)
+            arrays[f"stage{s}.codebooks"] = stage.unpadded(stage.codebooks_)
         else:
             arrays[f"stage{s}.codebook_levels"] = pack_uints(
-                _unpadded(stage, stage.codebook_levels_), stage.codebook_bits)
+                stage.unpadded(stage.codebook_levels_), stage.codebook_bits)
             arrays[f"stage{s}.codebook_scale"] = np.array(
                 [stage.codebook_low_, stage.codebook_step_], dtype=np.float32)
     return metas, arrays
@@ -177,22 +240,24 @@ def _stored(arrays: dict[str, np.ndarray], name: str, dtype: type, size: int) ->
 
 
 def stages_from_state(metas: list[dict], arrays: dict[str, np.ndarray]) -> list[QETStage]:
-    """Inverse of `stages_state`."""
+    """Inverse of `stages_state` (files written before per-group settings give "m" and "ksub")."""
     stages = []
     for s, meta in enumerate(metas):
         meta = dict(meta)
         trained = meta.pop("trained")
-        stage = QETStage(**meta)
-        entries = stage.d * stage.ksub
+        groups, ksubs = (meta.pop("widths"), meta.pop("ksubs")) if "widths" in meta else (meta.pop("m"), meta.pop("ksub"))
+        if not isinstance(groups, (int, list)) or not isinstance(ksubs, (int, list)):
+            raise ValueError(f"stage{s}: group widths and codebook sizes must be ints or lists, got {groups!r}, {ksubs!r}")
+        stage = QETStage(m=groups, ksub=ksubs, **meta)
         if trained and stage.codebook_bits is None:
-            books = _stored(arrays, f"stage{s}.codebooks", np.float32, entries)
-            stage.codebooks_ = _padded(stage, books, np.float32)
+            books = _stored(arrays, f"stage{s}.codebooks", np.float32, stage.entries)
+            stage.codebooks_ = stage.padded(books, np.float32)
         elif trained:
             low, step = (float(v) for v in _stored(arrays, f"stage{s}.codebook_scale", np.float32, 2))
             packed = _stored(arrays, f"stage{s}.codebook_levels", np.uint8,
-                             (entries * stage.codebook_bits + 7) // 8)
-            entries = unpack_uints(packed, entries, stage.codebook_bits)
-            stage.codebook_levels_ = _padded(stage, entries, np.uint16)
+                             (stage.entries * stage.codebook_bits + 7) // 8)
+            entries = unpack_uints(packed, stage.entries, stage.codebook_bits)
+            stage.codebook_levels_ = stage.padded(entries, np.uint16)
             stage.codebook_low_, stage.codebook_step_ = low, step
             stage.codebooks_ = dequantize_codebook(stage.codebook_levels_, low, step)
         stages.append(stage)

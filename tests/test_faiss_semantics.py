@@ -286,7 +286,7 @@ def table_rounding_bound(index, queries):
     scales all M sub-tables by one step, the widest table's range / 255, and sums M lookups
     each rounded by at most one step (the IVF centroid term shifts tables, not ranges)."""
     from qetvec_faiss.export import product_quantizer
-    pq = product_quantizer(index.qet)
+    pq = product_quantizer(index.codec)
     books = faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub)
     if isinstance(index, qetvec.IndexIVFQET):  # residual tables: widest over the probed centroids
         residual = queries[:, None] - index.centroids[None]

@@ -49,7 +49,7 @@ def test_every_swap_pattern_is_scored_exactly(rng):
 
 def test_decoding_fallback_when_tables_would_be_too_large(rng, monkeypatch):
     x = rng.standard_normal((2000, 16)).astype(np.float32)
-    monkeypatch.setattr(adc, "HARD_LIMIT", 16)
+    monkeypatch.setattr(qetvec.units, "HARD_LIMIT", 16)
     index = qetvec.IndexQET(16, 4, nbits=4, levels=2)
     index.train(x[:1500])
     index.add(x[1500:])
@@ -69,7 +69,7 @@ def test_faiss_conventions_ids_padding_and_removal(data):
     assert set(I[0, :3]) == {10, 20, 30}
     assert (I[:, 3:] == -1).all() and np.isinf(D[:, 3:]).all()
     assert index.remove_ids([10, 99]) == 1 and index.ntotal == 2
-    np.testing.assert_allclose(index.reconstruct(20), index.qet.decode(index.qet.encode(base[2:3]))[0])
+    np.testing.assert_allclose(index.reconstruct(20), index.codec.decode(index.codec.encode(base[2:3]))[0])
     with pytest.raises(KeyError, match="10"):
         index.reconstruct(10)
     index.reset()
@@ -116,7 +116,7 @@ def test_train_refused_on_a_populated_index_and_failed_train_changes_nothing(dat
     index = qetvec.IndexQET(50, 10, nbits=[4, 8], levels=1, stages=2)
     with pytest.raises(ValueError, match="256 codewords"):  # stage 0 trains, stage 1 cannot
         index.train(train[:100])
-    assert not index.is_trained and all(s.codebooks_ is None for s in index.qet.stages)
+    assert not index.is_trained and all(s.codebooks_ is None for s in index.codec.stages)
     index.train(train)
     before = qetvec.io.serialize(index)
     with pytest.raises(ValueError, match="256 codewords"):

@@ -121,8 +121,8 @@ def test_factory_refuses_bad_strings(bad):
 def test_factory_grammar():
     index = qetvec.index_factory(64, "QET16x6_L2_S2_C8", "ip")
     assert isinstance(index, qetvec.IndexQET)
-    assert index.quantizer.levels == [2, 2] and index.quantizer.nbits == [6, 6]
-    assert index.quantizer.codebook_bits == 8 and index.metric_type == faiss.METRIC_INNER_PRODUCT
+    assert index.codec.levels == [2, 2] and index.codec.nbits == [[6] * 16, [6] * 16]
+    assert index.codec.codebook_bits == 8 and index.metric_type == faiss.METRIC_INNER_PRODUCT
 
 
 def test_ivf_train_refused_when_populated_and_atomic_on_failure(data):

@@ -15,7 +15,7 @@ from qetvec.io import _PREFIX, FORMAT_VERSION, MAGIC, CorruptIndexError, deseria
 
 # Fields whose other *valid* values describe another valid object; an edit there may load
 # as that object (the checksum, recomputed by the fuzz, is what protects them on disk).
-SEMANTIC = {"metric_type", "levels", "user_ids", "by_residual"}
+SEMANTIC = {"metric_type", "levels", "user_ids", "by_residual", "beam"}
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,9 @@ def objects(glove_split):
     train, test = glove_split
     train, base, queries = train[:3000], train[3000:4000], test[:20]
     codec = qetvec.QETQuantizer(50, 5, nbits=6, levels=1, codebook_bits=8).train(train)
+    pca = qetvec.QETQuantizer(50, [[20, 20, 10], 1], nbits=[[9, 6, 0], 5], levels=0, stages=2,
+                              transform="pca", beam=3).train(train)
+    scalars = qetvec.QETQuantizer(50, 50, nbits=2, levels=0, transform="random", seed=3).train(train)
     flat = qetvec.IndexQET(50, 5, nbits=5, levels=1, stages=2)
     flat.train(train)
     flat.add(base)
@@ -42,6 +45,8 @@ def objects(glove_split):
     probe_index = lambda o: o.search(queries, 5)  # noqa: E731
     return {
         "QETQuantizer": (codec, lambda o: (o.encode(queries), o.decode(codec.encode(queries)))),
+        "QETQuantizer-pca": (pca, lambda o: (o.encode(queries), o.decode(pca.encode(queries)))),
+        "QETQuantizer-random": (scalars, lambda o: (o.encode(queries), o.decode(scalars.encode(queries)))),
         "IndexQET": (flat, probe_index), "IndexQET-ids": (idmap, probe_index),
         "IndexIVFQET": (ivf, probe_index), "IndexRefineFlat": (refine, probe_index),
         "CompressedMatrix": (matrix, lambda o: (o.decode(),)),
@@ -114,7 +119,7 @@ def outcome(obj, probe, data: bytes, path=()) -> str:
     return "valid-other"
 
 
-KINDS = ["QETQuantizer", "IndexQET", "IndexQET-ids", "IndexIVFQET", "IndexRefineFlat", "CompressedMatrix"]
+KINDS = ["QETQuantizer", "QETQuantizer-pca", "QETQuantizer-random", "IndexQET", "IndexQET-ids", "IndexIVFQET", "IndexRefineFlat", "CompressedMatrix"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -183,7 +188,7 @@ def test_files_that_lie_are_refused_naming_the_field(objects):
         (lie(ivf, list_sizes=np.r_[ivf.lists.size[:-1], -1]), "list_sizes"),
         (lie(ivf, ids=np.zeros(ivf.ntotal, np.int64)), "distinct"),
         (lie(ivf, centroids=ivf.centroids + 1), "centroids"),
-        (lie(flat, **{"stage0.codebooks": state["stage0.codebooks"][:-1]}), "stage0.codebooks"),
+        (lie(flat, **{"codec.stage0.codebooks": state["codec.stage0.codebooks"][:-1]}), "stage0.codebooks"),
     ]
     for data, field in cases:
         with pytest.raises(CorruptIndexError, match=field):

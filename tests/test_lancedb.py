@@ -58,7 +58,7 @@ def table(tmp_path, vectors, quantizer) -> ql.QETTable:
     """Created from a list of dicts, second batch added as a pandas DataFrame."""
     x, _ = vectors
     db = lancedb.connect(tmp_path / "db")
-    tbl = ql.create_table(db, "words", rows(x[:1500], 0), quantizer=quantizer)
+    tbl = ql.create_table(db, "words", rows(x[:1500], 0), codec=quantizer)
     tbl.add(pd.DataFrame(rows(x[1500:], 1500)))
     return tbl
 
@@ -136,7 +136,7 @@ def test_without_vectors_multistage_dot_and_ivf(tmp_path, vectors, glove):
     db = lancedb.connect(tmp_path / "db")
     train = np.ascontiguousarray(glove[50000:53000])
     two = QETQuantizer(50, 5, nbits=6, levels=1, stages=2, seed=1).train(train)
-    slim = ql.create_table(db, "slim", rows(x, 0), quantizer=two, keep_vectors=False)
+    slim = ql.create_table(db, "slim", rows(x, 0), codec=two, keep_vectors=False)
     assert "vector" not in slim.table.schema.names and NORM_COLUMN in slim.table.schema.names
     assert slim.bytes_per_row == two.code_size + 4
     codes, ids = stored_codes(slim)
@@ -149,13 +149,13 @@ def test_without_vectors_multistage_dot_and_ivf(tmp_path, vectors, glove):
         slim.query(queries[1], k=10, refine=2)
 
     one = QETQuantizer(50, 5, nbits=6, levels=1, seed=2).train(train)
-    dot = ql.create_table(db, "dot", rows(x, 0), quantizer=one, metric="dot")
+    dot = ql.create_table(db, "dot", rows(x, 0), codec=one, metric="dot")
     codes, ids = stored_codes(dot)
     assert dot.query(queries[2], k=10)["id"].to_pylist() == adc_topk(one, codes, ids, queries[2], 10, "dot")[0].tolist()
 
-    ivf = ql.create_table(db, "ivf", rows(x, 0), quantizer=one, nlist=8)
+    ivf = ql.create_table(db, "ivf", rows(x, 0), codec=one, nlist=8)
     assert PART_COLUMN in ivf.table.schema.names and ivf.bytes_per_row == one.code_size + 1  # uint8 partition id (nlist <= 256)
-    flat = ql.create_table(db, "flat", rows(x, 0), quantizer=one)
+    flat = ql.create_table(db, "flat", rows(x, 0), codec=one)
     for q in queries[:3]:
         assert ivf.query(q, k=10, nprobe=8)["id"].to_pylist() == flat.query(q, k=10)["id"].to_pylist()
         assert ivf.query(q, k=10, nprobe=8, where="tag = 'a'")["id"].to_pylist() == \
@@ -186,16 +186,16 @@ def test_errors_name_the_problem_and_lose_nothing(tmp_path, vectors, quantizer):
     x, queries = vectors
     db = lancedb.connect(tmp_path / "db")
     with pytest.raises(ql.VectorColumnError, match="no vector column 'vector'"):
-        ql.create_table(db, "t", [{"id": 1, "emb": [0.0] * 50}], quantizer=quantizer)
+        ql.create_table(db, "t", [{"id": 1, "emb": [0.0] * 50}], codec=quantizer)
     with pytest.raises(ql.VectorColumnError, match="fixed-size list of floats"):
-        ql.create_table(db, "t", [{"id": 1, "vector": "not a vector"}], quantizer=quantizer)
+        ql.create_table(db, "t", [{"id": 1, "vector": "not a vector"}], codec=quantizer)
     with pytest.raises(ql.DimensionMismatchError, match="expects d=50"):
-        ql.create_table(db, "t", [{"id": 1, "vector": [0.0] * 7}], quantizer=quantizer)
+        ql.create_table(db, "t", [{"id": 1, "vector": [0.0] * 7}], codec=quantizer)
     with pytest.raises(ql.NotTrainedError):
         ql.TableCodec(QETQuantizer(50, 5))
-    tbl = ql.create_table(db, "t", rows(x[:300], 0), quantizer=quantizer)
+    tbl = ql.create_table(db, "t", rows(x[:300], 0), codec=quantizer)
     with pytest.raises(ValueError, match="already exists"):
-        ql.create_table(db, "t", rows(x[:10], 0), quantizer=quantizer)
+        ql.create_table(db, "t", rows(x[:10], 0), codec=quantizer)
     with pytest.raises(ql.DimensionMismatchError, match="dimension is 50"):
         tbl.add([{"id": 999, "vector": [0.0] * 49, "tag": "a"}])
     with pytest.raises(ql.DimensionMismatchError, match="query has 49 values"):
@@ -232,7 +232,7 @@ import sys, json, lancedb, numpy as np, qetvec_lancedb as ql
 path, final = sys.argv[1], int(sys.argv[2])
 x = np.load(path + "/pool.npy")
 tbl = ql.open_table(lancedb.connect(path + "/db"), "live")
-quant, counts, searches = tbl.codec.quantizer, [], 0
+quant, counts, searches = tbl.codec.codec, [], 0
 while True:
     n = tbl.count_rows()
     for i, where in enumerate([None, "tag = 'new'"]):
@@ -256,7 +256,7 @@ def test_concurrent_writer_and_searcher(tmp_path, glove, quantizer):
     pool = np.ascontiguousarray(glove[200000:203000])
     np.save(tmp_path / "pool.npy", pool)
     db = lancedb.connect(tmp_path / "db")
-    ql.create_table(db, "live", [{"id": i, "vector": pool[i], "tag": "old"} for i in range(1000)], quantizer=quantizer)
+    ql.create_table(db, "live", [{"id": i, "vector": pool[i], "tag": "old"} for i in range(1000)], codec=quantizer)
     batches, size = 8, 200
     final = 1000 + batches * size
     searcher = subprocess.Popen([sys.executable, "-c", SEARCHER, str(tmp_path), str(final)],

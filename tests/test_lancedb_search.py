@@ -53,7 +53,7 @@ def test_residual_ivf_matches_brute_force(tmp_path, vectors, stages, metric):
     tbl = ql.create_table(db, "t", rows(x), m=5, nbits=6, levels=1, stages=stages, metric=metric,
                           nlist=8, progress=False)
     assert tbl.codec.by_residual and tbl.table.schema.field(PART_COLUMN).type == pa.uint8()
-    assert tbl.bytes_per_row == tbl.codec.quantizer.code_size + 1  # code + uint8 partition: no norm
+    assert tbl.bytes_per_row == tbl.codec.codec.code_size + 1  # code + uint8 partition: no norm
     ids, x_hat = decoded(tbl)
     for q in queries[:4]:
         res = tbl.query(q, k=10, nprobe=8)  # every partition: the whole table
@@ -181,15 +181,15 @@ def test_cached_columns_equal_the_rows_lancedb_takes(tmp_path, vectors):
 
 
 def test_tables_too_large_fall_back_to_decoding(tmp_path, vectors, monkeypatch):
-    """Without lookup units (tables above qetvec.adc.HARD_LIMIT) the cache keeps no unpacked
+    """Without lookup units (tables above qetvec.units.HARD_LIMIT) the cache keeps no unpacked
     rows and the scan decodes codes: same results as the unpacked scan."""
-    from qetvec import adc
+    import qetvec.units
     x, queries = vectors
     db = lancedb.connect(tmp_path / "db")
     tbl = ql.create_table(db, "t", rows(x), m=5, nbits=6, levels=1, nlist=8, progress=False)
     unpacked = tbl.query(queries, k=10, nprobe=3)
     assert tbl._pinned_version.cache.index is not None
-    monkeypatch.setattr(adc, "HARD_LIMIT", 16)
+    monkeypatch.setattr(qetvec.units, "HARD_LIMIT", 16)
     decoding = ql.open_table(db, "t")
     with pytest.warns(UserWarning, match="decoding"):
         got = decoding.query(queries, k=10, nprobe=3)

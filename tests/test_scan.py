@@ -45,7 +45,7 @@ def test_ivf_equals_brute_force_over_the_probed_lists(glove_small, metric, level
     # only the rows of each query's probed lists
     stored = index.lists.live_rows()
     lists = index.lists.list_of(stored)
-    decoded = index.qet.decode(index.lists.codes[stored, : index.qet.code_size]) + index.centroids[lists]
+    decoded = index.codec.decode(index.lists.codes[stored, : index.codec.code_size]) + index.centroids[lists]
     exact = scores(queries, decoded, index.metric_type)
     exact[~(lists[None, :, None] == probes[:, None, :]).any(-1)] = np.inf
     sign = 1 if metric == "l2" else -1
@@ -64,7 +64,7 @@ def test_single_stage_ivf_stores_only_the_qet_code(glove_small):
     index = qetvec.IndexIVFQET(faiss.IndexFlatL2(50), 50, 8, 10, nbits=6, levels=0)
     index.train(train)
     index.add(base[:100])
-    assert index.code_size == index.qet.code_size == index.lists.codes.shape[1] == 8  # 10 x 6 bits
+    assert index.code_size == index.codec.code_size == index.lists.codes.shape[1] == 8  # 10 x 6 bits
 
 
 @pytest.mark.parametrize("levels", [0, 1, 2, 3])
@@ -153,7 +153,7 @@ def test_rows_unpacked_ahead_give_the_same_scan(rng, monkeypatch, metric, stages
 @pytest.mark.parametrize("kind", ["flat", "ivf"])
 def test_tables_too_large_are_searched_by_decoding(rng, monkeypatch, kind):
     x = rng.standard_normal((2500, 16)).astype(np.float32)
-    monkeypatch.setattr(adc, "HARD_LIMIT", 16)
+    monkeypatch.setattr(qetvec.units, "HARD_LIMIT", 16)
     if kind == "flat":
         index = qetvec.IndexQET(16, 4, nbits=4, levels=2, stages=2)
     else:
@@ -186,7 +186,7 @@ def test_groups_without_swap_bits_are_one_unit_above_the_table_cap(rng):
     """levels=0 with ksub above MAX_TABLE_ENTRIES: one lookup per group, not per position."""
     x = rng.standard_normal((5000, 12)).astype(np.float32)
     quantizer = qetvec.QETQuantizer(12, 3, nbits=12, levels=0).train(x)
-    units = adc.plan_units(quantizer.stages, quantizer.layout)
+    units = quantizer.lookup_units()
     assert len(units.ksub) == 3 and units.table_size == 3 * 4096
     searcher = ADCSearcher(quantizer)
     codes = searcher.encode(x[:500])

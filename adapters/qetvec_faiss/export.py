@@ -31,24 +31,26 @@ from typing import Any
 import faiss
 import numpy as np
 
-from qetvec.codec import QETQuantizer
+from qetvec.codec import Codec
 from qetvec.index_flat import IndexQET
 from qetvec.index_ivf import IndexIVFQET
+from qetvec.quantizer import QETQuantizer
 
 
-def product_quantizer(qet: QETQuantizer) -> faiss.ProductQuantizer:
-    """FAISS ProductQuantizer with qet's codebooks (M, ksub, dsub) float32; ValueError if
-    qet is not plain PQ (levels 0, one stage, d divisible by m) or not trained."""
-    if not qet.is_trained:
-        raise ValueError("the QET codec is not trained")
-    stage = qet.stages[0]
-    if len(qet.stages) != 1 or stage.levels != 0 or qet.d % qet.m or stage.ksub != 2 ** stage.width:
-        raise ValueError(f"{qet} is not plain product quantization (need levels=0, stages=1, m "
-                         "dividing d): persist it with qetvec.write_index instead")
-    pq = faiss.ProductQuantizer(qet.d, qet.m, stage.width)
-    faiss.copy_array_to_vector(np.ascontiguousarray(stage.codebooks_, np.float32).ravel(), pq.centroids)
-    if pq.code_size != qet.code_size:
-        raise ValueError(f"code sizes differ: FAISS {pq.code_size}, qetvec {qet.code_size}")
+def product_quantizer(codec: Codec) -> faiss.ProductQuantizer:
+    """FAISS ProductQuantizer with the codec's codebooks (M, ksub, dsub) float32 (`Codec.pq_codebooks`);
+    ValueError if the codec is not trained or not plain PQ."""
+    if not codec.is_trained:
+        raise ValueError("the codec is not trained")
+    try:
+        books = codec.pq_codebooks()
+    except ValueError as err:
+        raise ValueError(f"{err}: persist it with qetvec.write_index instead") from err
+    m, ksub, dsub = books.shape
+    pq = faiss.ProductQuantizer(codec.d, m, int(ksub).bit_length() - 1)
+    faiss.copy_array_to_vector(books.ravel(), pq.centroids)
+    if pq.code_size != codec.code_size:
+        raise ValueError(f"code sizes differ: FAISS {pq.code_size}, qetvec {codec.code_size}")
     return pq
 
 
@@ -68,8 +70,9 @@ def to_faiss_fast_scan(index: Any, bbs: int = 32) -> faiss.Index:
     levels-0 qetvec `index`; `bbs` rows per SIMD block (a multiple of 32), as in FAISS.
     Distances use uint8-quantized tables: approximate, as FAISS's fast-scan's are."""
     exported = to_faiss(index)
-    if index.qet.stages[0].width != 4:
-        raise ValueError(f"fast-scan needs 4-bit codes, {index.qet} has {index.qet.stages[0].width}-bit codes")
+    nbits = faiss.downcast_index(exported.index if isinstance(exported, faiss.IndexIDMap2) else exported).pq.nbits
+    if nbits != 4:
+        raise ValueError(f"fast-scan needs 4-bit codes, {index.codec} has {nbits}-bit codes")
     if isinstance(exported, faiss.IndexIVFPQ):
         out = faiss.IndexIVFPQFastScan(exported, bbs)
         quantizer = faiss.clone_index(exported.quantizer)  # own a copy: `exported` is dropped
@@ -105,20 +108,17 @@ def from_faiss(index: faiss.Index) -> Any:
     raise TypeError(f"from_faiss takes IndexPQ, IndexIDMap2(IndexPQ) or IndexIVFPQ, got {type(concrete).__name__}")
 
 
-def _load_codebooks(qet: QETQuantizer, pq: faiss.ProductQuantizer) -> None:
-    qet.stages[0].codebooks_ = faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub)
+def _codec(pq: faiss.ProductQuantizer) -> QETQuantizer:
+    return QETQuantizer.from_pq_codebooks(faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub))
 
 
 def _pq_index(index: faiss.IndexPQ) -> IndexQET:
-    out = IndexQET(index.d, index.pq.M, index.pq.nbits, levels=0, metric=index.metric_type)
-    _load_codebooks(out.qet, index.pq)
-    return out
+    return IndexQET(index.d, metric=index.metric_type, codec=_codec(index.pq))
 
 
 def _from_ivfpq(index: faiss.IndexIVFPQ) -> IndexIVFQET:
-    out = IndexIVFQET(faiss.clone_index(index.quantizer), index.d, index.nlist, index.pq.M,
-                      index.pq.nbits, levels=0, metric=index.metric_type, by_residual=index.by_residual)
-    _load_codebooks(out.qet, index.pq)
+    out = IndexIVFQET(faiss.clone_index(index.quantizer), index.d, index.nlist, metric=index.metric_type,
+                      by_residual=index.by_residual, codec=_codec(index.pq))
     out.centroids = out.quantizer.reconstruct_n(0, index.nlist).astype(np.float32)
     invlists = index.invlists
     for l in range(index.nlist):
@@ -132,8 +132,9 @@ def _from_ivfpq(index: faiss.IndexIVFPQ) -> IndexIVFQET:
 
 
 def _flat(index: IndexQET) -> faiss.Index:
-    out = faiss.IndexPQ(index.d, index.qet.m, index.qet.stages[0].width, index.metric_type)
-    out.pq = product_quantizer(index.qet)
+    pq = product_quantizer(index.codec)
+    out = faiss.IndexPQ(index.d, pq.M, pq.nbits, index.metric_type)
+    out.pq = pq
     out.is_trained = True
     wrapped = faiss.IndexIDMap2(out) if index.user_ids else None  # wraps only empty indexes
     rows = index.lists.live_rows()
@@ -148,15 +149,15 @@ def _flat(index: IndexQET) -> faiss.Index:
 
 
 def _ivf(index: IndexIVFQET) -> faiss.IndexIVFPQ:
-    pq = product_quantizer(index.qet)
+    pq = product_quantizer(index.codec)
     quantizer = faiss.clone_index(index.quantizer)
-    out = faiss.IndexIVFPQ(quantizer, index.d, index.nlist, index.qet.m, index.qet.stages[0].width,
+    out = faiss.IndexIVFPQ(quantizer, index.d, index.nlist, pq.M, pq.nbits,
                            index.metric_type)  # the Python wrapper keeps `quantizer` alive
     out.pq = pq
     out.by_residual = index.by_residual
     out.is_trained = True
     out.precompute_table()
-    lists, width = index.lists, index.qet.code_size
+    lists, width = index.lists, index.codec.code_size
     for l in np.flatnonzero(lists.size):
         s, n = int(lists.start[l]), int(lists.size[l])
         codes = np.ascontiguousarray(lists.codes[s:s + n, :width])

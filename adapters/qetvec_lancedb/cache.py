@@ -103,7 +103,7 @@ def _unpacked(scanner: CodeScanner, codes: np.ndarray, parts: np.ndarray, norms:
         hit = old[at] == rowids
         todo = ~hit
     extra = norms[todo] if norms is not None else None
-    if codec.by_residual and codec.metric == "l2" and len(codec.quantizer.stages) > 1:
+    if codec.by_residual and codec.metric == "l2" and codec.codec.per_row_norm:
         extra = codec.residual_norms(codes[todo])
     fresh_index, fresh_terms = scanner.unpack(codes[todo], parts[todo], extra)
     if fresh_index is None:

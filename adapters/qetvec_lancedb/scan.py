@@ -34,7 +34,7 @@ class CodeScanner:
     def __init__(self, codec: TableCodec):
         self.codec = codec
         metric = faiss.METRIC_INNER_PRODUCT if codec.metric == "dot" else faiss.METRIC_L2
-        self.searcher = ADCSearcher(codec.quantizer, metric, codec.centroids if codec.by_residual else None)
+        self.searcher = ADCSearcher(codec.codec, metric, codec.centroids if codec.by_residual else None)
 
     def unpack(self, codes: np.ndarray, parts: np.ndarray,
                extra: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lancedb.util import validate_table_name
 
-from qetvec import QETQuantizer
+from qetvec.codec import Codec
 from qetvec._validation import as_float_matrix, check_positive_int
 
 from qetvec_lancedb.cache import CodeCache, ColumnCache, cacheable
@@ -358,14 +358,14 @@ def _own_connection(uri: str) -> Any:
 
 
 def create_table(db: Any, name: str, data: Any, *, vector_column: str = "vector",
-                 quantizer: QETQuantizer | None = None, m: int | None = None, nbits: int = 8,
+                 codec: Codec | None = None, m: int | None = None, nbits: int = 8,
                  levels: int = 1, stages: int = 1, metric: str = "l2", nlist: int | None = None,
                  keep_vectors: bool = True, train_rows: int = 100_000, seed: int = 0,
                  mode: str = "create", batch_size: int = 65536, progress: bool | None = None) -> QETTable:
     """Create table `name` in connection `db` from `data` with QET codes.
 
-    The quantizer is `quantizer` (trained on the data first if untrained) or a new
-    QETQuantizer(d, m, nbits, levels, stages) trained on up to `train_rows` random rows; with
+    The codec is `codec` (any `qetvec.codec.Codec`, trained on the data first if untrained)
+    or a new QETQuantizer(d, m, nbits, levels, stages) trained on up to `train_rows` random rows; with
     `nlist`, rows are assigned to nlist k-means partitions (IVF) and encoded by their
     residual to the partition centroid. It is written to
     `<db>/<name>.qetvec/quantizer-<sha256>.qet` before the table. mode: "create" (fail if
@@ -377,15 +377,15 @@ def create_table(db: Any, name: str, data: Any, *, vector_column: str = "vector"
         raise ValueError(f"table {name!r} already exists: use open_table, or mode='overwrite'")
     table = to_arrow(data)
     check_user_columns(table.column_names, "data")
-    codec = _train_codec(table, name, vector_column, quantizer, m, nbits, levels, stages, metric,
-                         nlist, train_rows, seed)
-    encoded = encode_table(table, codec, vector_column, keep_vectors, batch_size, progress)
-    _write(db, name, encoded, codec, vector_column, keep_vectors, mode)
+    table_codec = _train_codec(table, name, vector_column, codec, m, nbits, levels, stages, metric,
+                               nlist, train_rows, seed)
+    encoded = encode_table(table, table_codec, vector_column, keep_vectors, batch_size, progress)
+    _write(db, name, encoded, table_codec, vector_column, keep_vectors, mode)
     return QETTable(db, name)
 
 
 def convert_table(db: Any, name: str, *, vector_column: str = "vector",
-                  quantizer: QETQuantizer | None = None, m: int | None = None, nbits: int = 8,
+                  codec: Codec | None = None, m: int | None = None, nbits: int = 8,
                   levels: int = 1, stages: int = 1, metric: str = "l2", nlist: int | None = None,
                   keep_vectors: bool = True, train_rows: int = 100_000, seed: int = 0,
                   batch_size: int = 65536, progress: bool | None = None, max_attempts: int = 20) -> QETTable:
@@ -405,26 +405,26 @@ def convert_table(db: Any, name: str, *, vector_column: str = "vector",
     if existing.schema.metadata and b"qetvec.quantizer" in existing.schema.metadata:
         raise ValueError(f"table {name!r} already has QET codes: use open_table")
     check_user_columns(existing.schema.names, f"table {name!r}")
-    codec, written = None, None
+    table_codec, written = None, None
     done_ids, done = np.zeros(0, np.uint64), None  # rows encoded by earlier attempts, by _rowid
     for _ in range(check_positive_int(max_attempts, "max_attempts")):
         existing.checkout_latest()
         version = existing.version
         existing.checkout(version)
         rows = existing.search().with_row_id(True).limit(None).to_arrow()
-        if codec is None:
-            codec = _train_codec(rows.drop_columns(["_rowid"]), name, vector_column, quantizer, m, nbits,
-                                 levels, stages, metric, nlist, train_rows, seed)
+        if table_codec is None:
+            table_codec = _train_codec(rows.drop_columns(["_rowid"]), name, vector_column, codec, m, nbits,
+                                       levels, stages, metric, nlist, train_rows, seed)
         ids = rows.column("_rowid").to_numpy()
         known = np.isin(ids, done_ids)  # a retry encodes only the rows appended since
         parts = [] if done is None else [done.take(_positions(done_ids, ids[known]))]
         if not known.all():
-            parts.append(encode_table(rows.filter(pa.array(~known)).drop_columns(["_rowid"]), codec,
+            parts.append(encode_table(rows.filter(pa.array(~known)).drop_columns(["_rowid"]), table_codec,
                                       vector_column, keep_vectors, batch_size, progress))
         done_ids, done = np.concatenate([ids[known], ids[~known]]), pa.concat_tables(parts)
         existing.checkout_latest()
         if existing.version == version:
-            written = _write(_own_connection(db.uri), name, done, codec, vector_column, keep_vectors,
+            written = _write(_own_connection(db.uri), name, done, table_codec, vector_column, keep_vectors,
                              "overwrite")
             break
     if written is None:
@@ -497,7 +497,7 @@ def _exists(db: Any, name: str) -> bool:
     return True
 
 
-def _train_codec(table: pa.Table, name: str, vector_column: str, quantizer: QETQuantizer | None,
+def _train_codec(table: pa.Table, name: str, vector_column: str, codec: Codec | None,
                  m: int | None, nbits: int, levels: int, stages: int, metric: str,
                  nlist: int | None, train_rows: int, seed: int) -> TableCodec:
     if nlist is not None:
@@ -509,21 +509,19 @@ def _train_codec(table: pa.Table, name: str, vector_column: str, quantizer: QETQ
     if len(x) > train_rows:
         x = x[np.sort(np.random.default_rng(seed).choice(len(x), train_rows, replace=False))]
     x = as_float_matrix(x, f"vectors of {vector_column!r}")
-    if quantizer is None:
+    if codec is None:
         if m is None:
-            raise ValueError("give m (column groups per stage) or a QETQuantizer")
+            raise ValueError("give m (column groups per stage) or a codec")
         return TableCodec.train(x, m=m, nbits=nbits, levels=levels, stages=stages, metric=metric,
                                 nlist=nlist, seed=seed)
-    if quantizer.d != x.shape[1]:
+    if codec.d != x.shape[1]:
         raise DimensionMismatchError(f"table {name!r}: vectors of {vector_column!r} have "
-                                     f"{x.shape[1]} values, the quantizer expects d={quantizer.d}")
+                                     f"{x.shape[1]} values, the codec expects d={codec.d}")
+    if not codec.is_trained:  # trained here (on residuals with IVF)
+        return TableCodec.train(x, codec=codec, metric=metric, nlist=nlist, seed=seed)
     if nlist is None:
-        return TableCodec(quantizer if quantizer.is_trained else quantizer.train(x), metric)
-    centroids = train_centroids(x, nlist, seed)
-    if not quantizer.is_trained:  # trained here: on residuals; a given trained one: on vectors
-        quantizer.train(x - centroids[nearest_partitions(x, centroids, metric, 1)[:, 0]])
-        return TableCodec(quantizer, metric, centroids, by_residual=True)
-    return TableCodec(quantizer, metric, centroids)
+        return TableCodec(codec, metric)
+    return TableCodec(codec, metric, train_centroids(x, nlist, seed))  # a trained codec: on vectors
 
 
 def _write(db: Any, name: str, encoded: pa.Table, codec: TableCodec, vector_column: str,

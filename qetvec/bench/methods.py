@@ -19,9 +19,9 @@ import numpy as np
 import qetvec
 from qetvec.bench.codec_adapters import FitCodecAdapter, NormStoredCodec
 from qetvec.bench.sizing import FAISS_METHODS, config_for_code_size, faiss_codec, faiss_spec
-from qetvec.codec import QETQuantizer
 from qetvec.factory import index_factory
 from qetvec.index_flat import IndexQET
+from qetvec.quantizer import QETQuantizer
 
 _QET = re.compile(r"qet-L(\d+)S(\d+)")
 NORM_METHODS = tuple(f"sqtqmse{b}-norm" for b in (1, 2, 3, 4))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qetvec.bench.rate_distortion import principal_axes
+from qetvec.transform import principal_axes
 
 # optimal uniform quantizer step for a unit Gaussian, by bits (Max 1960)
 GAUSSIAN_STEP = {1: 1.596, 2: 0.9957, 3: 0.5860, 4: 0.3352, 5: 0.1881, 6: 0.1041, 7: 0.0569,
@@ -69,11 +69,12 @@ def _allocate(variances: np.ndarray, n: int, d: int, budget_bits: float, rotatio
 def transform_code(x: np.ndarray, budget_bytes: int, rotation_bits: int = 8) -> tuple[np.ndarray, int]:
     """(x_hat (n, d) float32, bytes stored) of the transform coder under `budget_bytes`."""
     n, d = x.shape
-    mean, variances, axes = principal_axes(x)
+    mean = x.mean(axis=0, dtype=np.float64)
+    axes, variances = principal_axes(x)
     budget_bits = 8 * budget_bytes - 32 * d  # the mean, float32
     bits = _allocate(variances, n, d, budget_bits, rotation_bits)
     kept = np.flatnonzero(bits)
-    basis = _quantize_columns(axes[:, kept], rotation_bits)
+    basis = _quantize_columns(axes[kept].T, rotation_bits)
     z = (x - mean) @ np.linalg.pinv(basis).T  # (n, p), least squares: basis is near-orthogonal
     z_hat = np.stack([_scalar_quantize(z[:, i], int(bits[k])) for i, k in enumerate(kept)], axis=1) \
         if len(kept) else np.zeros((n, 0))

@@ -1,0 +1,221 @@
+"""`fit_codec`: the best code for a byte budget, chosen by measuring candidates on held-out rows.
+
+Every candidate is a `QETQuantizer` whose rows take exactly `bytes_per_row` bytes in an index
+of `metric` (under "l2", a codec with residual stages stores a 4-byte norm per row beside
+its code, so its code gets 4 bytes less; `metric=None` counts the code alone, as
+`sa_encode` does). The candidate families:
+
+    pq            plain product quantization, 8-bit group codes (FAISS's PQ)
+    qet-L<l>      the paper's QET: swap tree of depth l in one stage, then PQ
+    pca-w<w>      PCA rotation, groups of w principal components, bits per group by greedy
+                  reverse water-filling on measured distortion (`qetvec.allocation`); w = 1 is
+                  a transform coder whose k-means scalars are Lloyd-Max quantizers
+    random-w1     seeded random rotation, one scalar per column, equal bits (TurboQuant's
+                  MSE quantizer)
+    rq<b>         residual stages of one full-width group with b-bit codebooks, beam search
+                  (FAISS's residual quantizer)
+    pca-w<w>+rq   a PCA-allocated stage with about half the bits, residual full-width stages
+                  with the rest
+
+Each is trained on a sample of the training rows and scored by relative MSE on rows of
+`x_train` it did not see; the winner is trained again on all of `x_train`. Codebooks stay
+within FAISS's rule of 39 training rows per codeword for x_train (2**11 codewords for 100k
+rows), so none is poorly trained. `codec.report`
+lists every candidate: its bytes per row read from its codes, held-out MSE, train and
+encode seconds, or why it was skipped.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from qetvec._validation import as_float_matrix, check_positive_int
+from qetvec.allocation import greedy_allocation, reverse_water_filling
+from qetvec.codebooks import MIN_POINTS_PER_CENTROID, assign_group_codes, train_group_codebooks
+from qetvec.evaluation import relative_mse
+from qetvec.quantizer import QETQuantizer
+from qetvec.stage import group_bounds
+from qetvec.transform import Rotation
+from qetvec.tree import EntanglementTree
+
+NORM_BYTES = 4  # per-row ||x_hat||^2 of codecs with residual stages in an L2 index
+MAX_GROUP_BITS = 12  # codebooks of up to 4096 codewords
+SAMPLE_ROWS = 50_000  # rows candidates are trained on
+HELD_OUT_ROWS = 10_000  # rows they are scored on
+BEAM = 8
+METRICS = ("l2", "ip", None)
+
+
+@dataclass
+class Candidate:
+    """One configuration tried by `fit_codec`: its name, the settings of its QETQuantizer,
+    and `result`: what building it needs ("allocate": (group width, bits) of a PCA-allocated
+    first stage, "residual": bits of full-width stages after it) and what scoring found."""
+
+    name: str
+    settings: dict[str, Any]
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def code_bytes(bytes_per_row: int, stages: int, metric: str | None) -> int:
+    """Bytes of code a codec with `stages` stages gets when an index row holds bytes_per_row."""
+    return bytes_per_row - (NORM_BYTES if metric == "l2" and stages > 1 else 0)
+
+
+def allocate_groups(y: np.ndarray, width: int, budget_bits: int, max_bits: int = MAX_GROUP_BITS,
+                    seed: int = 0, held_out: float = 0.25) -> tuple[list[int], list[int]]:
+    """(group widths, bits per group) for rows y (n, d) float32 in a rotated space: groups of
+    `width` consecutive columns (the last may be narrower), bits by greedy allocation on
+    measured distortion (k-means trained on the first rows, its error measured on the last
+    `held_out` fraction), at most budget_bits in all and max_bits per group; a group may get
+    0 bits (it is then coded by its mean). Each group is measured up to 2 bits past its
+    Gaussian reverse water-filling rate (`qetvec.allocation`)."""
+    n, d = y.shape
+    bounds = group_bounds(d, [min(width, d - a) for a in range(0, d, width)])
+    m = len(bounds) - 1
+    cut = int(n * (1 - held_out))
+    fit, test = y[:cut], y[cut:]
+    rates, _ = reverse_water_filling(fit.var(axis=0, dtype=np.float64), budget_bits)
+    limit = np.clip(np.ceil(np.add.reduceat(rates, bounds[:-1])).astype(int) + 2, 1,
+                    min(max_bits, budget_bits, int(math.log2(len(fit)))))
+    curves = [np.empty(int(limit[g]) + 1) for g in range(m)]
+    for g in range(m):
+        cols = slice(bounds[g], bounds[g + 1])
+        curves[g][0] = ((test[:, cols] - fit[:, cols].mean(0)) ** 2).sum(1).mean()
+    for b in range(1, int(limit.max()) + 1):
+        groups = np.flatnonzero(limit >= b)
+        cols = np.concatenate([np.arange(bounds[g], bounds[g + 1]) for g in groups])
+        sub_bounds = np.concatenate([[0], np.cumsum(np.diff(bounds)[groups])]).astype(np.int64)
+        sub_fit, sub_test = np.ascontiguousarray(fit[:, cols]), np.ascontiguousarray(test[:, cols])
+        books = train_group_codebooks(sub_fit, sub_bounds, 2 ** b, seed + b)
+        codes = assign_group_codes(sub_test, sub_bounds, books)
+        for j, g in enumerate(groups):
+            a, z = sub_bounds[j], sub_bounds[j + 1]
+            curves[g][b] = ((sub_test[:, a:z] - books[j, codes[:, j], : z - a]) ** 2).sum(1).mean()
+    return np.diff(bounds).tolist(), greedy_allocation(curves, budget_bits).tolist()
+
+
+def _split_bits(total: int, parts: int) -> list[int]:
+    """total bits over `parts` fields as evenly as possible, the first ones one bit more."""
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def _stage_bits(total: int, width: int) -> list[int]:
+    """Bits of full-width residual stages: stages of `width` bits, the remainder (if any)
+    as one more stage."""
+    return [width] * (total // width) + ([total % width] if total % width else [])
+
+
+def candidates(d: int, bytes_per_row: int, metric: str | None, max_bits: int = MAX_GROUP_BITS) -> list[Candidate]:
+    """The configurations `fit_codec` tries for d-dimensional rows (module docstring), with
+    codebooks of at most 2**max_bits codewords; those that cannot fill the budget are left out."""
+    one = 8 * code_bytes(bytes_per_row, 1, metric)  # code bits with one stage
+    many = 8 * code_bytes(bytes_per_row, 2, metric)  # with residual stages
+    byte = min(8, max_bits)
+    out = []
+    if byte <= one <= byte * d:
+        out.append(Candidate("pq", dict(m=one // byte, nbits=byte, levels=0)))
+    for levels in (1, 2):
+        free = one - EntanglementTree(d, levels).n_bits if d >= 2 ** levels else 0
+        groups = min(d, -(-free // byte))
+        if free > 0 and max(_split_bits(free, groups)) <= max_bits:
+            out.append(Candidate(f"qet-L{levels}", dict(m=groups, nbits=[_split_bits(free, groups)], levels=levels)))
+    for width in (1, 2, 4, 8):
+        if width <= d and one >= 1:
+            out.append(Candidate(f"pca-w{width}", dict(transform="pca", levels=0), {"allocate": (width, one, max_bits)}))
+    if d <= one <= max_bits * d:
+        out.append(Candidate("random-w1", dict(m=d, nbits=[_split_bits(one, d)], levels=0, transform="random")))
+    for width in sorted({byte, min(12, max_bits)}):
+        stages = _stage_bits(many, width)
+        if many >= 8 and len(stages) >= 2:
+            out.append(Candidate(f"rq{width}", dict(m=1, nbits=stages, levels=0, stages=len(stages), beam=BEAM)))
+    if many >= 2 * byte:
+        first = many // 2
+        rest = _stage_bits(many - first, byte)
+        out.append(Candidate("pca-w4+rq", dict(transform="pca", levels=0, stages=1 + len(rest), beam=BEAM),
+                             {"allocate": (4, first, max_bits), "residual": rest}))
+    return out
+
+
+def _build(candidate: Candidate, d: int, sample: np.ndarray, seed: int) -> QETQuantizer:
+    """The untrained QETQuantizer of a candidate; PCA allocations are measured on `sample`."""
+    settings = dict(candidate.settings, seed=seed)
+    plan = candidate.result.get("plan")
+    if "allocate" in candidate.result and plan is None:
+        width, bits, max_bits = candidate.result["allocate"]
+        y = Rotation(d, "pca", seed).fit(sample).apply(sample)
+        plan = allocate_groups(y, width, bits, max_bits, seed)
+        candidate.result["plan"] = plan
+    if plan is not None:
+        widths, group_bits = plan
+        rest = candidate.result.get("residual", [])
+        settings.update(m=[widths] + [1] * len(rest), nbits=[group_bits] + rest,
+                        stages=1 + len(rest))
+    return QETQuantizer(d, **settings)
+
+
+def fit_codec(x_train: np.ndarray, bytes_per_row: int, metric: str | None = "l2", *,
+              families: list[str] | None = None, sample_rows: int = SAMPLE_ROWS,
+              held_out_rows: int = HELD_OUT_ROWS, seed: int = 0, progress: bool | None = None) -> QETQuantizer:
+    """The best QETQuantizer for `bytes_per_row` bytes per row, trained on x_train (n, d).
+
+    Candidates (module docstring; `families` keeps only those whose name starts with one of
+    the given prefixes, e.g. ["pq", "rq"]) are trained on up to `sample_rows` rows and scored
+    by relative MSE on up to `held_out_rows` other rows of x_train; the best is trained again
+    on every row. metric: "l2" or "ip" for a codec that goes into an index of that metric
+    (under "l2" a codec with residual stages stores a 4-byte norm per row in the index), None
+    for the codes alone. The returned codec's `report` lists every candidate (name, codec,
+    bytes_per_row read from its codes plus any stored norm, held-out relative MSE, train and
+    encode seconds, or why it was skipped) and `report_winner` the chosen name."""
+    x = as_float_matrix(x_train, "x_train")
+    n, d = x.shape
+    bytes_per_row = check_positive_int(bytes_per_row, "bytes_per_row")
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if n < 10:
+        raise ValueError(f"x_train has {n} rows: fit_codec needs at least 10 (held-out scoring)")
+    order = np.random.default_rng(seed).permutation(n)
+    held = x[np.sort(order[:min(check_positive_int(held_out_rows, "held_out_rows"), n // 5)])]
+    sample = x[np.sort(order[len(held):len(held) + check_positive_int(sample_rows, "sample_rows")])]
+    max_bits = min(MAX_GROUP_BITS, int(math.log2(n / MIN_POINTS_PER_CENTROID))) if n >= 2 * MIN_POINTS_PER_CENTROID else 1
+    pool = [c for c in candidates(d, bytes_per_row, metric, max_bits)
+            if families is None or any(c.name.startswith(f) for f in families)]
+    if not pool:
+        raise ValueError(f"no candidate fits {bytes_per_row} bytes per row for d={d} (metric {metric!r})")
+    for candidate in tqdm(pool, desc=f"fit_codec {bytes_per_row} B", disable=None if progress is None else not progress):
+        candidate.result.update(_score(candidate, d, sample, held, metric, seed))
+    scored = [c for c in pool if "mse" in c.result]
+    if not scored:
+        raise ValueError("every candidate failed: " + "; ".join(f"{c.name}: {c.result['skipped']}" for c in pool))
+    best = min(scored, key=lambda c: c.result["mse"])
+    codec = _build(best, d, sample, seed).train(x)
+    codec.report = [{k: v for k, v in c.result.items() if k not in ("allocate", "plan", "residual")}
+                    for c in pool]
+    codec.report_winner = best.name
+    return codec
+
+
+def _score(candidate: Candidate, d: int, sample: np.ndarray, held: np.ndarray, metric: str | None,
+           seed: int) -> dict[str, Any]:
+    """Train a candidate on `sample`, score it on `held`: the report row."""
+    with warnings.catch_warnings(record=True) as caught:  # the sample is smaller than x_train
+        warnings.simplefilter("always")
+        try:
+            start = time.perf_counter()
+            codec = _build(candidate, d, sample, seed).train(sample)
+            trained = time.perf_counter()
+            codes = codec.encode(held)
+            encoded = time.perf_counter()
+        except ValueError as err:
+            return {"name": candidate.name, "skipped": str(err)}
+    norm = NORM_BYTES if metric == "l2" and codec.per_row_norm else 0
+    return {"name": candidate.name, "codec": repr(codec), "bytes_per_row": codes.shape[1] + norm,
+            "code_bytes": codes.shape[1], "norm_bytes": norm, "mse": relative_mse(held, codec.decode(codes)),
+            "train_s": trained - start, "encode_s": encoded - trained,
+            "warnings": sorted({str(w.message) for w in caught})}

@@ -1,0 +1,91 @@
+"""Lookup units of a QET code: how `QETQuantizer` cuts its stages into the tables the ADC
+scans (`qetvec.codec.LookupUnits`).
+
+For a row with swap bits s and reordered reconstruction y, <q, unpermute_s(y)> =
+<permute_s(q), y>. Position j of permute_s(q) holds q[src_s(j)], and src_s(j) depends only
+on the swap bits of j's path (`EntanglementTree.dependencies`). So each column group is cut
+into units: runs of positions whose relevant swap bits number r, with a table of
+2**r x ksub entries indexed by (pattern of those bits, codeword). Levels = 0 gives ordinary
+PQ tables (r = 0, one unit per group). Units are capped at MAX_TABLE_ENTRIES entries (a
+position that adds no swap bit joins its unit regardless); one position alone above
+HARD_LIMIT (deep trees with many codewords) makes `plan_units` return None and the search
+decodes rows instead (exact, slower: the one policy for tables too large).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from qetvec.codec import LookupUnits
+from qetvec.layout import CodeLayout
+from qetvec.stage import QETStage
+
+MAX_TABLE_ENTRIES = 2 ** 11  # smaller tables stay in L2; measured best on GloVe-50, levels=1
+HARD_LIMIT = 2 ** 22
+
+
+def _runs(bits: list[int]) -> list[tuple[int, int]]:
+    """Sorted bit positions as (start, length) runs of consecutive positions."""
+    runs: list[tuple[int, int]] = []
+    for b in bits:
+        if runs and runs[-1][0] + runs[-1][1] == b:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((b, 1))
+    return runs
+
+
+def _split_group(deps: list[list[int]], a: int, b: int, ksub: int,
+                 max_entries: int) -> list[tuple[list[int], list[int]]]:
+    """Greedy cut of positions a..b-1 into units (positions, relevant bits) under the cap.
+    A position adding no bits to the current unit always joins it: its table does not grow
+    (levels=0 with ksub above the cap: one unit per group, not one per position)."""
+    units: list[tuple[list[int], list[int]]] = []
+    for j in range(a, b):
+        if units:
+            merged = sorted(set(units[-1][1]) | set(deps[j]))
+            if 2 ** len(merged) * ksub <= max_entries or len(merged) == len(units[-1][1]):
+                units[-1] = (units[-1][0] + [j], merged)
+                continue
+        units.append(([j], list(deps[j])))
+    return units
+
+
+def plan_units(stages: list[QETStage], layout: CodeLayout,
+               max_table_entries: int | None = None,
+               hard_limit: int | None = None) -> LookupUnits | None:
+    """Lookup units covering every (stage, group) of trained stages laid out by `layout`, or
+    None if a table would be too large. Caps default to MAX_TABLE_ENTRIES and HARD_LIMIT."""
+    max_table_entries = max_table_entries or MAX_TABLE_ENTRIES
+    hard_limit = hard_limit or HARD_LIMIT
+    cols: dict[str, list] = {k: [] for k in ("code_bit", "code_width", "ksub", "table_off", "sources", "books")}
+    runs: list[tuple[int, int, int]] = []
+    run_ptr, table_size = [0], 0
+    for stage, fields in zip(stages, layout.stages):
+        deps = stage.tree.dependencies()
+        if 2 ** max(map(len, deps)) * int(stage.ksubs.max()) > hard_limit:
+            return None
+        for g, (a, b) in enumerate(zip(stage.bounds[:-1], stage.bounds[1:])):
+            ksub = int(stage.ksubs[g])
+            for positions, bits in _split_group(deps, a, b, ksub, max_table_entries):
+                patterns = np.arange(2 ** len(bits))
+                swaps = np.zeros((len(patterns), stage.tree.n_bits), dtype=bool)
+                for t, bit in enumerate(bits):  # pattern bit t <-> swap bit bits[t]
+                    swaps[:, bit] = (patterns >> t) & 1
+                columns = np.tile(np.arange(stage.d), (len(patterns), 1))
+                shift = 0
+                for start, length in _runs(bits):
+                    runs.append((fields.swap_offset + start, length, shift))
+                    shift += length
+                run_ptr.append(len(runs))
+                book = stage.codebooks_[g, :ksub][:, np.asarray(positions) - a]
+                for key, value in (("code_bit", fields.code_offsets[g]), ("code_width", fields.code_widths[g]),
+                                   ("ksub", ksub), ("table_off", table_size),
+                                   ("sources", stage.tree.permute(columns, swaps)[:, positions].astype(np.int64)),
+                                   ("books", np.ascontiguousarray(book, np.float32))):
+                    cols[key].append(value)
+                table_size += len(patterns) * ksub
+    run_arr = np.asarray(runs, dtype=np.int64).reshape(-1, 3)
+    as_i64 = lambda key: np.asarray(cols[key], dtype=np.int64)  # noqa: E731
+    return LookupUnits(as_i64("code_bit"), as_i64("code_width"), as_i64("ksub"), as_i64("table_off"),
+                       np.asarray(run_ptr, dtype=np.int64), run_arr[:, 0].copy(), run_arr[:, 1].copy(),
+                       run_arr[:, 2].copy(), cols["sources"], cols["books"], table_size)

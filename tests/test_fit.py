@@ -1,0 +1,101 @@
+"""fit_codec: every candidate at the byte budget, the winner the best held-out MSE, usable
+by every index and the LanceDB adapter."""
+import faiss
+import numpy as np
+import pytest
+
+import qetvec
+from qetvec.fit import NORM_BYTES, allocate_groups, candidates, fit_codec
+
+
+@pytest.fixture(scope="module")
+def anisotropic():
+    """Correlated Gaussian rows (16-d, variances 9 ... 0.01 along random axes): PCA and bit
+    allocation should win over plain PQ."""
+    rng = np.random.default_rng(7)
+    axes, _ = np.linalg.qr(rng.standard_normal((16, 16)))
+    return ((rng.standard_normal((6000, 16)) * np.geomspace(3, 0.1, 16)) @ axes.T).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fitted(anisotropic):
+    return fit_codec(anisotropic, 6, "l2", sample_rows=4000, held_out_rows=1000, progress=False,
+                     families=["pq", "qet", "pca-w1", "pca-w2", "random", "rq8"])
+
+
+def test_every_candidate_fills_the_budget_and_the_winner_is_the_best(fitted):
+    scored = [r for r in fitted.report if "mse" in r]
+    assert len(scored) >= 5
+    for row in scored:
+        assert row["code_bytes"] + row["norm_bytes"] == row["bytes_per_row"] <= 6
+        assert row["norm_bytes"] == (NORM_BYTES if row["name"].startswith("rq") else 0)
+    best = min(scored, key=lambda r: r["mse"])
+    assert fitted.report_winner == best["name"] and fitted.is_trained and fitted.code_size <= 6
+
+
+def test_pca_allocation_beats_plain_pq_on_correlated_data(fitted, anisotropic):
+    mse = {r["name"]: r["mse"] for r in fitted.report if "mse" in r}
+    assert fitted.report_winner.startswith("pca")
+    assert mse[fitted.report_winner] < 0.5 * mse["pq"]
+    held = anisotropic[-500:]
+    assert qetvec.evaluation.relative_mse(held, fitted.decode(fitted.encode(held))) < mse["pq"]
+
+
+def test_l2_indexes_charge_residual_stages_for_their_norm():
+    """Under "l2" a codec with residual stages gets 4 bytes less code; under None it gets all."""
+    l2 = {c.name: c for c in candidates(50, 12, "l2")}
+    codes_only = {c.name: c for c in candidates(50, 12, None)}
+    assert sum(l2["rq8"].settings["nbits"]) == 8 * (12 - NORM_BYTES)
+    assert sum(codes_only["rq8"].settings["nbits"]) == 8 * 12
+    assert l2["pq"].settings == codes_only["pq"].settings
+
+
+def test_allocation_spends_the_budget_where_the_variance_is(rng):
+    """Columns of variance 16, 1 and 1/16 (width-1 groups): more bits to the larger ones,
+    roughly 2 bits more per factor 16 (4^2), none beyond the budget."""
+    y = (rng.standard_normal((20000, 3)) * np.array([4.0, 1.0, 0.25])).astype(np.float32)
+    widths, bits = allocate_groups(y, 1, 9)
+    assert widths == [1, 1, 1] and sum(bits) == 9 and bits[0] > bits[1] > bits[2]
+    assert bits[0] - bits[1] in (1, 2, 3) and bits[1] - bits[2] in (1, 2, 3)
+
+
+def test_bad_arguments_are_refused(anisotropic):
+    with pytest.raises(ValueError, match="bytes_per_row"):
+        fit_codec(anisotropic, 0)
+    with pytest.raises(ValueError, match="metric"):
+        fit_codec(anisotropic, 6, "cosine")
+    with pytest.raises(ValueError, match="no candidate"):
+        fit_codec(anisotropic, 6, families=["nothing"])
+
+
+def test_ivf_index_and_lancedb_table_with_a_fitted_codec(fitted, anisotropic, tmp_path):
+    """A fit_codec result goes into an IVF index (trained on residuals) and a LanceDB table
+    unchanged; both search it exactly against its decoded rows."""
+    import lancedb
+
+    import qetvec_lancedb as ql
+
+    base, queries = anisotropic[:3000], anisotropic[-20:]
+    fresh = qetvec.QETQuantizer(16, **_settings(fitted))
+    index = qetvec.IndexIVFQET(faiss.IndexFlatL2(16), 16, 4, codec=fresh)
+    index.train(anisotropic[:4000])
+    index.add(base)
+    index.nprobe = 4
+    decoded = index.reconstruct_n(0, index.ntotal)
+    exact = ((queries[:, None] - decoded[None]) ** 2).sum(-1)
+    D, _ = index.search(queries, 5)
+    np.testing.assert_allclose(D, np.sort(exact, 1)[:, :5], rtol=1e-4, atol=1e-4)
+    db = lancedb.connect(tmp_path / "db")
+    rows = [{"id": i, "vector": v.tolist()} for i, v in enumerate(base)]
+    table = ql.create_table(db, "t", rows, codec=fitted, progress=False)
+    got = table.query(queries, k=5)
+    mine = qetvec.IndexQET(16, codec=fitted)
+    mine.add(base)
+    D, I = mine.search(queries, 5)
+    np.testing.assert_array_equal(np.asarray(got.column("id").to_pylist()).reshape(20, 5), I)
+
+
+def _settings(codec):
+    """Constructor settings reproducing a trained QETQuantizer's configuration."""
+    return dict(m=[np.diff(s.bounds).tolist() for s in codec.stages], nbits=codec.nbits,
+                levels=codec.levels, stages=len(codec.stages), transform=codec.transform, beam=codec.beam)
