@@ -63,19 +63,18 @@ def test_norm_stored_codec_layout(rng):
 class _FakeFit:
     """A stand-in for qetvec.fit_codec's result: FAISS PQ behind encode / decode, and a report."""
 
-    def __init__(self, x: np.ndarray, bytes_per_row: int) -> None:
+    def __init__(self, x: np.ndarray, bytes_per_row: int, metric: str | None) -> None:
+        assert metric is None  # the code alone, as sa_encode counts
         self.pq = faiss.index_factory(x.shape[1], f"PQ{bytes_per_row}x8")
         self.pq.train(x)
         self.report = [{"candidate": f"PQ{bytes_per_row}x8", "mse": np.float64(0.5)}]
+        self.report_winner = "pq"
 
     def encode(self, x):
         return self.pq.sa_encode(x)
 
     def decode(self, codes):
         return self.pq.sa_decode(codes)
-
-    def __repr__(self) -> str:
-        return "FakeFit(PQ)"
 
 
 METHODS = ["pq", "rq", "sqtqmse2", "sqtqmse2-norm", "eden2", "rabitq", "sq4", "sq8", "auto"]
@@ -111,7 +110,7 @@ def test_runner_fits_every_code_to_its_budgets(measured_run):
     assert measured[("rq", 8)]["n_train"] == 500 and measured[("rq", 4)]["n_train"] == 3000
     assert measured[("pq", 8)]["spec"] == "PQ8x8"
     auto = measured[("auto", 8)]
-    assert auto["winner"] == "FakeFit(PQ)" and auto["fit_report"] == [{"candidate": "PQ8x8", "mse": 0.5}]
+    assert auto["winner"] == "pq" and auto["fit_report"] == [{"candidate": "PQ8x8", "mse": 0.5}]
     assert auto["mse"] == pytest.approx(measured[("pq", 8)]["mse"], rel=0.3)
     assert all(r["mse_meaningful"] for r in measured.values())
 

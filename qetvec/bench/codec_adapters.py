@@ -49,15 +49,17 @@ class NormStoredCodec:
 
 
 class FitCodecAdapter:
-    """`qetvec.fit_codec(x_train, bytes_per_row=B)` as a method: `train` runs the budget search
-    on the training rows; encode / decode go through the codec it returns."""
+    """`qetvec.fit_codec(x_train, bytes_per_row=B, metric=None)` as a method: `train` runs the
+    budget search on the training rows; encode / decode go through the codec it returns.
+    metric=None: B bytes of code alone, as FAISS's sa_encode counts them (under "l2" a codec
+    with residual stages would give 4 of them to a norm stored for the index's scan)."""
 
     def __init__(self, fit_codec: Callable[..., Any], bytes_per_row: int) -> None:
         self.fit_codec, self.bytes_per_row = fit_codec, bytes_per_row
         self.codec: Any = None
 
     def train(self, x: np.ndarray) -> None:
-        self.codec = self.fit_codec(x, bytes_per_row=self.bytes_per_row)
+        self.codec = self.fit_codec(x, bytes_per_row=self.bytes_per_row, metric=None)
 
     def sa_encode(self, x: np.ndarray) -> np.ndarray:
         return self.codec.encode(x)
@@ -67,7 +69,8 @@ class FitCodecAdapter:
 
     def details(self) -> dict[str, Any]:
         """The winner and fit_codec's report (every candidate it measured), for the results."""
-        return {"winner": repr(self.codec), "fit_report": _plain(getattr(self.codec, "report", None))}
+        return {"winner": str(getattr(self.codec, "report_winner", repr(self.codec))),
+                "fit_report": _plain(getattr(self.codec, "report", None))}
 
 
 def _plain(value: Any) -> Any:

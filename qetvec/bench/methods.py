@@ -54,7 +54,7 @@ def build_codec(method: str, d: int, code_bytes: int) -> tuple[Any, str]:
         fit_codec = getattr(qetvec, "fit_codec", None)
         if fit_codec is None:
             raise ValueError("auto: this qetvec has no qetvec.fit_codec")
-        return FitCodecAdapter(fit_codec, code_bytes), f"qetvec.fit_codec(x_train, bytes_per_row={code_bytes})"
+        return FitCodecAdapter(fit_codec, code_bytes), f"qetvec.fit_codec(x_train, bytes_per_row={code_bytes}, metric=None)"
     if method in NORM_METHODS:
         bits = method.removeprefix("sqtqmse").removesuffix("-norm")
         spec = f"RR{d},SQtqmse{bits}"
