@@ -38,7 +38,9 @@ from tqdm.auto import tqdm
 from qetvec._validation import as_float_matrix, check_positive_int
 from qetvec.allocation import greedy_allocation, reverse_water_filling
 from qetvec.codebooks import MIN_POINTS_PER_CENTROID, assign_group_codes, train_group_codebooks
+from qetvec.codec import Codec, LookupUnits
 from qetvec.evaluation import relative_mse
+from qetvec.io import register
 from qetvec.quantizer import QETQuantizer
 from qetvec.stage import group_bounds
 from qetvec.transform import Rotation
@@ -219,3 +221,46 @@ def _score(candidate: Candidate, d: int, sample: np.ndarray, held: np.ndarray, m
             "code_bytes": codes.shape[1], "norm_bytes": norm, "mse": relative_mse(held, codec.decode(codes)),
             "train_s": trained - start, "encode_s": encoded - trained,
             "warnings": sorted({str(w.message) for w in caught})}
+
+
+@register("FitCodec")
+class FitCodec(Codec):
+    """A codec chosen at training time: `train(x)` returns `fit_codec(x, bytes_per_row,
+    metric, **options)`'s winner, which an index then keeps (factory token "Auto<B>").
+    Untrained, it only states the budget: code_size = bytes_per_row."""
+
+    def __init__(self, d: int, bytes_per_row: int, metric: str | None = "l2", **options: Any):
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        self.d = check_positive_int(d, "d")
+        self.code_size = self.bytes_per_row = check_positive_int(bytes_per_row, "bytes_per_row")
+        self.metric, self.options = metric, options
+
+    is_trained = property(lambda self: False)
+    per_row_norm = property(lambda self: False)
+
+    def train(self, x: np.ndarray) -> QETQuantizer:
+        return fit_codec(x, self.bytes_per_row, self.metric, **self.options)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        self._check_trained()
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        self._check_trained()
+
+    def lookup_units(self) -> LookupUnits | None:
+        self._check_trained()
+
+    def codebook_bytes(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return f"FitCodec(d={self.d}, bytes_per_row={self.bytes_per_row}, metric={self.metric!r})"
+
+    def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        return {"d": self.d, "bytes_per_row": self.bytes_per_row, "metric": self.metric,
+                "options": self.options}, {}
+
+    @classmethod
+    def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "FitCodec":
+        return cls(meta["d"], meta["bytes_per_row"], meta["metric"], **meta["options"])

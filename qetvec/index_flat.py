@@ -56,9 +56,10 @@ class IndexQET(QETIndexBase):
         """Learn the codebooks from rows x (n, d). Refused once rows are stored; a failing
         train leaves the previous codebooks as they were."""
         self._check_untrained_or_empty()
-        codec = copy.deepcopy(self.codec)
-        codec.train(x)
-        self.codec, self._searcher = codec, None
+        self.codec, self._searcher = copy.deepcopy(self.codec).train(x), None
+        self.code_size = self.codec.code_size + adc.row_term_bytes(self.codec, self.metric_type)
+        if self.lists.code_size != self.code_size:  # a codec chosen at training time
+            self.lists.set_code_size(self.code_size)
 
     def add(self, x: np.ndarray) -> None:
         """Encode and append rows x (n, d) under ids ntotal .. ntotal + n - 1 (FAISS)."""

@@ -102,11 +102,14 @@ class IndexIVFQET(QETIndexBase):
             kmeans = train_kmeans(x, self.nlist, self.seed)
             coarse = _fill(faiss.clone_index(self.quantizer), kmeans)
         centroids = coarse.reconstruct_n(0, self.nlist).astype(np.float32)
-        codec = copy.deepcopy(self.codec)
-        codec.train(x - centroids[coarse.search(x, 1)[1][:, 0]] if self.by_residual else x)
+        codec = copy.deepcopy(self.codec).train(x - centroids[coarse.search(x, 1)[1][:, 0]]
+                                                 if self.by_residual else x)
         if kmeans is not None:  # nothing failed: fill the caller's quantizer, as FAISS does
             _fill(self.quantizer, kmeans)
         self.centroids, self.codec, self._searcher = centroids, codec, None
+        self.code_size = codec.code_size + adc.row_term_bytes(codec, self.metric_type)
+        if self.lists.code_size != self.code_size:  # a codec chosen at training time
+            self.lists.set_code_size(self.code_size)
 
     def add(self, x: np.ndarray) -> None:
         """Encode rows x (n, d) under ids ntotal .. ntotal + n - 1 (FAISS's IndexIVF::add)."""

@@ -183,6 +183,15 @@ class InvertedLists:
             moved = np.arange(s, s + self.size[list_no])
             self.id_map.update(self.ids[moved], moved)
 
+    def set_code_size(self, code_size: int) -> None:
+        """Store codes of another width from now on (only while empty: the index's codec was
+        retrained into one of another code size)."""
+        if self.ntotal:
+            raise RuntimeError(f"cannot change the code size of lists holding {self.ntotal} rows")
+        self.reset()
+        self.code_size = code_size
+        self.codes = np.empty((0, code_size), np.uint8)
+
     def reset(self, track_ids: bool | None = None) -> None:
         """Drop every row and the arena (attached columns stay attached, emptied); with
         `track_ids`, also switch the id map on or off."""
