@@ -35,6 +35,7 @@ IVF_COLUMNS = ["method", "spec", "bytes_per_row", "nprobe", "recall@10", "reache
                "speed_ratio_1thread", "qps_all", "speed_ratio_all"]
 SEARCH_COLUMNS = ["method", "spec", "bytes_per_row", "recall@10", "qps_1thread", "speed_ratio_1thread",
                   "qps_all", "speed_ratio_all"]
+PLOT_EXTRA_COLOURS = ["#000080", "#808000", "#008080", "#800000", "#4b0082", "#ff1493"]  # after tab10's ten
 MATRIX_COLUMNS = ["shape", "bits_per_element", "qet", "no_tree", "pq_float"]
 
 
@@ -120,8 +121,12 @@ def plot_mse_vs_bytes(result: dict[str, Any], path: Path) -> None:
             series.setdefault(_family(row["method"]), []).append((row["bytes_per_row"], row["mse"]))
     bounds = {"Gaussian R(D) bound": [(b["target_bytes"], b["gaussian_rd_bound"]) for b in result["bounds"]],
               "i.i.d. bound 4^-R": [(b["target_bytes"], b["iid_bound"]) for b in result["bounds"]]}
+    left_out = sorted({_family(r["method"]) for r in result["codecs"] if "skipped" not in r and not r["mse_meaningful"]})
+    title = f"{result['dataset']}: relative MSE vs bytes per row (lower is better)"
+    if left_out:
+        title += f"\n{', '.join(left_out)} left out: its decode does not reconstruct (see the table)"
     _plot(series, "bytes per row (read from the codes)", "relative MSE on held-out rows (lower is better)", path,
-          f"{result['dataset']}: relative MSE vs bytes per row (lower is better)", logy=True, references=bounds)
+          title, logy=True, references=bounds)
 
 
 def _plot(series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str, path: Path, title: str,
@@ -131,10 +136,10 @@ def _plot(series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str
     marker, and `references` as black dashed / dotted lines."""
     plt = require("matplotlib.pyplot", "bench")
     fig, ax = plt.subplots(figsize=(8.0, 5.0))
-    colours = plt.get_cmap("tab20").colors
+    colours = [*plt.get_cmap("tab10").colors, *PLOT_EXTRA_COLOURS]
     for i, (label, points) in enumerate(p for p in series.items() if p[1]):
         ax.plot(*zip(*sorted(points)), marker="os^vD<>ph*XP"[i % 12], color=colours[i % len(colours)],
-                label=label, linewidth=1.2, markersize=5, alpha=0.9)
+                linestyle="-" if i < len(colours) else "--", label=label, linewidth=1.2, markersize=6, alpha=0.85)
     for (label, points), style in zip((references or {}).items(), ("--", ":", "-.")):
         ax.plot(*zip(*sorted(points)), linestyle=style, color="black", linewidth=1.2, label=label)
     ax.set_xlabel(xlabel)
@@ -170,7 +175,7 @@ def write_reports(result: dict[str, Any], out_dir: Path) -> list[Path]:
     write_bytes_atomic(paths[0], json.dumps(result, indent=1).encode())
     parts = [f"# qetvec bench: {result['dataset']}", "", f"Command: `{result['command']}`", "",
              result["setup"], "", f"Machine: {result['machine']}; measured in {result['seconds']:.0f} s.", ""]
-    if result.get("codecs") or result.get("ivf"):
+    if result.get("ivf"):
         parts += ["## What you get for your bytes (speed ratio > 1: faster than FAISS PQ, same run)", "",
                   markdown_table(summary_rows(result), SUMMARY_COLUMNS), ""]
     if "matrix" in result:
