@@ -25,6 +25,7 @@ from typing import Any
 
 import faiss
 
+from qetvec._validation import check_positive_int
 from qetvec.fit import FitCodec
 from qetvec.index_flat import IndexQET
 from qetvec.index_ivf import IndexIVFQET
@@ -38,6 +39,9 @@ _IVF = re.compile(r"IVF(\d+)(?:_(.+))?")
 
 def index_factory(d: int, description: str, metric: str | int = "l2") -> Any:
     """A qetvec index for a description string (grammar in the module docstring)."""
+    d = check_positive_int(d, "d")
+    if not isinstance(description, str):
+        raise TypeError(f"description must be a string such as 'IVF1024,QET10x8_L0', got {description!r}")
     metric = metric_type(metric)
     parts = [p.strip() for p in description.split(",")]
     refine = parts[-1] in ("RFlat", "Refine(Flat)")

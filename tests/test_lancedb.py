@@ -171,13 +171,13 @@ def test_without_vectors_multistage_dot_and_ivf(tmp_path, vectors, glove):
 def test_convert_existing_table(tmp_path, vectors, quantizer):
     x, queries = vectors
     db = lancedb.connect(tmp_path / "db")
-    db.create_table("plain", pa.table({"id": np.arange(500), "vector": pa.FixedSizeListArray.from_arrays(
-        pa.array(x[:500].ravel()), 50)}))
+    db.create_table("plain", pa.table({"id": np.arange(700), "vector": pa.FixedSizeListArray.from_arrays(
+        pa.array(x[:700].ravel()), 50)}))  # >= 39 rows per codeword
     with pytest.raises(ql.NotTrainedError, match="no QET codes"):
         ql.open_table(db, "plain")
     tbl = ql.convert_table(db, "plain", m=5, nbits=4, levels=0)
-    assert tbl.count_rows() == 500 and tbl.bytes_per_row == 3
-    assert tbl.query(queries[0], k=3, refine=500)["id"].to_pylist() == np.argsort(((x[:500] - queries[0]) ** 2).sum(1))[:3].tolist()
+    assert tbl.count_rows() == 700 and tbl.bytes_per_row == 3
+    assert tbl.query(queries[0], k=3, refine=700)["id"].to_pylist() == np.argsort(((x[:700] - queries[0]) ** 2).sum(1))[:3].tolist()
     with pytest.raises(ValueError, match="already has QET codes"):
         ql.convert_table(db, "plain", m=5)
 
@@ -215,6 +215,30 @@ def test_errors_name_the_problem_and_lose_nothing(tmp_path, vectors, quantizer):
     assert db.open_table("t").count_rows() == 300  # the rows are untouched
     qfile.write_bytes(good)
     assert ql.open_table(db, "t").query(queries[0], k=3).num_rows == 3
+
+
+def test_codec_files_the_writer_would_not_write_are_refused(quantizer):
+    """A table codec file is read with the checks of every other qetvec file: its quantizer's
+    codebooks, its IVF centroids and its flags as the writer writes them, nothing else."""
+    from qetvec.io import CorruptIndexError, deserialize, pack, serialize
+    centroids = np.random.default_rng(0).standard_normal((4, 50)).astype(np.float32)
+    codec = ql.TableCodec(quantizer, "l2", centroids, by_residual=True)
+    assert serialize(deserialize(serialize(codec))) == serialize(codec)
+    meta, arrays = codec._state()
+    nan_books = arrays["codec.stage0.codebooks"].copy()
+    nan_books[3] = np.nan
+    nan_centroids = centroids.copy()
+    nan_centroids[1, 2] = np.inf
+    for changed_meta, changed_arrays, field in [
+        ({"by_residual": "yes"}, {}, "by_residual"),
+        ({"by_residual": 1}, {}, "by_residual"),
+        ({"metric": "cos"}, {}, "metric"),
+        ({}, {"codec.stage0.codebooks": nan_books}, "stage0.codebooks"),
+        ({}, {"ivf_centroids": centroids.astype(np.float64)}, "ivf_centroids"),
+        ({}, {"ivf_centroids": nan_centroids}, "ivf_centroids"),
+    ]:
+        with pytest.raises(CorruptIndexError, match=field):
+            deserialize(pack("LanceTableCodec", {**meta, **changed_meta}, {**arrays, **changed_arrays}))
 
 
 WRITER = """
