@@ -86,9 +86,11 @@ def _parser() -> argparse.ArgumentParser:
                             f"{_preset('metrics')}")
     bench.add_argument("--n-train", type=int, help=f"rows to train codebooks on {_preset('n_train')}")
     bench.add_argument("--train-rows", nargs="+", type=_train_rows, default=[], metavar="METHOD[@BYTES]=N",
-                       help="mse: train this method (at these bytes) on only the first N training rows")
+                       help="mse: train this method (at these bytes) on only the first N training rows "
+                            "(default: every training row)")
     bench.add_argument("--skip", nargs="+", type=_assignment, default=[], metavar="METHOD[@BYTES]=REASON",
-                       help="mse: do not run this method (at these bytes); the reason goes into the table")
+                       help="mse: do not run this method (at these bytes); the reason goes into the table "
+                            "(default: run every method)")
     bench.add_argument("--n-eval", type=int, help=f"held-out rows for MSE {_preset('n_eval')}")
     bench.add_argument("--n-base", type=int, help=f"database rows for search, -1: all the rest {_preset('n_base')}")
     bench.add_argument("--n-queries", type=int, help=f"held-out queries for recall {_preset('n_queries')}")
