@@ -9,18 +9,21 @@ import numpy as np
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32, 1.2e-38
+INT64_MAX = int(np.iinfo(np.int64).max)
+SEED_MAX = 2 ** 31 - 1  # FAISS's k-means takes a C int
 SMALL_INPUT = 4096  # entries checked by one dot product (single-threaded in BLAS at this size)
 
 
 def as_float_matrix(x: object, name: str = "x", d: int | None = None,
-                    allow_empty: bool = False) -> np.ndarray:
+                    allow_empty: bool = False, check_norms: bool = True) -> np.ndarray:
     """Return `x` as a C-contiguous float32 array of shape (n, d).
 
     Accepts any real floating or integer array-like (converted, as FAISS users expect from
     the Python API); refuses complex, object, bool and string data, the wrong number of
     dimensions or columns, NaN/inf, rows whose squared norm overflows float32 (k-means and
-    distances square them: FAISS aborts the process on such input) and (unless
-    `allow_empty`) zero rows.
+    distances square them: FAISS aborts the process on such input; `check_norms=False` for
+    callers that rescale the rows first) and (unless `allow_empty`) zero rows.
     """
     arr = np.asarray(x)
     if arr.dtype.kind not in "fiu":
@@ -42,13 +45,28 @@ def as_float_matrix(x: object, name: str = "x", d: int | None = None,
     if not np.isfinite(largest):
         bad = int(np.argmax(~np.isfinite(arr).all(axis=1)))
         raise ValueError(f"{name} contains NaN or inf (first in row {bad})")
-    if largest * largest * arr.shape[1] >= FLOAT32_MAX:  # cheap bound first, exact check if needed
+    if check_norms and largest * largest * arr.shape[1] >= FLOAT32_MAX:  # cheap bound first, exact check if needed
         norms = (arr.astype(np.float64) ** 2).sum(axis=1)
         if norms.max() >= FLOAT32_MAX:
             bad = int(np.argmax(norms >= FLOAT32_MAX))
             raise ValueError(f"{name} row {bad} has a squared norm of {norms[bad]:.3g}, beyond float32 "
                              f"({FLOAT32_MAX:.3g}): rescale the data")
     return arr
+
+
+def check_training_scale(x: np.ndarray, name: str = "x") -> None:
+    """Refuse training rows x (n, d) float32 so small that every squared norm (at most
+    d * max|x|^2), and so every squared distance k-means and ADC compute in float32, falls
+    below float32's smallest normal number (1.2e-38): there they lose their precision (codes
+    degrade silently from about 1e-21 on, near random at 1e-23). All-zero data passes."""
+    if not x.size:
+        return
+    largest = max(float(x.max()), -float(x.min()))  # no temporary copy of x
+    bound = largest * largest * x.shape[1]
+    if 0 < bound < FLOAT32_TINY:
+        raise ValueError(f"{name}: squared row norms are at most {bound:.3g}, below float32's "
+                         f"smallest normal number ({FLOAT32_TINY:.3g}), so squared distances "
+                         "underflow: rescale the data (e.g. multiply it by a power of two)")
 
 
 def as_codes(codes: object, code_size: int, name: str = "codes") -> np.ndarray:
@@ -70,7 +88,7 @@ def as_ids(ids: object, n: int, name: str = "ids") -> np.ndarray:
         raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
-    if arr.dtype.kind == "u" and n and arr.max() > np.iinfo(np.int64).max:
+    if arr.dtype.kind == "u" and n and arr.max() > INT64_MAX:
         raise ValueError(f"{name} must be < 2**63, got {arr.max()}")
     arr = np.ascontiguousarray(arr, dtype=np.int64)
     if n and arr.min() < 0:
@@ -93,24 +111,45 @@ def as_id_array(ids: object, name: str = "ids") -> np.ndarray:
         raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:
+    if arr.dtype.kind == "u" and arr.max() > INT64_MAX:
         raise ValueError(f"{name} must be < 2**63, got {arr.max()}")
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
+def offset_ids(ids: np.ndarray, add_id: object) -> np.ndarray:
+    """ids (n,) int64 + add_id (`merge_from`'s shift), refusing sums past 2**63 - 1 (they
+    would wrap negative)."""
+    add_id = check_id(add_id, "add_id")
+    if len(ids) and int(ids.max()) > INT64_MAX - add_id:
+        raise ValueError(f"add_id={add_id} would shift id {int(ids.max())} past 2**63 - 1")
+    return ids + add_id
+
+
 def check_id(key: object, name: str = "key") -> int:
     """One id as int: an integer (Python or numpy, not bool) in [0, 2**63 - 1]."""
-    return check_positive_int(key, name, low=0, high=np.iinfo(np.int64).max)
+    return check_positive_int(key, name, low=0, high=INT64_MAX)
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """A random seed as int in [0, 2**31 - 1] (numpy's generators and FAISS's k-means)."""
+    return check_positive_int(seed, name, low=0, high=SEED_MAX)
+
+
+def check_bool(value: object, name: str) -> bool:
+    """`value` as bool: True / False (Python or numpy), nothing else (not 0, 1 or "no")."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_positive_int(value: object, name: str, low: int = 1, high: int | None = None) -> int:
     """Return `value` as int, or raise if it is not an integer in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     value = int(value)
     if value < low or (high is not None and value > high):
-        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be in {bound}, got {value}")
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
     return value
 
 

@@ -80,7 +80,9 @@ class Codec(ABC):
 
     @abstractmethod
     def train(self, x: np.ndarray) -> "Codec":
-        """Learn from rows x (n, d); returns self. A failure leaves the codec as it was."""
+        """Learn from rows x (n, d) and return the trained codec: self, or, for a codec chosen
+        at training time (`qetvec.fit.FitCodec`), the one chosen. A failure leaves the codec
+        as it was. Its code_size and per_row_norm hold once trained."""
 
     @abstractmethod
     def encode(self, x: np.ndarray) -> np.ndarray:

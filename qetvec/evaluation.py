@@ -15,8 +15,11 @@ import numpy as np
 
 
 def relative_mse(x: np.ndarray, x_hat: np.ndarray) -> float:
-    """mean_i ||x_i - x_hat_i||^2 / mean_i ||x_i - mean(X)||^2 for x, x_hat (n, d)."""
-    x64 = x.astype(np.float64)
+    """mean_i ||x_i - x_hat_i||^2 / mean_i ||x_i - mean(X)||^2 for x, x_hat (n, d) (of one
+    shape: a broadcast x_hat would give a number without meaning)."""
+    if np.ndim(x) != 2 or np.shape(x) != np.shape(x_hat):
+        raise ValueError(f"x and x_hat must be (n, d) arrays of one shape, got {np.shape(x)} and {np.shape(x_hat)}")
+    x64 = np.asarray(x, np.float64)
     err = ((x64 - x_hat) ** 2).sum(1).mean()
     return float(err / ((x64 - x64.mean(0)) ** 2).sum(1).mean())
 

@@ -7,9 +7,10 @@ its code, so its code gets 4 bytes less; `metric=None` counts the code alone, as
 
     pq            plain product quantization, 8-bit group codes (FAISS's PQ)
     qet-L<l>      the paper's QET: swap tree of depth l in one stage, then PQ
-    pca-w<w>      PCA rotation, groups of w principal components, bits per group by greedy
-                  reverse water-filling on measured distortion (`qetvec.allocation`); w = 1 is
-                  a transform coder whose k-means scalars are Lloyd-Max quantizers
+    pca-w<w>      PCA rotation, groups of w principal components (w = 1, 2, 4, 8, and 16 for
+                  d >= 128; only widths whose groups can spend the budget), bits per group
+                  by greedy reverse water-filling on measured distortion (`qetvec.allocation`);
+                  w = 1 is a transform coder whose k-means scalars are Lloyd-Max quantizers
     random-w1     seeded random rotation, one scalar per column, equal bits (TurboQuant's
                   MSE quantizer)
     rq<b>         residual stages of one full-width group with b-bit codebooks, beam search
@@ -35,10 +36,12 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from qetvec._validation import as_float_matrix, check_positive_int
+from qetvec._validation import as_float_matrix, check_positive_int, check_seed
 from qetvec.allocation import greedy_allocation, reverse_water_filling
 from qetvec.codebooks import MIN_POINTS_PER_CENTROID, assign_group_codes, train_group_codebooks
+from qetvec.codec import Codec, LookupUnits
 from qetvec.evaluation import relative_mse
+from qetvec.io import register
 from qetvec.quantizer import QETQuantizer
 from qetvec.stage import group_bounds
 from qetvec.transform import Rotation
@@ -112,9 +115,11 @@ def _stage_bits(total: int, width: int) -> list[int]:
     return [width] * (total // width) + ([total % width] if total % width else [])
 
 
-def candidates(d: int, bytes_per_row: int, metric: str | None, max_bits: int = MAX_GROUP_BITS) -> list[Candidate]:
+def candidates(d: int, bytes_per_row: int, metric: str | None, max_bits: int = MAX_GROUP_BITS,
+               beam: int = BEAM) -> list[Candidate]:
     """The configurations `fit_codec` tries for d-dimensional rows (module docstring), with
-    codebooks of at most 2**max_bits codewords; those that cannot fill the budget are left out."""
+    codebooks of at most 2**max_bits codewords and residual stages searched with `beam`;
+    those that cannot fill the budget are left out."""
     one = 8 * code_bytes(bytes_per_row, 1, metric)  # code bits with one stage
     many = 8 * code_bytes(bytes_per_row, 2, metric)  # with residual stages
     byte = min(8, max_bits)
@@ -126,19 +131,19 @@ def candidates(d: int, bytes_per_row: int, metric: str | None, max_bits: int = M
         groups = min(d, -(-free // byte))
         if free > 0 and max(_split_bits(free, groups)) <= max_bits:
             out.append(Candidate(f"qet-L{levels}", dict(m=groups, nbits=[_split_bits(free, groups)], levels=levels)))
-    for width in (1, 2, 4, 8):
-        if width <= d and one >= 1:
+    for width in (1, 2, 4, 8, 16):
+        if width <= d and one >= 1 and -(-d // width) * max_bits >= one and (width < 16 or d >= 128):
             out.append(Candidate(f"pca-w{width}", dict(transform="pca", levels=0), {"allocate": (width, one, max_bits)}))
     if d <= one <= max_bits * d:
         out.append(Candidate("random-w1", dict(m=d, nbits=[_split_bits(one, d)], levels=0, transform="random")))
     for width in sorted({byte, min(12, max_bits)}):
         stages = _stage_bits(many, width)
         if many >= 8 and len(stages) >= 2:
-            out.append(Candidate(f"rq{width}", dict(m=1, nbits=stages, levels=0, stages=len(stages), beam=BEAM)))
+            out.append(Candidate(f"rq{width}", dict(m=1, nbits=stages, levels=0, stages=len(stages), beam=beam)))
     if many >= 2 * byte:
         first = many // 2
         rest = _stage_bits(many - first, byte)
-        out.append(Candidate("pca-w4+rq", dict(transform="pca", levels=0, stages=1 + len(rest), beam=BEAM),
+        out.append(Candidate("pca-w4+rq", dict(transform="pca", levels=0, stages=1 + len(rest), beam=beam),
                              {"allocate": (4, first, max_bits), "residual": rest}))
     return out
 
@@ -162,20 +167,24 @@ def _build(candidate: Candidate, d: int, sample: np.ndarray, seed: int) -> QETQu
 
 def fit_codec(x_train: np.ndarray, bytes_per_row: int, metric: str | None = "l2", *,
               families: list[str] | None = None, sample_rows: int = SAMPLE_ROWS,
-              held_out_rows: int = HELD_OUT_ROWS, seed: int = 0, progress: bool | None = None) -> QETQuantizer:
+              held_out_rows: int = HELD_OUT_ROWS, beam: int = BEAM, seed: int = 0,
+              progress: bool | None = None) -> QETQuantizer:
     """The best QETQuantizer for `bytes_per_row` bytes per row, trained on x_train (n, d).
 
     Candidates (module docstring; `families` keeps only those whose name starts with one of
     the given prefixes, e.g. ["pq", "rq"]) are trained on up to `sample_rows` rows and scored
     by relative MSE on up to `held_out_rows` other rows of x_train; the best is trained again
-    on every row. metric: "l2" or "ip" for a codec that goes into an index of that metric
-    (under "l2" a codec with residual stages stores a 4-byte norm per row in the index), None
-    for the codes alone. The returned codec's `report` lists every candidate (name, codec,
+    on every row. Residual stages are encoded by a beam search of width `beam` (wider: better
+    codes, slower encoding). metric: "l2" or "ip" for a codec that goes into an index of that
+    metric (under "l2" a codec with residual stages stores a 4-byte norm per row in the
+    index), None for the codes alone. The returned codec's `report` lists every candidate (name, codec,
     bytes_per_row read from its codes plus any stored norm, held-out relative MSE, train and
     encode seconds, or why it was skipped) and `report_winner` the chosen name."""
     x = as_float_matrix(x_train, "x_train")
     n, d = x.shape
-    bytes_per_row = check_positive_int(bytes_per_row, "bytes_per_row")
+    bytes_per_row, seed = check_positive_int(bytes_per_row, "bytes_per_row"), check_seed(seed)
+    if families is not None and (isinstance(families, str) or not all(isinstance(f, str) for f in families)):
+        raise TypeError(f"families must be a list of name prefixes such as ['pq', 'rq'], got {families!r}")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     if n < 10:
@@ -184,7 +193,7 @@ def fit_codec(x_train: np.ndarray, bytes_per_row: int, metric: str | None = "l2"
     held = x[np.sort(order[:min(check_positive_int(held_out_rows, "held_out_rows"), n // 5)])]
     sample = x[np.sort(order[len(held):len(held) + check_positive_int(sample_rows, "sample_rows")])]
     max_bits = min(MAX_GROUP_BITS, int(math.log2(n / MIN_POINTS_PER_CENTROID))) if n >= 2 * MIN_POINTS_PER_CENTROID else 1
-    pool = [c for c in candidates(d, bytes_per_row, metric, max_bits)
+    pool = [c for c in candidates(d, bytes_per_row, metric, max_bits, check_positive_int(beam, "beam"))
             if families is None or any(c.name.startswith(f) for f in families)]
     if not pool:
         raise ValueError(f"no candidate fits {bytes_per_row} bytes per row for d={d} (metric {metric!r})")
@@ -216,6 +225,50 @@ def _score(candidate: Candidate, d: int, sample: np.ndarray, held: np.ndarray, m
             return {"name": candidate.name, "skipped": str(err)}
     norm = NORM_BYTES if metric == "l2" and codec.per_row_norm else 0
     return {"name": candidate.name, "codec": repr(codec), "bytes_per_row": codes.shape[1] + norm,
-            "code_bytes": codes.shape[1], "norm_bytes": norm, "mse": relative_mse(held, codec.decode(codes)),
+            "code_bytes": codes.shape[1], "norm_bytes": norm, "shared_bytes": codec.codebook_bytes(),
+            "mse": relative_mse(held, codec.decode(codes)),
             "train_s": trained - start, "encode_s": encoded - trained,
             "warnings": sorted({str(w.message) for w in caught})}
+
+
+@register("FitCodec")
+class FitCodec(Codec):
+    """A codec chosen at training time: `train(x)` returns `fit_codec(x, bytes_per_row,
+    metric, **options)`'s winner, which an index then keeps (factory token "Auto<B>").
+    Untrained, it only states the budget: code_size = bytes_per_row."""
+
+    def __init__(self, d: int, bytes_per_row: int, metric: str | None = "l2", **options: Any):
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        self.d = check_positive_int(d, "d")
+        self.code_size = self.bytes_per_row = check_positive_int(bytes_per_row, "bytes_per_row")
+        self.metric, self.options = metric, options
+
+    is_trained = property(lambda self: False)
+    per_row_norm = property(lambda self: False)
+
+    def train(self, x: np.ndarray) -> QETQuantizer:
+        return fit_codec(x, self.bytes_per_row, self.metric, **self.options)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        self._check_trained()
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        self._check_trained()
+
+    def lookup_units(self) -> LookupUnits | None:
+        self._check_trained()
+
+    def codebook_bytes(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return f"FitCodec(d={self.d}, bytes_per_row={self.bytes_per_row}, metric={self.metric!r})"
+
+    def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        return {"d": self.d, "bytes_per_row": self.bytes_per_row, "metric": self.metric,
+                "options": self.options}, {}
+
+    @classmethod
+    def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "FitCodec":
+        return cls(meta["d"], meta["bytes_per_row"], meta["metric"], **meta["options"])

@@ -1,7 +1,11 @@
 """What the flat and IVF indexes share: storage (`qetvec.storage.InvertedLists` in
 `self.lists`), id bookkeeping with FAISS's semantics, reconstruction and the FAISS
 conventions of search results. Subclasses set `codec` (a `qetvec.codec.Codec`), `lists`, `code_size`,
-`d`, `metric_type`, and implement `add_with_ids`, `remove_ids`, `_rows`, `_decode_rows`."""
+`d`, `metric_type`, and implement `add_with_ids`, `remove_ids`, `_rows`, `_decode_rows`.
+
+An index can keep each row's float vector beside its code (`keeps_vectors`, switched on
+by `IndexRefineFlat`): a column of `lists` that every path adding rows fills (add,
+add_with_ids, merge_from), so no row is ever without its vector, however it was added."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,7 +14,7 @@ import faiss
 import numpy as np
 
 from qetvec import _idmap_kernels
-from qetvec._validation import as_id_array, check_id
+from qetvec._validation import INT64_MAX, as_id_array, check_id
 from qetvec.storage import InvertedLists
 
 
@@ -40,6 +44,15 @@ def selected_ids(sel: Any, lists: InvertedLists) -> np.ndarray:
     return np.setdiff1d(stored, faiss.vector_to_array(probe.id_map), assume_unique=True)
 
 
+def id_range(i0: object, ni: object, ntotal: int) -> np.ndarray:
+    """Ids i0 .. i0 + ni - 1 (ni,) int64 for `reconstruct_n`; KeyError, as for any absent
+    id, if they cannot all be stored (more than ntotal of them, or past 2**63 - 1)."""
+    i0, ni = check_id(i0, "i0"), check_id(ni, "ni")
+    if ni > ntotal or i0 > INT64_MAX - ni + 1:
+        raise KeyError(f"ids {i0} .. {i0} + {ni} - 1 cannot all be in an index of {ntotal} rows")
+    return np.arange(i0, i0 + ni, dtype=np.int64)
+
+
 class QETIndexBase:
     """FAISS index surface common to `IndexQET` and `IndexIVFQET`."""
 
@@ -52,6 +65,28 @@ class QETIndexBase:
     @property
     def ntotal(self) -> int:
         return self.lists.ntotal
+
+    @property
+    def keeps_vectors(self) -> bool:
+        """Whether each row's float vector (d,) float32 is stored beside its code."""
+        return "vectors" in self.lists.extra_columns
+
+    def _keep_vectors(self, stored: np.ndarray | None = None) -> None:
+        """Store every row's float vector from now on (`lists.vectors`, arena order, moved
+        with the codes); `stored` (ntotal, d) float32 are those of the rows already stored,
+        in `lists.live_rows()` order (what a file holds). Nothing to do if kept already."""
+        if self.keeps_vectors:
+            return
+        stored = np.zeros((0, self.d), np.float32) if stored is None else stored
+        if stored.shape != (self.ntotal, self.d):
+            raise ValueError(f"cannot keep float vectors of the {self.ntotal} rows already stored "
+                             f"from vectors of shape {stored.shape}: start from an empty index")
+        self.lists.attach("vectors", (self.d,), np.float32)
+        self.lists.vectors[self.lists.live_rows()] = stored
+
+    def _vector_columns(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns `lists.add` needs for new rows x (n, d) float32."""
+        return {"vectors": x} if self.keeps_vectors else {}
 
     def sa_code_size(self) -> int:
         """Bytes stored per row (FAISS's name), every stored per-row term included."""
@@ -76,8 +111,7 @@ class QETIndexBase:
     def reconstruct_n(self, i0: int, ni: int) -> np.ndarray:
         """Decoded rows (ni, d) float32 of ids i0 .. i0 + ni - 1 (as FAISS's
         `Index::reconstruct_n`; for flat indexes in sequential mode, positions)."""
-        i0, ni = check_id(i0, "i0"), check_id(ni, "ni")
-        return self.reconstruct_batch(np.arange(i0, i0 + ni, dtype=np.int64))
+        return self.reconstruct_batch(id_range(i0, ni, self.ntotal))
 
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         """Arena rows (n,) int64 of ids (n,), -1 where absent."""
@@ -111,3 +145,10 @@ class QETIndexBase:
                 or not all(np.array_equal(mine[k], theirs[k]) for k in mine):
             raise ValueError("cannot merge: the indexes hold different codecs (codes are only "
                              "comparable under one trained codec; train once, clone, then add)")
+        if self.keeps_vectors and not other.keeps_vectors:
+            raise ValueError("cannot merge: this index keeps float vectors (IndexRefineFlat re-ranks "
+                             "with them) and the other keeps no float vectors for its rows")
+
+    def _merged_columns(self, other: Any, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns `lists.add` needs for `other`'s arena rows (n,) merged here."""
+        return {"vectors": other.lists.vectors[rows]} if self.keeps_vectors else {}

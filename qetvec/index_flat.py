@@ -10,7 +10,7 @@ import numpy as np
 
 from qetvec import adc
 from qetvec.adc import ADCSearcher
-from qetvec._validation import as_float_matrix, as_ids, check_id, check_positive_int
+from qetvec._validation import as_float_matrix, check_id, check_positive_int, offset_ids
 from qetvec.codec import Codec, codec_state, make_codec, stored_codec
 from qetvec.index_base import QETIndexBase, selected_ids, to_faiss_results
 from qetvec.io import register
@@ -56,9 +56,10 @@ class IndexQET(QETIndexBase):
         """Learn the codebooks from rows x (n, d). Refused once rows are stored; a failing
         train leaves the previous codebooks as they were."""
         self._check_untrained_or_empty()
-        codec = copy.deepcopy(self.codec)
-        codec.train(x)
-        self.codec, self._searcher = codec, None
+        self.codec, self._searcher = copy.deepcopy(self.codec).train(x), None
+        self.code_size = self.codec.code_size + adc.row_term_bytes(self.codec, self.metric_type)
+        if self.lists.code_size != self.code_size:  # a codec chosen at training time
+            self.lists.set_code_size(self.code_size)
 
     def add(self, x: np.ndarray) -> None:
         """Encode and append rows x (n, d) under ids ntotal .. ntotal + n - 1 (FAISS)."""
@@ -72,7 +73,7 @@ class IndexQET(QETIndexBase):
         """Encode and append rows x (n, d) under the user ids (n,) (IndexIDMap2 semantics:
         only on an empty index or one filled by add_with_ids; ids distinct, >= 0, new)."""
         x = as_float_matrix(x, "x", self.d, allow_empty=True)
-        ids = as_ids(ids, len(x))
+        ids = self.lists.check_new_ids(ids, len(x))  # before encoding; `lists.add` checks again
         if self.ntotal and not self.user_ids:
             raise RuntimeError("this IndexQET holds sequential ids (filled by add, IndexFlat "
                                "semantics: ids are positions): add_with_ids needs an empty index")
@@ -104,27 +105,26 @@ class IndexQET(QETIndexBase):
             raise ValueError("cannot merge an index with user ids and one with sequential ids")
         rows = other.lists.live_rows()
         if user_ids:
-            ids = other.lists.ids[rows] + add_id
+            ids = offset_ids(other.lists.ids[rows], add_id)
         elif add_id:
             raise ValueError("add_id must be 0 for sequential-id indexes (as in FAISS)")
         else:
             ids = np.arange(self.ntotal, self.ntotal + len(rows), dtype=np.int64)
-        self._store(other.lists.codes[rows], ids, user_ids)
+        self._store(other.lists.codes[rows], ids, user_ids, self._merged_columns(other, rows))
         other.reset()
 
     def _append(self, x: np.ndarray, ids: np.ndarray, user_ids: bool) -> None:
         self._check_trained()
-        self._store(self.searcher.encode(x), ids, user_ids)
+        self._store(self.searcher.encode(x), ids, user_ids, self._vector_columns(x))
 
-    def _store(self, codes: np.ndarray, ids: np.ndarray, user_ids: bool) -> None:
-        """Append encoded rows; switches id mode only while empty (then lists are rebuilt)."""
+    def _store(self, codes: np.ndarray, ids: np.ndarray, user_ids: bool,
+               columns: dict[str, np.ndarray]) -> None:
+        """Append encoded rows (and their `columns`, see `lists.add`, which checks the ids);
+        switches id mode only while empty (then lists are rebuilt)."""
         if self.ntotal == 0 and user_ids != self.user_ids:
             self.user_ids = user_ids
             self.lists.reset(track_ids=user_ids)
-        stored = self.lists.find(ids) >= 0 if user_ids else np.zeros(len(ids), bool)
-        if stored.any():
-            raise ValueError(f"ids: id {ids[np.argmax(stored)]} is already stored (ids must be unique)")
-        self.lists.add(np.zeros(len(ids), np.int64), codes, ids)
+        self.lists.add(np.zeros(len(ids), np.int64), codes, ids, columns)
 
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         if self.user_ids:
@@ -132,15 +132,19 @@ class IndexQET(QETIndexBase):
         inside = (ids >= 0) & (ids < self.ntotal)
         return np.where(inside, ids + self.lists.start[0], -1)
 
-    def search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, x: np.ndarray, k: int, *, params: None = None) -> tuple[np.ndarray, np.ndarray]:
         """(D float32 (nq, k), I int64 (nq, k)) of the k nearest stored rows per query;
-        padded with -1 ids (and +inf L2 / -inf IP distances) when k > ntotal."""
+        padded with -1 ids (and +inf L2 / -inf IP distances) when k > ntotal. `params`
+        must be None: as FAISS's IndexPQ, a flat scan takes no search parameters."""
         x = as_float_matrix(x, "x", self.d, allow_empty=True)
-        return to_faiss_results(*self._search_rows(x, k), self.lists.ids, self.metric_type)
+        return to_faiss_results(*self._search_rows(x, k, params=params), self.lists.ids, self.metric_type)
 
-    def _search_rows(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search_rows(self, x: np.ndarray, k: int, *, params: None = None) -> tuple[np.ndarray, np.ndarray]:
         """`search` of validated queries x (nq, d) in arena rows: (minimized scores,
         rows) (nq, k), -1 padded (what `IndexRefineFlat` re-ranks)."""
+        if params is not None:
+            raise TypeError(f"IndexQET.search takes no search parameters, got {type(params).__name__} "
+                            "(FAISS's IndexPQ refuses them too)")
         k = check_positive_int(k, "k")
         self._check_trained()
         return self._scan(x, k)

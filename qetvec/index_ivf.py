@@ -22,13 +22,33 @@ import numpy as np
 
 from qetvec import adc
 from qetvec.adc import ADCSearcher
-from qetvec._validation import as_float_matrix, as_ids, check_id, check_positive_int
+from qetvec._validation import (as_float_matrix, check_bool, check_positive_int, check_seed,
+                                check_training_scale, offset_ids)
 from qetvec.codebooks import train_kmeans
 from qetvec.codec import Codec, codec_state, make_codec, stored_codec
 from qetvec.index_base import QETIndexBase, selected_ids, to_faiss_results
 from qetvec.io import register
 from qetvec.metric import metric_type
 from qetvec.storage import InvertedLists
+
+
+def ivf_search_params(params: Any) -> tuple[int | None, Any]:
+    """(nprobe or None, the coarse quantizer's search params) of `params`, None or a
+    faiss.SearchParametersIVF. Other types raise TypeError (FAISS's IndexIVF refuses them:
+    "params have incorrect type"); fields the scan cannot honour (`sel`, `max_codes`) raise
+    ValueError rather than give unfiltered or unbounded results without a word."""
+    if params is None:
+        return None, None
+    if not isinstance(params, faiss.SearchParametersIVF):
+        raise TypeError(f"params must be a faiss.SearchParametersIVF, got {type(params).__name__} "
+                        "(FAISS's IndexIVF refuses other types too)")
+    if params.sel is not None:
+        raise ValueError("params.sel: search-time id selectors are not supported by qetvec indexes "
+                         "(the results would not be filtered); remove_ids or a separate index instead")
+    if params.max_codes:
+        raise ValueError(f"params.max_codes={params.max_codes} is not supported: qetvec scans every "
+                         "code of the probed lists (set nprobe instead)")
+    return params.nprobe, params.quantizer_params
 
 
 def _fill(coarse: faiss.Index, centroids: np.ndarray) -> faiss.Index:
@@ -67,9 +87,9 @@ class IndexIVFQET(QETIndexBase):
         self.quantizer = quantizer
         self.d, self.nlist = d, check_positive_int(nlist, "nlist")
         self.metric_type = metric_type(metric)
-        self.by_residual = by_residual
+        self._by_residual = check_bool(by_residual, "by_residual")
         self.nprobe = 1
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.codec = make_codec(d, codec, m=m, nbits=nbits, levels=levels, stages=stages,
                                 codebook_bits=codebook_bits, seed=seed)
         self.code_size = self.codec.code_size + adc.row_term_bytes(self.codec, self.metric_type)
@@ -88,12 +108,36 @@ class IndexIVFQET(QETIndexBase):
     def is_trained(self) -> bool:
         return len(self.centroids) == self.nlist and self.codec.is_trained
 
+    @property
+    def nprobe(self) -> int:
+        """Lists scanned per query (default 1); an integer >= 1, checked when set."""
+        return self._nprobe
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        self._nprobe = check_positive_int(value, "nprobe")
+
+    @property
+    def by_residual(self) -> bool:
+        """Whether rows are coded as residuals to their list centroid (FAISS's by_residual).
+        Set before training: the codebooks are trained for one or the other."""
+        return self._by_residual
+
+    @by_residual.setter
+    def by_residual(self, value: bool) -> None:
+        value = check_bool(value, "by_residual")
+        if value != self._by_residual and self.codec.is_trained:
+            raise RuntimeError("by_residual cannot change once the codebooks are trained (they were "
+                               "trained on the other kind of vectors): set it before train()")
+        self._by_residual = value
+
     def train(self, x: np.ndarray) -> None:
         """k-means the coarse centroids (unless the quantizer already holds nlist of them),
         then train the codec on the residuals. Refused once rows are stored (as FAISS); trains
         copies and swaps them in at the end, so a failure leaves the index as it was."""
         self._check_untrained_or_empty()
         x = as_float_matrix(x, "x", self.d)
+        check_training_scale(x)
         kmeans = None
         coarse = self.quantizer
         if coarse.ntotal != self.nlist:
@@ -102,11 +146,14 @@ class IndexIVFQET(QETIndexBase):
             kmeans = train_kmeans(x, self.nlist, self.seed)
             coarse = _fill(faiss.clone_index(self.quantizer), kmeans)
         centroids = coarse.reconstruct_n(0, self.nlist).astype(np.float32)
-        codec = copy.deepcopy(self.codec)
-        codec.train(x - centroids[coarse.search(x, 1)[1][:, 0]] if self.by_residual else x)
+        codec = copy.deepcopy(self.codec).train(x - centroids[coarse.search(x, 1)[1][:, 0]]
+                                                 if self.by_residual else x)
         if kmeans is not None:  # nothing failed: fill the caller's quantizer, as FAISS does
             _fill(self.quantizer, kmeans)
         self.centroids, self.codec, self._searcher = centroids, codec, None
+        self.code_size = codec.code_size + adc.row_term_bytes(codec, self.metric_type)
+        if self.lists.code_size != self.code_size:  # a codec chosen at training time
+            self.lists.set_code_size(self.code_size)
 
     def add(self, x: np.ndarray) -> None:
         """Encode rows x (n, d) under ids ntotal .. ntotal + n - 1 (FAISS's IndexIVF::add)."""
@@ -117,14 +164,10 @@ class IndexIVFQET(QETIndexBase):
         """Encode rows x (n, d), store them under `ids` (n,) int64 in their lists; ids
         distinct, >= 0 and not stored yet."""
         x = as_float_matrix(x, "x", self.d, allow_empty=True)
-        ids = as_ids(ids, len(x))
+        ids = self.lists.check_new_ids(ids, len(x))  # before encoding; `lists.add` checks again
         self._check_trained()
-        found = self.lists.find(ids)
-        if (found >= 0).any():
-            raise ValueError(f"ids: id {ids[np.argmax(found >= 0)]} is already stored (ids "
-                             "must be unique; after remove_ids, add() may collide: use add_with_ids)")
         lists = self._assign(x)
-        self.lists.add(lists, self.searcher.encode(x, lists), ids)
+        self.lists.add(lists, self.searcher.encode(x, lists), ids, self._vector_columns(x))
 
     def remove_ids(self, ids: Any) -> int:
         """Remove the rows under `ids` (array-like of ints or a faiss.IDSelector); returns
@@ -148,13 +191,10 @@ class IndexIVFQET(QETIndexBase):
         self._check_mergeable(other)
         if other.nlist != self.nlist or not np.array_equal(other.centroids, self.centroids):
             raise ValueError("cannot merge: the indexes have different coarse centroids")
-        add_id = check_id(add_id, "add_id")
         rows = other.lists.live_rows()
-        ids = other.lists.ids[rows] + add_id
-        found = self.lists.find(ids)
-        if (found >= 0).any():
-            raise ValueError(f"cannot merge: id {ids[np.argmax(found >= 0)]} is in both indexes")
-        self.lists.add(other.lists.list_of(rows), other.lists.codes[rows], ids)
+        ids = offset_ids(other.lists.ids[rows], add_id)
+        self.lists.add(other.lists.list_of(rows), other.lists.codes[rows], ids,
+                       self._merged_columns(other, rows))
         other.reset()
 
     def search(self, x: np.ndarray, k: int, *, params: faiss.SearchParametersIVF | None = None,
@@ -169,10 +209,11 @@ class IndexIVFQET(QETIndexBase):
         """`search` of validated queries x (nq, d) in arena rows: (minimized scores,
         rows) (nq, k), -1 padded (what `IndexRefineFlat` re-ranks)."""
         k = check_positive_int(k, "k")
-        nprobe = nprobe if nprobe is not None else (params.nprobe if params is not None else self.nprobe)
+        params_nprobe, coarse_params = ivf_search_params(params)
+        nprobe = next(p for p in (nprobe, params_nprobe, self.nprobe) if p is not None)
         nprobe = min(check_positive_int(nprobe, "nprobe"), self.nlist)  # FAISS clamps to nlist
         self._check_trained()
-        _, probes = self.quantizer.search(x, nprobe)  # (nq, nprobe), -1 where fewer lists
+        _, probes = self.quantizer.search(x, nprobe, params=coarse_params)  # (nq, nprobe), -1 where fewer lists
         return self._scan(x, probes, k)
 
     # -- internals ---------------------------------------------------------------------
@@ -203,24 +244,34 @@ class IndexIVFQET(QETIndexBase):
 
     @classmethod
     def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "IndexIVFQET":
+        """Inverse of `_state`, trained or not, refusing what `_state` would not write."""
         index = cls.__new__(cls)
         index.codec = stored_codec(meta, arrays)
         index.d, index.nlist = check_positive_int(meta["d"], "d"), check_positive_int(meta["nlist"], "nlist")
+        if index.d != index.codec.d:
+            raise ValueError(f"d={index.d} differs from the codec's d={index.codec.d}")
         index.metric_type = metric_type(meta["metric_type"])
-        index.nprobe, index.seed = check_positive_int(meta["nprobe"], "nprobe"), meta["seed"]
-        index.by_residual = meta["by_residual"]
-        if not isinstance(index.by_residual, bool) or index.d != index.codec.d:
-            raise ValueError(f"by_residual must be a bool and d match the codec's "
-                             f"(got {index.by_residual!r}, d={index.d} vs {index.codec.d})")
-        index.quantizer = faiss.deserialize_index(arrays["coarse"])
+        index.nprobe, index.seed = meta["nprobe"], check_seed(meta["seed"])
+        index._by_residual = check_bool(meta["by_residual"], "by_residual")
+        try:
+            index.quantizer = faiss.deserialize_index(arrays["coarse"])
+        except RuntimeError as err:
+            raise ValueError(f"coarse: FAISS cannot read the coarse quantizer ({err})") from err
+        if index.quantizer.d != index.d:
+            raise ValueError(f"coarse: quantizer has d={index.quantizer.d}, expected d={index.d}")
+        trained = index.codec.is_trained  # `train` sets the codec and the centroids together
+        nlist = index.nlist if trained else 0
         centroids = arrays["centroids"]
-        if index.quantizer.d != index.d or index.quantizer.ntotal != index.nlist:
-            raise ValueError(f"coarse: quantizer must hold nlist={index.nlist} centroids of d={index.d}")
-        if centroids.dtype != np.float32 or centroids.shape != (index.nlist, index.d) or not \
-                np.array_equal(centroids, index.quantizer.reconstruct_n(0, index.nlist)):
-            raise ValueError("centroids: must be float32 (nlist, d) and equal the coarse quantizer's")
+        if centroids.dtype != np.float32 or centroids.shape != (nlist, index.d):
+            raise ValueError(f"centroids: must be float32 ({nlist}, {index.d}) for a "
+                             f"{'trained' if trained else 'untrained'} index, got {centroids.dtype} {centroids.shape}")
+        if trained and (index.quantizer.ntotal != nlist or not np.array_equal(
+                centroids, index.quantizer.reconstruct_n(0, nlist))):
+            raise ValueError(f"centroids: the coarse quantizer must hold exactly these nlist={nlist} centroids")
         index.centroids = centroids
         index.code_size = index.codec.code_size + adc.row_term_bytes(index.codec, index.metric_type)
         index.lists = InvertedLists.from_state(index.nlist, index.code_size, True, arrays)
+        if index.ntotal and not trained:
+            raise ValueError(f"list_sizes: an untrained index holds no rows, got {index.ntotal}")
         index._searcher = None
         return index

@@ -17,6 +17,7 @@ raises ValueError naming the field), and optionally `_check_state()`.
 """
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import json
@@ -66,9 +67,18 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` so that readers never see a partial file: a unique temporary
     `.<name>.*.tmp` beside it, fsynced, renamed over `path`; removed on any error. Temp
     files of the same target older than STALE_TMP_SECONDS (a writer killed mid-write) are
-    deleted first."""
+    deleted first. A path that cannot be written (empty, a directory, in a missing folder)
+    raises before anything is created, naming `path`."""
+    if os.fspath(path) in ("", b""):
+        raise ValueError("path is empty: name the file to write")
     path = Path(path)
-    directory = path.parent or Path(".")
+    directory = path.parent
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a directory")
+    if not directory.exists():
+        raise FileNotFoundError(errno.ENOENT, f"cannot write {path}: folder {directory} does not exist")
+    if not directory.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"cannot write {path}: {directory} is not a directory")
     now = time.time()
     for stale in directory.glob(f".{glob.escape(path.name)}.*.tmp"):
         try:
@@ -76,7 +86,10 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
                 stale.unlink()
         except FileNotFoundError:  # another writer cleaned it
             pass
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as err:  # e.g. no write permission: name the target, not the temporary
+        raise type(err)(err.errno, f"cannot write {path}: {err.strerror}") from err
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -105,7 +118,7 @@ def pack(kind: str, meta: dict, arrays: dict[str, np.ndarray]) -> bytes:
                         "offset": offset, "nbytes": arr.nbytes})
         chunks.append(arr.tobytes())
         offset += arr.nbytes
-    header = json.dumps({"kind": kind, "meta": meta, "arrays": entries}).encode()
+    header = json.dumps({"kind": kind, "meta": meta, "arrays": entries}, default=_json_scalar).encode()
     body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header)) + header + b"".join(chunks)
     return body + hashlib.sha256(body).digest()
 
@@ -117,6 +130,34 @@ def kind_class(kind: object) -> type:
     return _KINDS[kind]
 
 
+def _json_scalar(value: Any) -> Any:
+    """numpy scalars in metadata (settings given as np.int64, np.float32, np.bool_) as the
+    Python numbers JSON holds; anything else is not metadata (TypeError naming its type)."""
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    raise TypeError(f"metadata value {value!r} of type {type(value).__name__} cannot be stored")
+
+
+class _Missing(KeyError):
+    """A field `_from_state` needs is not in the file (its message names it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class _Meta(dict):
+    """The file's metadata (and the objects nested in it): a missing key is named."""
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self:
+            raise _Missing(f"metadata lacks {key!r} (has {sorted(self)})")
+        value = super().__getitem__(key)
+        return _Meta(value) if isinstance(value, dict) else value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+
 class _Arrays(dict):
     """The file's arrays, remembering which ones `_from_state` read."""
 
@@ -125,6 +166,8 @@ class _Arrays(dict):
         self.read: set[str] = set()
 
     def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self:
+            raise _Missing(f"array {name!r} is missing")
         self.read.add(name)
         return super().__getitem__(name)
 
@@ -148,6 +191,32 @@ class _Prefixed(dict):
 
     def prefixed(self, prefix: str) -> "_Prefixed":
         return _Prefixed(self.parent, self.prefix + prefix)
+
+
+def _load(kind: str, meta: dict, arrays: dict[str, np.ndarray]) -> Any:
+    """The object of `kind` a file's metadata and arrays describe, checked (`_from_state`,
+    `_check_state`, every array used); raises what the first failed check raised."""
+    reading = _Arrays(arrays)
+    obj = _KINDS[kind]._from_state(_Meta(meta), reading)
+    check = getattr(obj, "_check_state", None)
+    if check is not None:
+        check()
+    if reading.unused():
+        raise ValueError(f"arrays {sorted(reading.unused())} are not used by the metadata")
+    return obj
+
+
+def _other_kind(kind: str, meta: dict, arrays: dict[str, np.ndarray]) -> str | None:
+    """The one other registered kind whose checks the contents pass, if any: a header
+    naming the wrong kind (altered, or written by hand) is then reported as such."""
+    for other in _KINDS:
+        if other != kind:
+            try:
+                _load(other, meta, arrays)
+            except Exception:  # noqa: BLE001 - not this kind either
+                continue
+            return other
+    return None
 
 
 def _entries(header: object, payload_len: int, source: str) -> list[dict]:
@@ -204,22 +273,21 @@ def deserialize(data: bytes, source: str = "<bytes>") -> Any:
     except ValueError as err:
         raise CorruptIndexError(f"{source}: unreadable header ({err})") from err
     payload = body[_PREFIX.size + header_len:]
-    arrays = _Arrays({e["name"]: np.frombuffer(payload, np.dtype(e["dtype"]), math.prod(e["shape"]),
+    arrays = {e["name"]: np.frombuffer(payload, np.dtype(e["dtype"]), math.prod(e["shape"]),
                                        e["offset"]).reshape(e["shape"]).copy()
-              for e in _entries(header, len(payload), source)})
+              for e in _entries(header, len(payload), source)}
     kind = header["kind"]
     try:
-        obj = _KINDS[kind]._from_state(header["meta"], arrays)
-        check = getattr(obj, "_check_state", None)
-        if check is not None:
-            check()
-        if arrays.unused():
-            raise ValueError(f"arrays {sorted(arrays.unused())} are not used by the metadata")
+        return _load(kind, header["meta"], arrays)
     except CorruptIndexError:
         raise
     except Exception as err:  # noqa: BLE001 - any inconsistency of a file is corruption
-        raise CorruptIndexError(f"{source}: inconsistent {kind} ({type(err).__name__}: {err})") from err
-    return obj
+        other = _other_kind(kind, header["meta"], arrays)
+        if other is not None:
+            raise CorruptIndexError(f"{source}: header names kind {kind!r}, but the metadata and "
+                                    f"arrays are those of kind {other!r}") from err
+        what = "" if isinstance(err, (ValueError, _Missing)) else f"{type(err).__name__}: "
+        raise CorruptIndexError(f"{source}: inconsistent {kind} ({what}{err})") from err
 
 
 def write_index(obj: Any, path: str | os.PathLike) -> None:

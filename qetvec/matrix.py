@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qetvec._validation import as_float_matrix, check_positive_int, check_stages
+from qetvec._validation import as_float_matrix, check_positive_int, check_seed, check_stages
 from qetvec.io import register
 from qetvec.layout import CodeLayout
 from qetvec.stage import (QETStage, decode_stages, fit_stages, stages_from_state,
@@ -125,12 +125,23 @@ def plan_ksubs(n: int, d: int, budget_bytes: int, m: int, levels: Sequence[int],
     return ksubs
 
 
-def _check_settings(d: int, m: object, levels: Sequence[int], budget_split: Sequence[float],
-                    codebook_bits: object, niter: object) -> tuple[int, list[int], list[float]]:
-    """Validated (m, levels, budget_split); errors name the argument and what was given."""
+def _per_stage(values: object, name: str) -> list:
+    """`values` as a list, one entry per stage; TypeError for a scalar or a string."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a sequence with one entry per stage, got {values!r}")
+    return list(values)
+
+
+def _check_settings(d: int, m: object, levels: object, budget_split: object,
+                    codebook_bits: object, seed: object,
+                    niter: object) -> tuple[int, list[int], list[float], int]:
+    """Validated (m, levels, budget_split, seed); errors name the argument and what was given."""
     m = check_positive_int(m, "m", high=d)
-    levels = [check_positive_int(v, "levels", low=0) for v in levels]
-    split = [float(v) for v in budget_split]
+    levels = [check_positive_int(v, "levels", low=0) for v in _per_stage(levels, "levels")]
+    split = _per_stage(budget_split, "budget_split")
+    if not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in split):
+        raise TypeError(f"budget_split must hold numbers, got {budget_split!r}")
+    split = [float(v) for v in split]
     if len(levels) != len(split) or not levels:
         raise ValueError(f"levels ({len(levels)}) and budget_split ({len(split)}) need one entry "
                          "per stage, at least one stage")
@@ -139,7 +150,7 @@ def _check_settings(d: int, m: object, levels: Sequence[int], budget_split: Sequ
     if codebook_bits is not None:
         check_positive_int(codebook_bits, "codebook_bits", 1, 16)
     check_positive_int(niter, "niter")
-    return m, levels, split
+    return m, levels, split, check_seed(seed)
 
 
 def compress_matrix(x: np.ndarray, budget_bytes: int, m: int,
@@ -151,15 +162,24 @@ def compress_matrix(x: np.ndarray, budget_bytes: int, m: int,
     Defaults are the reference implementation's: 2 stages, tree depths 3 and 0, 70% / 30%
     of the budget after swap records (`plan_ksubs`), 10-bit codebooks. `levels` and
     `budget_split` give one entry per stage. Raises ValueError if the budget cannot hold
-    even one codeword per group in some stage."""
-    x = as_float_matrix(x, "x")
+    even one codeword per group in some stage.
+
+    Scale-invariant: the stages are trained on x * 2**-e, e the exponent that brings
+    max |x| into [0.5, 1) (exact in float32), and their codebooks scaled back by 2**e, so
+    compressing s * x (s a power of two) gives s times the reconstruction of x, bit for bit,
+    from 1e-38 to 1e38: k-means never squares numbers outside float32's range. The scale
+    costs no byte: it lives in the codebooks (or their (low, step))."""
+    x = as_float_matrix(x, "x", check_norms=False)  # rescaled below: any finite float32 is fine
     n, d = x.shape
     budget_bytes = check_positive_int(budget_bytes, "budget_bytes")
-    m, levels, budget_split = _check_settings(d, m, levels, budget_split, codebook_bits, niter)
+    m, levels, budget_split, seed = _check_settings(d, m, levels, budget_split, codebook_bits, seed, niter)
     ksubs = plan_ksubs(n, d, budget_bytes, m, levels, budget_split, codebook_bits)
     stages = [QETStage(d, m, k, lv, codebook_bits, seed + 1000 * s, niter)
               for s, (k, lv) in enumerate(zip(ksubs, levels))]
-    parts = fit_stages(stages, x)  # the matrix is its own training set
+    exponent = math.frexp(float(np.abs(x).max()))[1]  # max |x| = f * 2**exponent, f in [0.5, 1)
+    parts = fit_stages(stages, np.ldexp(x, -exponent))  # the matrix is its own training set
+    for stage in stages:
+        stage.scale_codebooks(exponent)
     layout = CodeLayout([(st.tree.n_bits, st.m, st.width) for st in stages])
     values = np.concatenate([np.concatenate([b, c], axis=1) for b, c in parts], axis=1)
     return CompressedMatrix(n, stages, layout.pack(values, row_stride_bits=layout.row_bits))

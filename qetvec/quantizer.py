@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from qetvec._validation import as_codes, as_float_matrix, check_positive_int, check_stages, per_stage
+from qetvec._validation import as_codes, as_float_matrix, check_positive_int, check_seed, check_stages, per_stage
 from qetvec.codec import Codec, LookupUnits
 from qetvec.io import register
 from qetvec.layout import CodeLayout
@@ -80,7 +80,7 @@ class QETQuantizer(Codec):
                  batch_size: int = 65536, transform: str = "none", beam: int = 1):
         self.d = check_positive_int(d, "d")
         n_stages = check_positive_int(stages, "stages")
-        self.seed = check_positive_int(seed, "seed", low=0)
+        self.seed = check_seed(seed)
         self.levels = [check_positive_int(v, "levels", 0) for v in per_stage(levels, n_stages, "levels")]
         groups = _per_stage_groups(m, n_stages, "m")
         bits = _per_stage_groups(nbits, n_stages, "nbits")

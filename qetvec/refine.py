@@ -12,8 +12,8 @@ import faiss
 import numpy as np
 
 from qetvec import _one_query_kernels, _scan_kernels
-from qetvec._validation import as_float_matrix, as_id_array, as_ids, check_id, check_positive_int
-from qetvec.index_base import to_faiss_results
+from qetvec._validation import as_float_matrix, as_id_array, check_id, check_positive_int
+from qetvec.index_base import id_range, to_faiss_results
 from qetvec.io import deserialize, register, serialize
 from qetvec.metric import use_faiss_thread_count
 
@@ -23,18 +23,20 @@ class IndexRefineFlat:
     """Search `base` for k_factor * k candidates, return the k best by exact distance.
     k_factor defaults to 1 as in FAISS; set it (e.g. index.k_factor = 4) to gain recall.
 
-    The float vectors (d,) float32 are a column `vectors` attached to the base's storage
-    (`base.lists`), so they sit in the same arena rows as the codes and move with them;
-    re-ranking gathers each candidate's row through the base's id -> row map. Ids follow
-    the base index's semantics (see IndexQET / IndexIVFQET)."""
+    The float vectors (d,) float32 are kept by the base index itself (`base.keeps_vectors`,
+    switched on here): a column of its storage, in the same arena rows as the codes, which
+    every path adding rows to the base fills (also `base.add` called directly) and every
+    removal moves. Re-ranking reads the candidates' arena rows directly. Several wrappers
+    over one base share its rows and vectors. Ids follow the base index's semantics (see
+    IndexQET / IndexIVFQET)."""
 
     def __init__(self, base: Any, k_factor: float = 1.0):
-        if not hasattr(base, "lists") or base.ntotal:
-            raise ValueError(f"base must be an empty qetvec index, got {type(base).__name__} "
-                             f"with {getattr(base, 'ntotal', '?')} rows")
+        if not hasattr(base, "keeps_vectors") or (base.ntotal and not base.keeps_vectors):
+            raise ValueError(f"base must be an empty qetvec index (or one that keeps its vectors), got "
+                             f"{type(base).__name__} with {getattr(base, 'ntotal', '?')} rows")
+        base._keep_vectors()
         self.base, self.k_factor = base, k_factor
         self.d, self.metric_type = base.d, base.metric_type
-        base.lists.attach("vectors", (self.d,), np.float32)
 
     ntotal = property(lambda self: self.base.ntotal)
     is_trained = property(lambda self: self.base.is_trained)
@@ -63,23 +65,24 @@ class IndexRefineFlat:
         self.base.train(x)
 
     def add(self, x: np.ndarray) -> None:
-        """Add rows x (n, d) under ids ntotal .. ntotal + n - 1 (the base's `add`)."""
-        x = as_float_matrix(x, "x", self.d, allow_empty=True)
-        first = self.ntotal
+        """Add rows x (n, d) under ids ntotal .. ntotal + n - 1 (the base's `add`, which
+        keeps their vectors)."""
         self.base.add(x)
-        self._put(np.arange(first, first + len(x), dtype=np.int64), x)
 
     def add_with_ids(self, x: np.ndarray, ids: np.ndarray) -> None:
-        x = as_float_matrix(x, "x", self.d, allow_empty=True)
-        ids = as_ids(ids, len(x))
+        """Add rows x (n, d) under ids (n,) (the base's `add_with_ids`)."""
         self.base.add_with_ids(x, ids)
-        self._put(ids, x)
 
-    def search(self, x: np.ndarray, k: int, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(D, I) (nq, k): base candidates re-ranked by exact L2 / inner product."""
+    def search(self, x: np.ndarray, k: int, *, params: Any = None,
+               nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(D, I) (nq, k): base candidates re-ranked by exact L2 / inner product. `params`
+        and `nprobe` go to the base's search (an IVF base; a flat one takes neither)."""
         x = as_float_matrix(x, "x", self.d, allow_empty=True)
         k = check_positive_int(k, "k")
-        _, rows = self.base._search_rows(x, max(k, math.ceil(k * self.k_factor)), **kwargs)
+        probing = {} if nprobe is None else {"nprobe": nprobe}
+        if probing and not hasattr(self.base, "nlist"):
+            raise TypeError(f"nprobe: the base {type(self.base).__name__} is flat (it scans every row)")
+        _, rows = self.base._search_rows(x, max(k, math.ceil(k * self.k_factor)), params=params, **probing)
         vectors = self.base.lists.vectors  # arena order: candidates' rows index it directly
         if not len(vectors):  # nothing stored: every candidate is padding
             rows = np.full_like(rows, -1)
@@ -106,8 +109,7 @@ class IndexRefineFlat:
 
     def reconstruct_n(self, i0: int, ni: int) -> np.ndarray:
         """Stored vectors (ni, d) of ids i0 .. i0 + ni - 1."""
-        i0, ni = check_id(i0, "i0"), check_id(ni, "ni")
-        return self.reconstruct_batch(np.arange(i0, i0 + ni, dtype=np.int64))
+        return self.reconstruct_batch(id_range(i0, ni, self.ntotal))
 
     def remove_ids(self, ids: Any) -> int:
         """Remove as the base does (the vectors move with its rows); returns how many."""
@@ -120,16 +122,7 @@ class IndexRefineFlat:
         """Move `other`'s rows and vectors here (the base's `merge_from` rules), empty it."""
         if not isinstance(other, IndexRefineFlat):
             raise TypeError(f"cannot merge a {type(other).__name__} into an IndexRefineFlat")
-        rows = other.base.lists.live_rows()
-        vectors, ids = other.base.lists.vectors[rows], other.base.lists.ids[rows]
-        first = self.ntotal
         self.base.merge_from(other.base, add_id)
-        sequential = not getattr(self.base, "user_ids", True)  # flat base filled by add
-        self._put(np.arange(first, first + len(rows)) if sequential else ids + add_id, vectors)
-
-    def _put(self, ids: np.ndarray, x: np.ndarray) -> None:
-        """Write x (n, d) float32 beside the base rows just stored under ids (n,)."""
-        self.base.lists.vectors[self.base._rows(ids)] = x
 
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         return ({"k_factor": self.k_factor},
@@ -140,12 +133,11 @@ class IndexRefineFlat:
     def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "IndexRefineFlat":
         base = deserialize(arrays["base"].tobytes(), source="IndexRefineFlat base")
         vectors = arrays["vectors"]
-        if vectors.dtype != np.float32 or vectors.shape != (base.ntotal, base.d):
-            raise ValueError(f"vectors must be float32 ({base.ntotal}, {base.d}), got "
+        if vectors.dtype != np.float32 or vectors.shape != (base.ntotal, base.d) or not np.isfinite(vectors).all():
+            raise ValueError(f"vectors must be finite float32 ({base.ntotal}, {base.d}), got "
                              f"{vectors.dtype} {vectors.shape}")
+        base._keep_vectors(vectors)  # the base file holds codes only (`_state`)
         index = cls.__new__(cls)
         index.base, index.k_factor = base, meta["k_factor"]
         index.d, index.metric_type = base.d, base.metric_type
-        base.lists.attach("vectors", (base.d,), np.float32)
-        base.lists.vectors[base.lists.live_rows()] = vectors
         return index

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from qetvec._validation import check_positive_int
+from qetvec._validation import check_bool, check_positive_int, check_training_scale
 from qetvec.beam import beam_encode, search_stages
 from qetvec.codebooks import (assign_group_codes, check_training_size, decode_group_codes,
                               dequantize_codebook, pack_uints, quantize_codebook,
@@ -58,13 +58,14 @@ class QETStage:
 
     def __init__(self, d: int, m: int | Sequence[int], ksub: int | Sequence[int], levels: int,
                  codebook_bits: int | None = None, seed: int = 0, niter: int = 25):
-        if codebook_bits is not None:
+        self.d = check_positive_int(d, "d")
+        self.levels = check_positive_int(levels, "levels", low=0)
+        self.codebook_bits = None if codebook_bits is None else \
             check_positive_int(codebook_bits, "codebook_bits", 1, 16)
-        check_positive_int(niter, "niter")
-        self.d, self.levels = d, levels
-        self.codebook_bits, self.seed, self.niter = codebook_bits, seed, niter
-        self.tree = EntanglementTree(d, levels)
-        self.bounds = group_bounds(d, m)
+        self.seed = check_positive_int(seed, "seed", low=0)  # numpy's generators: any size
+        self.niter = check_positive_int(niter, "niter")
+        self.tree = EntanglementTree(self.d, self.levels)
+        self.bounds = group_bounds(self.d, check_positive_int(m, "m", 1, self.d) if np.ndim(m) == 0 else m)
         self.m = len(self.bounds) - 1
         ksubs = [ksub] * self.m if np.ndim(ksub) == 0 else list(ksub)
         if len(ksubs) != self.m:
@@ -131,6 +132,23 @@ class QETStage:
         """Reconstruction (n, d) float32 in the original column order."""
         return self.tree.unpermute(self.decode_reordered(codes), bits)
 
+    def scale_codebooks(self, exponent: int) -> None:
+        """Multiply the trained codebooks by 2**exponent. A power of two scales float32
+        exactly, so a stage trained on x * 2**-exponent, then scaled, decodes the codes of x to
+        2**exponent times its reconstructions bit for bit (`qetvec.matrix` trains on rows
+        rescaled to [-1, 1) so that k-means never squares numbers outside float32's range).
+        With codebook quantization the levels stay and (low, step) are scaled."""
+        if self.codebook_bits is None:
+            books = np.ldexp(self.codebooks_, exponent)
+        else:
+            self.codebook_low_ = math.ldexp(self.codebook_low_, exponent)
+            self.codebook_step_ = math.ldexp(self.codebook_step_, exponent)
+            books = dequantize_codebook(self.codebook_levels_, self.codebook_low_, self.codebook_step_)
+        if not np.isfinite(books).all():
+            raise ValueError(f"codebooks scaled by 2**{exponent} overflow float32: the data reach "
+                             "float32's largest values")
+        self.codebooks_ = books
+
     @property
     def entries(self) -> int:
         """Codebook entries stored: sum over groups of ksub_g * width_g (no padding)."""
@@ -167,6 +185,7 @@ def fit_stages(stages: list[QETStage], x: np.ndarray, beam: int = 1,
     a beam search (`qetvec.beam`) over a seeded sample of at most BEAM_TRAIN_BYTES of them.
     All or nothing: the stages are trained as copies and take the new state only once every
     stage has trained, so a failure leaves them as they were."""
+    check_training_scale(x)
     for stage in stages:
         check_training_size(len(x), int(stage.ksubs.max()))
     trained = copy.deepcopy(stages)
@@ -244,7 +263,7 @@ def stages_from_state(metas: list[dict], arrays: dict[str, np.ndarray]) -> list[
     stages = []
     for s, meta in enumerate(metas):
         meta = dict(meta)
-        trained = meta.pop("trained")
+        trained = check_bool(meta.pop("trained"), f"stage{s}.trained")
         groups, ksubs = (meta.pop("widths"), meta.pop("ksubs")) if "widths" in meta else (meta.pop("m"), meta.pop("ksub"))
         if not isinstance(groups, (int, list)) or not isinstance(ksubs, (int, list)):
             raise ValueError(f"stage{s}: group widths and codebook sizes must be ints or lists, got {groups!r}, {ksubs!r}")

@@ -13,14 +13,22 @@ for as many again). Appends are therefore amortized O(1) per row, as with FAISS'
 rows' bytes in the worst case (2x just after a compaction).
 
 `IdMap` (id -> arena row, a numba hash) makes `find`, `remove` and `reconstruct` O(1) per
-id. Extra per-row columns (`attach`, e.g. IndexRefineFlat's float vectors) move with the
-codes, so they stay in the same order as the base index's codes.
+id. Extra per-row columns (`attach`, e.g. the float vectors an index keeps for
+IndexRefineFlat) move with the codes, so they stay in the same order as the codes.
+
+Every row enters through `add` (or `from_state`, when read from a file): that is where ids
+are checked (`qetvec._validation.as_ids`: integers >= 0, distinct, and not stored yet) and
+where every attached column must receive the new rows' values, so no path can store an id
+qetvec would not store or leave a row without its column values.
 """
 from __future__ import annotations
+
+from typing import Mapping
 
 import numpy as np
 
 from qetvec import _idmap_kernels as _k
+from qetvec._validation import as_ids
 
 MIN_SLOT = 8  # rows of a list's first slot
 
@@ -98,9 +106,28 @@ class InvertedLists:
         self._by_start: tuple[np.ndarray, np.ndarray] | None = None
 
     def attach(self, name: str, row_shape: tuple[int, ...], dtype: np.dtype) -> None:
-        """Add a per-row column `name` (capacity, *row_shape) that moves with the codes."""
+        """Add a per-row column `name` (capacity, *row_shape) that moves with the codes; from
+        now on `add` needs its values. Attaching a name twice is refused (the rows would
+        move twice)."""
+        if name in self._columns:
+            raise ValueError(f"column {name!r} is already attached")
         setattr(self, name, np.zeros((len(self.codes), *row_shape), dtype))
         self._columns.append(name)
+
+    @property
+    def extra_columns(self) -> list[str]:
+        """Names of the attached columns (beyond codes and ids)."""
+        return self._columns[2:]
+
+    def check_new_ids(self, ids: object, n: int, name: str = "ids") -> np.ndarray:
+        """ids as int64 (n,) if they may be stored: integers >= 0, distinct (`as_ids`) and,
+        with an id map, none stored already; ValueError naming the first offender."""
+        ids = as_ids(ids, n, name)
+        if self.id_map is not None and len(ids):
+            stored = self.id_map.find(ids) >= 0
+            if stored.any():
+                raise ValueError(f"{name}: id {ids[np.argmax(stored)]} is already stored (ids must be unique)")
+        return ids
 
     # -- queries ------------------------------------------------------------------------
     def find(self, ids: np.ndarray) -> np.ndarray:
@@ -122,9 +149,16 @@ class InvertedLists:
         return lists[np.searchsorted(starts, rows, side="right") - 1]
 
     # -- changes ------------------------------------------------------------------------
-    def add(self, lists: np.ndarray, codes: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Append rows: codes (n, code_size) uint8 under ids (n,) int64 to lists (n,) int64.
-        Returns their arena rows (n,). Ids must already be validated (distinct, absent)."""
+    def add(self, lists: np.ndarray, codes: np.ndarray, ids: object,
+            columns: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Append rows: codes (n, code_size) uint8 under ids (n,) to lists (n,) int64, with
+        columns[name] (n, *row_shape) for every attached column. Returns their arena rows
+        (n,). Checks first (`check_new_ids`, every column given), so a refused add stores
+        nothing."""
+        ids = self.check_new_ids(ids, len(codes))
+        columns = dict(columns or {})
+        if sorted(columns) != sorted(self.extra_columns):
+            raise ValueError(f"rows need values for the columns {self.extra_columns}, got {sorted(columns)}")
         counts = np.bincount(lists, minlength=self.nlist).astype(np.int64)
         self._reserve(counts)
         if len(lists) and (self.nlist == 1 or len(lists) == 1):  # one run (a one-row add)
@@ -138,6 +172,8 @@ class InvertedLists:
             rows[order] = (self.start + self.size)[sorted_lists] + np.arange(len(lists)) - first
         self.codes[rows] = codes
         self.ids[rows] = ids
+        for name, values in columns.items():
+            getattr(self, name)[rows] = values
         self.size += counts
         self.ntotal += len(rows)
         if self.id_map is not None:
@@ -182,6 +218,15 @@ class InvertedLists:
         if self.id_map is not None:
             moved = np.arange(s, s + self.size[list_no])
             self.id_map.update(self.ids[moved], moved)
+
+    def set_code_size(self, code_size: int) -> None:
+        """Store codes of another width from now on (only while empty: the index's codec was
+        retrained into one of another code size)."""
+        if self.ntotal:
+            raise RuntimeError(f"cannot change the code size of lists holding {self.ntotal} rows")
+        self.reset()
+        self.code_size = code_size
+        self.codes = np.empty((0, code_size), np.uint8)
 
     def reset(self, track_ids: bool | None = None) -> None:
         """Drop every row and the arena (attached columns stay attached, emptied); with
@@ -278,8 +323,7 @@ class InvertedLists:
                              f"got {codes.dtype} {codes.shape}")
         if ids.dtype != np.int64 or ids.shape != (n,):
             raise ValueError(f"ids must be int64 ({n},), got {ids.dtype} {ids.shape}")
-        if (ids < 0).any() or len(np.unique(ids)) != n:
-            raise ValueError("ids must be distinct and >= 0")
+        as_ids(ids, n)  # what `add` would store: >= 0 and distinct
         lists = cls(nlist, code_size, track_ids)
         lists.codes, lists.ids = np.ascontiguousarray(codes), ids.copy()
         lists.size, lists.slot = sizes.copy(), sizes.copy()

@@ -6,7 +6,8 @@ For a row with swap bits s and reordered reconstruction y, <q, unpermute_s(y)> =
 on the swap bits of j's path (`EntanglementTree.dependencies`). So each column group is cut
 into units: runs of positions whose relevant swap bits number r, with a table of
 2**r x ksub entries indexed by (pattern of those bits, codeword). Levels = 0 gives ordinary
-PQ tables (r = 0, one unit per group). Units are capped at MAX_TABLE_ENTRIES entries (a
+PQ tables (r = 0, one unit per group; 0-bit groups, coded by their mean, share one unit of
+one entry). Units are capped at MAX_TABLE_ENTRIES entries (a
 position that adds no swap bit joins its unit regardless); one position alone above
 HARD_LIMIT (deep trees with many codewords) makes `plan_units` return None and the search
 decodes rows instead (exact, slower: the one policy for tables too large).
@@ -16,12 +17,11 @@ from __future__ import annotations
 import numpy as np
 
 from qetvec.codec import LookupUnits
-from qetvec.layout import CodeLayout
+from qetvec.layout import CodeLayout, StageFields
 from qetvec.stage import QETStage
 
 MAX_TABLE_ENTRIES = 2 ** 11  # smaller tables stay in L2; measured best on GloVe-50, levels=1
 HARD_LIMIT = 2 ** 22
-
 
 def _runs(bits: list[int]) -> list[tuple[int, int]]:
     """Sorted bit positions as (start, length) runs of consecutive positions."""
@@ -32,7 +32,6 @@ def _runs(bits: list[int]) -> list[tuple[int, int]]:
         else:
             runs.append((b, 1))
     return runs
-
 
 def _split_group(deps: list[list[int]], a: int, b: int, ksub: int,
                  max_entries: int) -> list[tuple[list[int], list[int]]]:
@@ -49,6 +48,26 @@ def _split_group(deps: list[list[int]], a: int, b: int, ksub: int,
         units.append(([j], list(deps[j])))
     return units
 
+def _stage_units(stage: QETStage, fields: StageFields, deps: list[list[int]],
+                 max_entries: int) -> list[tuple[int, int, int, np.ndarray, list[int], np.ndarray]]:
+    """A stage's units as (code bit, code width, ksub, positions (npos,), swap bits, book
+    (ksub, npos)). Without a tree, every 0-bit group (coded by its mean) joins one unit of a
+    single entry, so they cost one lookup per row together."""
+    units, constant = [], []
+    for g, (a, b) in enumerate(zip(stage.bounds[:-1], stage.bounds[1:])):
+        ksub = int(stage.ksubs[g])
+        if ksub == 1 and not stage.levels:
+            constant.append(g)
+            continue
+        for positions, bits in _split_group(deps, a, b, ksub, max_entries):
+            positions = np.asarray(positions)
+            units.append((fields.code_offsets[g], fields.code_widths[g], ksub, positions, bits,
+                          stage.codebooks_[g, :ksub][:, positions - a]))
+    if constant:
+        positions = np.concatenate([np.arange(stage.bounds[g], stage.bounds[g + 1]) for g in constant])
+        book = np.concatenate([stage.codebooks_[g, :1, :stage.bounds[g + 1] - stage.bounds[g]] for g in constant], 1)
+        units.append((0, 0, 1, positions, [], book))
+    return units
 
 def plan_units(stages: list[QETStage], layout: CodeLayout,
                max_table_entries: int | None = None,
@@ -64,26 +83,23 @@ def plan_units(stages: list[QETStage], layout: CodeLayout,
         deps = stage.tree.dependencies()
         if 2 ** max(map(len, deps)) * int(stage.ksubs.max()) > hard_limit:
             return None
-        for g, (a, b) in enumerate(zip(stage.bounds[:-1], stage.bounds[1:])):
-            ksub = int(stage.ksubs[g])
-            for positions, bits in _split_group(deps, a, b, ksub, max_table_entries):
-                patterns = np.arange(2 ** len(bits))
-                swaps = np.zeros((len(patterns), stage.tree.n_bits), dtype=bool)
-                for t, bit in enumerate(bits):  # pattern bit t <-> swap bit bits[t]
-                    swaps[:, bit] = (patterns >> t) & 1
-                columns = np.tile(np.arange(stage.d), (len(patterns), 1))
-                shift = 0
-                for start, length in _runs(bits):
-                    runs.append((fields.swap_offset + start, length, shift))
-                    shift += length
-                run_ptr.append(len(runs))
-                book = stage.codebooks_[g, :ksub][:, np.asarray(positions) - a]
-                for key, value in (("code_bit", fields.code_offsets[g]), ("code_width", fields.code_widths[g]),
-                                   ("ksub", ksub), ("table_off", table_size),
-                                   ("sources", stage.tree.permute(columns, swaps)[:, positions].astype(np.int64)),
-                                   ("books", np.ascontiguousarray(book, np.float32))):
-                    cols[key].append(value)
-                table_size += len(patterns) * ksub
+        for code_bit, width, ksub, positions, bits, book in _stage_units(stage, fields, deps, max_table_entries):
+            patterns = np.arange(2 ** len(bits))
+            swaps = np.zeros((len(patterns), stage.tree.n_bits), dtype=bool)
+            for t, bit in enumerate(bits):  # pattern bit t <-> swap bit bits[t]
+                swaps[:, bit] = (patterns >> t) & 1
+            columns = np.tile(np.arange(stage.d), (len(patterns), 1))
+            shift = 0
+            for start, length in _runs(bits):
+                runs.append((fields.swap_offset + start, length, shift))
+                shift += length
+            run_ptr.append(len(runs))
+            for key, value in (("code_bit", code_bit), ("code_width", width), ("ksub", ksub),
+                               ("table_off", table_size),
+                               ("sources", stage.tree.permute(columns, swaps)[:, positions].astype(np.int64)),
+                               ("books", np.ascontiguousarray(book, np.float32))):
+                cols[key].append(value)
+            table_size += len(patterns) * ksub
     run_arr = np.asarray(runs, dtype=np.int64).reshape(-1, 3)
     as_i64 = lambda key: np.asarray(cols[key], dtype=np.int64)  # noqa: E731
     return LookupUnits(as_i64("code_bit"), as_i64("code_width"), as_i64("ksub"), as_i64("table_off"),

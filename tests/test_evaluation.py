@@ -14,6 +14,14 @@ def test_relative_mse_reference_points(rng):
     assert relative_mse(x, np.broadcast_to(x.mean(0), x.shape)) == pytest.approx(1.0)
 
 
+def test_relative_mse_refuses_what_would_broadcast(rng):
+    """A (d,) or (1, d) x_hat broadcast against x (n, d) gave a number without a word."""
+    x = rng.standard_normal((500, 8)).astype(np.float32)
+    for x_hat in (x.mean(0), x[:1], x[:, :7], x.ravel()):
+        with pytest.raises(ValueError, match="one shape"):
+            relative_mse(x, x_hat)
+
+
 def test_faiss_knn_is_brute_force(rng):
     xb, xq = rng.standard_normal((300, 6)).astype(np.float32), rng.standard_normal((7, 6)).astype(np.float32)
     expected = np.argsort(((xq[:, None, :] - xb[None]) ** 2).sum(-1), axis=1)[:, :5]

@@ -311,3 +311,139 @@ def test_fast_scan_export_refuses_codes_it_cannot_hold(data, trained_flat):
     levels1.train(data[0])
     with pytest.raises(ValueError, match="not plain product quantization"):
         to_faiss_fast_scan(levels1)
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_merge_from_refuses_add_id_that_would_wrap_ids(data, trained_flat, trained_ivf, kind):
+    """ids + add_id past 2**63 - 1 would wrap negative: refused, both indexes unchanged."""
+    _, base, _ = data
+    ours, other = (deserialize(trained_flat if kind == "flat" else trained_ivf) for _ in range(2))
+    other.add_with_ids(base[:10], np.arange(10) + 5)
+    with pytest.raises(ValueError, match=r"add_id=.* past 2\*\*63 - 1"):
+        ours.merge_from(other, add_id=2 ** 63 - 2)
+    assert ours.ntotal == 0 and other.ntotal == 10
+    ours.merge_from(other, add_id=2 ** 63 - 15)  # the largest id lands on 2**63 - 1
+    assert ours.reconstruct_batch([2 ** 63 - 1]).shape == (1, D_MODEL) and other.ntotal == 0
+
+
+def _idmap_pq(data, ids):
+    pq = faiss.IndexPQ(D_MODEL, 8, 6)
+    pq.train(data[0])
+    theirs = faiss.IndexIDMap2(pq)
+    theirs.add_with_ids(data[1][:len(ids)], np.array(ids, np.int64))
+    return theirs, pq
+
+
+def _ivfpq(data, ids):
+    theirs = faiss.IndexIVFPQ(faiss.IndexFlatL2(D_MODEL), D_MODEL, 4, 8, 6)
+    theirs.train(data[0])
+    theirs.add_with_ids(data[1][:len(ids)], np.array(ids, np.int64))
+    return theirs
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda data: _idmap_pq(data, [5, 5, 7])[0], "distinct"),
+    (lambda data: _idmap_pq(data, [-1, -5, 7])[0], ">= 0"),
+    (lambda data: _ivfpq(data, [9, 9, -1, 3]), "(distinct|>= 0)"),
+    (lambda data: _ivfpq(data, [9, 4, 9, 2, 9]), "distinct"),
+])
+def test_from_faiss_refuses_ids_qetvec_would_not_store(data, make, match):
+    """FAISS stores duplicate and negative ids; qetvec's ids are distinct and >= 0 on every
+    path that stores them, so from_faiss refuses them at once (not read_index, later)."""
+    from qetvec_faiss.export import from_faiss
+    with pytest.raises(ValueError, match=f"from_faiss.*ids.*{match}"):
+        from_faiss(make(data))
+
+
+@pytest.mark.parametrize("kind", ["pq", "idmap", "ivfpq"])
+def test_from_faiss_of_a_trained_empty_index_is_an_empty_index(data, kind):
+    from qetvec_faiss.export import from_faiss
+    theirs = {"pq": lambda: _idmap_pq(data, [])[1], "idmap": lambda: _idmap_pq(data, [])[0],
+              "ivfpq": lambda: _ivfpq(data, [])}[kind]()
+    ours = from_faiss(theirs)
+    assert ours.ntotal == 0 and ours.is_trained
+    D, I = ours.search(data[2][:3], 4)
+    np.testing.assert_array_equal(I, theirs.search(data[2][:3], 4)[1])
+    assert (I == -1).all()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: faiss.IndexPQ(D_MODEL, 8, 6),
+    lambda: faiss.IndexIDMap2(faiss.IndexPQ(D_MODEL, 8, 6)),
+    lambda: faiss.IndexIVFPQ(faiss.IndexFlatL2(D_MODEL), D_MODEL, 4, 8, 6),
+])
+def test_from_faiss_of_an_untrained_index_says_so(make):
+    from qetvec_faiss.export import from_faiss
+    theirs = make()
+    with pytest.raises(ValueError, match="from_faiss: the FAISS .* is not trained"):
+        from_faiss(theirs)
+
+
+def test_from_faiss_refuses_what_it_would_silently_drop(data):
+    """IndexIVFPQR is an IndexIVFPQ plus re-ranking codes: taking only its PQ codes would
+    answer differently from FAISS, so it is refused, as are non-FAISS objects."""
+    from qetvec_faiss.export import from_faiss
+    theirs = faiss.IndexIVFPQR(faiss.IndexFlatL2(D_MODEL), D_MODEL, 4, 8, 6, 8, 6)
+    with pytest.raises(TypeError, match="IndexIVFPQR"):
+        from_faiss(theirs)
+    with pytest.raises(TypeError, match="from_faiss takes"):
+        from_faiss("IndexPQ")
+
+
+@pytest.mark.parametrize("params, error, match", [
+    (faiss.SearchParameters(), TypeError, "SearchParametersIVF"),
+    (faiss.SearchParametersIVF(nprobe=4, sel=faiss.IDSelectorRange(0, 10)), ValueError, "sel"),
+    (faiss.SearchParametersIVF(nprobe=4, max_codes=5), ValueError, "max_codes"),
+    ("nprobe=4", TypeError, "SearchParametersIVF"),
+])
+def test_ivf_search_params_it_cannot_honour_are_refused(data, trained_ivf, params, error, match):
+    """FAISS's IndexIVF refuses params of another type; a selector or max_codes that the scan
+    would ignore must not give unfiltered results silently."""
+    ours = deserialize(trained_ivf)
+    ours.add(data[1][:100])
+    with pytest.raises(error, match=match):
+        ours.search(data[2][:2], 3, params=params)
+    refine = qetvec.IndexRefineFlat(deserialize(trained_ivf))
+    with pytest.raises(error, match=match):
+        refine.search(data[2][:2], 3, params=params)
+
+
+def test_ivf_search_honours_the_coarse_quantizer_params(data):
+    """params.quantizer_params reaches the coarse quantizer's search, as in FAISS."""
+    train, base, queries = data
+    ours = qetvec.index_factory(D_MODEL, "IVF16_HNSW4,QET8x6_L0")
+    ours.train(train)
+    ours.add(base)
+    theirs = to_faiss(ours)
+    for ef in (1, 64):
+        p_ours = faiss.SearchParametersIVF(nprobe=4, quantizer_params=faiss.SearchParametersHNSW(efSearch=ef))
+        p_theirs = faiss.SearchParametersIVF(nprobe=4, quantizer_params=faiss.SearchParametersHNSW(efSearch=ef))
+        D1, I1 = ours.search(queries, 10, params=p_ours)
+        D2, I2 = theirs.search(queries, 10, params=p_theirs)
+        np.testing.assert_allclose(D1, D2, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("params", [faiss.SearchParameters(), faiss.SearchParametersIVF(nprobe=2)])
+def test_flat_search_refuses_params_as_faiss_indexpq(data, trained_flat, params):
+    ours = deserialize(trained_flat)
+    ours.add(data[1][:50])
+    with pytest.raises(RuntimeError):
+        to_faiss(ours).search(data[2][:2], 3, params=params)  # FAISS: "invalid search params"
+    with pytest.raises(TypeError, match="takes no search parameters"):
+        ours.search(data[2][:2], 3, params=params)
+    np.testing.assert_array_equal(ours.search(data[2][:2], 3, params=None)[1], ours.search(data[2][:2], 3)[1])
+
+
+def test_reconstruct_n_past_the_stored_ids_is_a_key_error(data, trained_flat):
+    """As for any absent id (FAISS asserts i0 + ni <= ntotal): a KeyError, not numpy's
+    OverflowError past 2**63 - 1 or an allocation of ni rows."""
+    _, base, _ = data
+    ours = deserialize(trained_flat)
+    ours.add_with_ids(base[:2], np.array([2 ** 63 - 2, 2 ** 63 - 1]))
+    np.testing.assert_array_equal(ours.reconstruct_n(2 ** 63 - 2, 2), ours.reconstruct_batch([2 ** 63 - 2, 2 ** 63 - 1]))
+    refine = qetvec.IndexRefineFlat(deserialize(trained_flat))
+    refine.add(base[:3])
+    for index, i0, ni in [(ours, 2 ** 63 - 1, 2), (ours, 0, 2 ** 62), (refine, 1, 2 ** 62), (refine, 2, 2)]:
+        with pytest.raises(KeyError):
+            index.reconstruct_n(i0, ni)
+    assert ours.reconstruct_n(0, 0).shape == (0, D_MODEL)

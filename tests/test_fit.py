@@ -99,3 +99,40 @@ def _settings(codec):
     """Constructor settings reproducing a trained QETQuantizer's configuration."""
     return dict(m=[np.diff(s.bounds).tolist() for s in codec.stages], nbits=codec.nbits,
                 levels=codec.levels, stages=len(codec.stages), transform=codec.transform, beam=codec.beam)
+
+
+def test_factory_auto_token_chooses_the_codec_when_the_index_is_trained(anisotropic, tmp_path):
+    """"IVF4,Auto6,RFlat": the IVF codes take 6 bytes per row, the codec is fit_codec's
+    choice on the residuals, and the index saves, reloads and searches as any other."""
+    index = qetvec.index_factory(16, "IVF4,Auto6,RFlat")
+    assert not index.is_trained
+    index.train(anisotropic[:5000])
+    assert isinstance(index.base.codec, qetvec.QETQuantizer) and index.base.code_size <= 6
+    assert index.base.lists.codes.shape[1] == index.base.code_size
+    index.add(anisotropic[:2000])
+    index.nprobe, index.k_factor = 4, 4
+    D, I = index.search(anisotropic[-10:], 5)
+    qetvec.write_index(index, tmp_path / "auto.qet")
+    back = qetvec.read_index(tmp_path / "auto.qet")
+    np.testing.assert_array_equal(back.search(anisotropic[-10:], 5)[1], I)
+    untrained = qetvec.index_factory(16, "Auto6")
+    qetvec.write_index(untrained, tmp_path / "untrained.qet")
+    assert qetvec.read_index(tmp_path / "untrained.qet").codec.bytes_per_row == 6
+
+
+@pytest.mark.parametrize("nlist", [None, 4])
+def test_lancedb_table_at_a_byte_budget(anisotropic, tmp_path, nlist):
+    """create_table(..., bytes_per_row=B): code, partition id and norm column together take
+    at most B bytes per row, and the table searches like one given the codec."""
+    import lancedb
+
+    import qetvec_lancedb as ql
+
+    db = lancedb.connect(tmp_path / "db")
+    rows = [{"id": i, "vector": v.tolist()} for i, v in enumerate(anisotropic[:5000])]
+    table = ql.create_table(db, "t", rows, bytes_per_row=7, nlist=nlist, progress=False)
+    assert table.bytes_per_row <= 7
+    with pytest.raises(ValueError, match="one of codec, m or bytes_per_row"):
+        ql.create_table(db, "u", rows, bytes_per_row=7, m=4, progress=False)
+    got = table.query(anisotropic[-5:], k=3, nprobe=4 if nlist else None)
+    assert got.num_rows == 15

@@ -86,7 +86,7 @@ def test_errors_leave_the_index_usable(data):
         index.add(base)
     index.train(train)
     index.add(base[:100])
-    with pytest.raises(ValueError, match="k must be in"):
+    with pytest.raises(ValueError, match="k must be >= 1"):
         index.search(queries, 0)
     with pytest.raises(ValueError, match="expected d=50"):
         index.search(queries[:, :20], 3)

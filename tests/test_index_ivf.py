@@ -59,7 +59,7 @@ def test_nprobe_per_call_and_params_object(data):
     D2, I2 = index.search(queries, 5, params=faiss.SearchParametersIVF(nprobe=4))
     np.testing.assert_array_equal(I1, I2)
     assert index.nprobe == 1
-    with pytest.raises(ValueError, match="nprobe must be in"):
+    with pytest.raises(ValueError, match="nprobe must be >= 1"):
         index.search(queries, 5, nprobe=0)
 
 

@@ -219,3 +219,76 @@ def test_killed_writer_leaves_no_temp_file_after_the_next_write(objects, tmp_pat
     assert not stale.exists() and fresh.exists() and other.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, fresh.name, other.name])
     assert isinstance(qetvec.read_index(target), qetvec.QETQuantizer)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: qetvec.index_factory(16, "IVF4,QET4x6_L0"),
+    lambda: qetvec.index_factory(16, "IVF4_HNSW8,QET4x6_L0"),
+    lambda: qetvec.index_factory(16, "IVF4,QET4x6_L0,RFlat"),
+    lambda: qetvec.IndexIVFQET(faiss.IndexFlatL2(16), 16, 4, 4, seed=np.int64(3), codebook_bits=np.int64(8)),
+    lambda: qetvec.IndexQET(16, 4, nbits=np.int64(6), seed=np.uint8(2)),
+    lambda: qetvec.compress_matrix(np.random.default_rng(0).standard_normal((400, 16)), 2000, 4,
+                                   seed=np.int64(5)),
+    lambda: qetvec.IndexQET(16, codec=qetvec.fit.FitCodec(16, np.int64(8), seed=np.int64(3))),
+], ids=["ivf", "ivf-hnsw", "refine-ivf", "ivf-numpy-ints", "flat-numpy-ints", "matrix-numpy-seed",
+        "auto-numpy-options"])
+def test_what_the_writer_writes_the_reader_reads(make, tmp_path):
+    """Untrained indexes and settings given as numpy integers are valid objects: write_index
+    must write them (JSON takes no numpy ints) and read_index read them back as they were."""
+    obj = make()
+    write_index(obj, tmp_path / "obj.qet")
+    back = qetvec.read_index(tmp_path / "obj.qet")
+    assert serialize(back) == serialize(obj)
+
+
+def test_search_settings_are_checked_when_set_so_files_stay_readable():
+    ivf = qetvec.index_factory(16, "IVF4,QET4x6_L0,RFlat")
+    with pytest.raises(ValueError, match="nprobe must be >= 1, got 0"):
+        ivf.nprobe = 0
+    with pytest.raises(ValueError, match="nprobe must be >= 1, got 0"):
+        ivf.base.nprobe = 0
+    with pytest.raises(TypeError, match="by_residual must be True or False"):
+        qetvec.IndexIVFQET(faiss.IndexFlatL2(16), 16, 4, 4, by_residual="no")
+    ivf.nprobe = np.int64(3)
+    assert type(ivf.nprobe) is int and deserialize(serialize(ivf)).nprobe == 3
+
+
+def test_a_header_naming_another_kind_says_so(objects):
+    flat = objects["IndexQET"][0]
+    with pytest.raises(CorruptIndexError, match="header names kind 'IndexIVFQET'.* of kind 'IndexQET'"):
+        deserialize(pack("IndexIVFQET", *flat._state()))
+    meta, arrays = objects["IndexIVFQET"][0]._state()
+    del meta["nprobe"]
+    with pytest.raises(CorruptIndexError, match="metadata lacks 'nprobe'"):
+        deserialize(pack("IndexIVFQET", meta, arrays))
+
+
+def test_an_unreadable_coarse_quantizer_is_named(objects):
+    ivf = objects["IndexIVFQET"][0]
+    coarse = ivf._state()[1]["coarse"]
+    for broken in (coarse[:40], np.zeros(0, np.uint8)):
+        with pytest.raises(CorruptIndexError, match="coarse: FAISS cannot read the coarse quantizer"):
+            deserialize(lie(ivf, coarse=broken))
+
+
+def test_write_index_names_the_path_it_was_given(objects, tmp_path):
+    codec = objects["QETQuantizer"][0]
+    with pytest.raises(ValueError, match="path is empty"):
+        write_index(codec, "")
+    with pytest.raises(FileNotFoundError, match=f"cannot write {tmp_path / 'missing' / 'index.qet'}: "
+                       f"folder {tmp_path / 'missing'} does not exist"):
+        write_index(codec, tmp_path / "missing" / "index.qet")
+    with pytest.raises(IsADirectoryError, match=f"cannot write {tmp_path}: it is a directory"):
+        write_index(codec, tmp_path)
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match=f"{tmp_path / 'file'} is not a directory"):
+        write_index(codec, tmp_path / "file" / "index.qet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # no temporary left behind
+
+
+def test_refine_file_with_vectors_the_writer_never_writes_is_refused(objects):
+    refine = objects["IndexRefineFlat"][0]
+    vectors = refine._state()[1]["vectors"].copy()
+    vectors[7, 3] = np.nan
+    with pytest.raises(CorruptIndexError, match="vectors must be finite float32"):
+        deserialize(lie(refine, vectors=vectors))

@@ -217,6 +217,30 @@ def test_errors_name_the_problem_and_lose_nothing(tmp_path, vectors, quantizer):
     assert ql.open_table(db, "t").query(queries[0], k=3).num_rows == 3
 
 
+def test_codec_files_the_writer_would_not_write_are_refused(quantizer):
+    """A table codec file is read with the checks of every other qetvec file: its quantizer's
+    codebooks, its IVF centroids and its flags as the writer writes them, nothing else."""
+    from qetvec.io import CorruptIndexError, deserialize, pack, serialize
+    centroids = np.random.default_rng(0).standard_normal((4, 50)).astype(np.float32)
+    codec = ql.TableCodec(quantizer, "l2", centroids, by_residual=True)
+    assert serialize(deserialize(serialize(codec))) == serialize(codec)
+    meta, arrays = codec._state()
+    nan_books = arrays["codec.stage0.codebooks"].copy()
+    nan_books[3] = np.nan
+    nan_centroids = centroids.copy()
+    nan_centroids[1, 2] = np.inf
+    for changed_meta, changed_arrays, field in [
+        ({"by_residual": "yes"}, {}, "by_residual"),
+        ({"by_residual": 1}, {}, "by_residual"),
+        ({"metric": "cos"}, {}, "metric"),
+        ({}, {"codec.stage0.codebooks": nan_books}, "stage0.codebooks"),
+        ({}, {"ivf_centroids": centroids.astype(np.float64)}, "ivf_centroids"),
+        ({}, {"ivf_centroids": nan_centroids}, "ivf_centroids"),
+    ]:
+        with pytest.raises(CorruptIndexError, match=field):
+            deserialize(pack("LanceTableCodec", {**meta, **changed_meta}, {**arrays, **changed_arrays}))
+
+
 WRITER = """
 import sys, lancedb, numpy as np, qetvec_lancedb as ql
 path, start, batches, size = sys.argv[1], *map(int, sys.argv[2:5])

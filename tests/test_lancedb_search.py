@@ -282,6 +282,23 @@ def test_arguments_are_validated_and_nothing_is_left_behind(tmp_path, vectors):
     assert tbl.count_rows() == 300
 
 
+def test_write_settings_are_checked_by_name(tmp_path, vectors):
+    """keep_vectors="no" was truthy (vectors kept, metadata "true"), batch_size=0 a bare
+    range() error, seed=-1 numpy's "expected non-negative integer": each is named now."""
+    x, _ = vectors
+    db = lancedb.connect(tmp_path / "db")
+    for kw, error, name in [({"keep_vectors": "no"}, TypeError, "keep_vectors"),
+                            ({"batch_size": 0}, ValueError, "batch_size"),
+                            ({"seed": -1, "train_rows": 100}, ValueError, "seed")]:
+        with pytest.raises(error, match=name):
+            ql.create_table(db, "t", rows(x[:300]), m=5, nbits=2, progress=False, **kw)
+    assert not (tmp_path / "db").exists() or not any((tmp_path / "db").iterdir())
+    tbl = ql.create_table(db, "t", rows(x[:300]), m=5, nbits=2, progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        tbl.add(rows(x[300:310], 300), batch_size=0)
+    assert tbl.count_rows() == 300
+
+
 def test_quantizer_files_are_named_by_content(tmp_path, vectors):
     import hashlib
     x, _ = vectors

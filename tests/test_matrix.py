@@ -68,8 +68,35 @@ def test_budget_search_prefers_more_codewords_when_they_fit(rng):
     (dict(codebook_bits=8.5), "codebook_bits"),
     (dict(niter=0), "niter"),
     (dict(m=2.0), "m must be an integer"),
+    (dict(seed=-1), "seed must be in"),
+    (dict(seed=1.5), "seed must be an integer"),
+    (dict(levels=3), "levels must be a sequence"),
+    (dict(levels=(3,), budget_split=1.0), "budget_split must be a sequence"),
 ])
 def test_bad_settings_are_refused_by_name(kwargs, match, rng):
     x = rng.standard_normal((500, 16)).astype(np.float32)
     with pytest.raises((TypeError, ValueError), match=match):
         qetvec.compress_matrix(x, 4000, **{"m": 4, **kwargs})
+
+
+def relative_error(x: np.ndarray, x_hat: np.ndarray) -> float:
+    x = x.astype(np.float64)
+    return float(((x - x_hat) ** 2).sum() / (x ** 2).sum())
+
+
+@pytest.mark.parametrize("codebook_bits", [10, None])
+def test_matrix_mode_is_scale_invariant(codebook_bits, rng):
+    """Compressing s * w gives s * (compressed w): exactly (bit for bit) when s is a power
+    of two, to float32 rounding of s * w otherwise. Scales whose squares leave float32's
+    normal range (1e-30, 1e30) included: the relative error does not move."""
+    w = rng.standard_normal((600, 32)).astype(np.float32)
+    settings = dict(budget_bytes=6000, m=8, niter=8, codebook_bits=codebook_bits)
+    reference = qetvec.compress_matrix(w, **settings)
+    error = relative_error(w, reference.decode())
+    for s in (2.0 ** -100, 2.0 ** 100):
+        scaled = qetvec.compress_matrix(w * np.float32(s), **settings)
+        np.testing.assert_array_equal(scaled.decode(), reference.decode() * np.float32(s))
+        assert scaled.nbytes == reference.nbytes
+    for s in (1e-30, 1e-10, 1e10, 1e30):
+        x = (w * s).astype(np.float32)
+        assert relative_error(x, qetvec.compress_matrix(x, **settings).decode()) == pytest.approx(error, rel=1e-3)

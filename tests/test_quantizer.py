@@ -72,7 +72,7 @@ def test_unequal_groups_and_zero_bit_groups_count_their_bits(rng):
 
 @pytest.mark.parametrize("metric", ["l2", "ip"])
 @pytest.mark.parametrize("settings", [
-    dict(m=[[5, 10, 35]], nbits=[[7, 6, 3]], levels=0, transform="pca"),
+    dict(m=[[5, 10, 20, 15]], nbits=[[7, 6, 3, 0]], levels=0, transform="pca"),
     dict(m=50, nbits=2, levels=0, transform="random"),
     dict(m=[[25, 25], 1], nbits=[[7, 5], 6], levels=0, stages=2, beam=4, transform="pca"),
 ])

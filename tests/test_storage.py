@@ -36,8 +36,7 @@ def test_random_adds_and_removes_match_a_model(nlist):
             next_id += n
             which = rng.integers(0, nlist, n)
             codes = rng.integers(0, 256, (n, 3), dtype=np.uint8)
-            rows = lists.add(which, codes, ids)
-            lists.tag[rows] = ids * 3
+            lists.add(which, codes, ids, {"tag": ids * 3})
             model.update({int(i): (int(l), c.tobytes()) for i, l, c in zip(ids, which, codes)})
         else:
             drop = rng.choice(sorted(model), size=min(len(model), int(rng.integers(1, 30))), replace=False)
@@ -46,6 +45,28 @@ def test_random_adds_and_removes_match_a_model(nlist):
                 del model[int(i)]
         check_against_model(lists, model)
     assert lists.garbage <= lists.ntotal + 40  # compaction keeps garbage bounded
+
+
+def test_every_add_is_checked_before_anything_is_stored():
+    """Ids qetvec would not store and rows missing an attached column's values are refused
+    by `add` itself, the one way rows enter, whoever calls it; a column attaches once."""
+    lists = InvertedLists(3, 2)
+    lists.attach("tag", (), np.int64)
+    lists.add(np.array([0, 1]), np.zeros((2, 2), np.uint8), np.array([4, 9]), {"tag": np.array([1, 2])})
+    for ids, columns, match in [
+        (np.array([5, 5]), {"tag": np.zeros(2)}, "distinct"),
+        (np.array([-1, 3]), {"tag": np.zeros(2)}, ">= 0"),
+        (np.array([3, 9]), {"tag": np.zeros(2)}, "id 9 is already stored"),
+        (np.array([3, 6]), {}, "columns \\['tag'\\]"),
+        (np.array([3, 6]), {"tag": np.zeros(2), "other": np.zeros(2)}, "columns"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            lists.add(np.array([2, 2]), np.ones((2, 2), np.uint8), ids, columns)
+    assert lists.ntotal == 2 and lists.size.tolist() == [1, 1, 0]
+    np.testing.assert_array_equal(lists.find(np.array([4, 9, 3, 6])), [lists.find(np.array([4]))[0],
+                                                                          lists.find(np.array([9]))[0], -1, -1])
+    with pytest.raises(ValueError, match="already attached"):
+        lists.attach("tag", (), np.int64)
 
 
 def test_growth_is_amortized_and_compaction_happens():

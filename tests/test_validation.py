@@ -16,6 +16,9 @@ from qetvec._validation import FLOAT32_MAX, as_float_matrix
     (dict(niter=0), ValueError, "niter"),
     (dict(niter=-1), ValueError, "niter"),
     (dict(levels=-1), ValueError, "levels"),
+    (dict(seed=-1), ValueError, r"seed must be in \[0, 2147483647\], got -1"),
+    (dict(seed=2 ** 40), ValueError, "seed must be in"),
+    (dict(seed=1.5), TypeError, "seed must be an integer"),
 ])
 def test_codec_settings_are_checked(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -56,8 +59,72 @@ def test_add_names_what_is_wrong_with_x_and_stores_nothing(bad, error, match):
 
 @pytest.mark.parametrize("description", ["QET10x8_S0", "IVF16,QET10x8_L1_S0"])
 def test_factory_refuses_zero_stages(description):
-    with pytest.raises(ValueError, match="stages must be in >= 1, got 0"):
+    with pytest.raises(ValueError, match="stages must be >= 1, got 0"):
         qetvec.index_factory(50, description)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: qetvec.IndexQET(8, 2, seed=-1),
+    lambda: qetvec.IndexIVFQET(faiss.IndexFlatL2(8), 8, 4, 2, seed=-1),
+    lambda: qetvec.IndexIVFQET(faiss.IndexFlatL2(8), 8, 4, 2, seed=2 ** 31),  # FAISS's k-means: a C int
+])
+def test_index_seed_is_checked_by_name(make):
+    with pytest.raises(ValueError, match="seed must be in"):
+        make()
+
+
+def test_bound_messages_read_as_sentences():
+    from qetvec._validation import check_positive_int
+    with pytest.raises(ValueError, match="^k must be >= 1, got 0$"):
+        check_positive_int(0, "k")
+    with pytest.raises(ValueError, match=r"^nbits must be in \[1, 16\], got 17$"):
+        check_positive_int(17, "nbits", 1, 16)
+    index = qetvec.index_factory(8, "QET2x4_L0")
+    index.train(np.random.default_rng(0).standard_normal((800, 8)).astype(np.float32))
+    with pytest.raises(ValueError, match="^k must be >= 1, got 0$"):
+        index.search(np.zeros((1, 8), np.float32), 0)
+
+
+@pytest.mark.parametrize("description", [None, 10, b"QET2x4"])
+def test_factory_description_must_be_a_string(description):
+    with pytest.raises(TypeError, match="description must be a string"):
+        qetvec.index_factory(50, description)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: qetvec.QETQuantizer(8, 2, nbits=4),
+    lambda: qetvec.IndexQET(8, 2, nbits=4),
+    lambda: qetvec.IndexIVFQET(faiss.IndexFlatL2(8), 8, 4, 2, nbits=4),
+])
+def test_training_data_too_small_for_float32_distances_is_refused(make):
+    """Below ~1e-19 squared norms leave float32's normal range, k-means and ADC distances
+    underflow and codes come out near random without a word: refused, naming the fix.
+    (Matrix mode rescales instead: see test_matrix.)"""
+    x = np.random.default_rng(0).standard_normal((800, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match="squared row norms are at most .* below float32's smallest normal.*rescale"):
+        make().train(x * np.float32(1e-25))
+    make().train(x * np.float32(1e-17))  # small, still exact: accepted
+
+
+@pytest.mark.parametrize("bbs", [0, 7, -32, "32"])
+def test_fast_scan_block_size_is_checked(bbs):
+    """bbs=0 made FAISS divide by zero and kill the process (SIGFPE)."""
+    from qetvec_faiss.export import to_faiss_fast_scan
+    index = qetvec.IndexQET(8, 2, nbits=4, levels=0)
+    index.train(np.random.default_rng(0).standard_normal((800, 8)).astype(np.float32))
+    with pytest.raises((TypeError, ValueError), match="bbs"):
+        to_faiss_fast_scan(index, bbs)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(families="rq"), TypeError, "families must be a list"),  # was read as ["r", "q"]: "random-w1" too
+    (dict(families=["pq", 3]), TypeError, "families must be a list"),
+    (dict(seed=-1), ValueError, "seed must be in"),
+])
+def test_fit_codec_arguments_are_checked_by_name(kwargs, error, match):
+    x = np.random.default_rng(0).standard_normal((200, 8)).astype(np.float32)
+    with pytest.raises(error, match=match):
+        qetvec.fit_codec(x, 8, progress=False, **kwargs)
 
 
 @pytest.mark.parametrize("value, match", [

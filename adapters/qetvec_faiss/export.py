@@ -31,6 +31,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from qetvec._validation import check_positive_int
 from qetvec.codec import Codec
 from qetvec.index_flat import IndexQET
 from qetvec.index_ivf import IndexIVFQET
@@ -40,6 +41,8 @@ from qetvec.quantizer import QETQuantizer
 def product_quantizer(codec: Codec) -> faiss.ProductQuantizer:
     """FAISS ProductQuantizer with the codec's codebooks (M, ksub, dsub) float32 (`Codec.pq_codebooks`);
     ValueError if the codec is not trained or not plain PQ."""
+    if not isinstance(codec, Codec):
+        raise TypeError(f"product_quantizer takes a qetvec codec, got {type(codec).__name__}")
     if not codec.is_trained:
         raise ValueError("the codec is not trained")
     try:
@@ -69,6 +72,8 @@ def to_faiss_fast_scan(index: Any, bbs: int = 32) -> faiss.Index:
     """The FAISS fast-scan index (IndexPQFastScan or IndexIVFPQFastScan) holding the codebooks, coarse centroids, codes and ids of a 4-bit,
     levels-0 qetvec `index`; `bbs` rows per SIMD block (a multiple of 32), as in FAISS.
     Distances use uint8-quantized tables: approximate, as FAISS's fast-scan's are."""
+    if check_positive_int(bbs, "bbs") % 32:  # FAISS asserts it, and divides by zero on bbs=0
+        raise ValueError(f"bbs must be a multiple of 32, got {bbs}")
     exported = to_faiss(index)
     nbits = faiss.downcast_index(exported.index if isinstance(exported, faiss.IndexIDMap2) else exported).pq.nbits
     if nbits != 4:
@@ -87,25 +92,35 @@ def to_faiss_fast_scan(index: Any, bbs: int = 32) -> faiss.Index:
 
 
 def from_faiss(index: faiss.Index) -> Any:
-    """The qetvec index (levels 0) holding the codebooks, codes and ids of a FAISS IndexPQ,
-    IndexIDMap / IndexIDMap2 around one, or IndexIVFPQ; TypeError for other index types."""
+    """The qetvec index (levels 0) holding the codebooks, codes and ids of a trained FAISS
+    IndexPQ, IndexIDMap / IndexIDMap2 around one, or IndexIVFPQ. TypeError for other types
+    (subclasses too: IndexIVFPQR's re-ranking codes would be dropped), ValueError for an
+    untrained index or ids qetvec does not store (negative, or twice: FAISS allows both)."""
+    if not isinstance(index, faiss.Index):
+        raise TypeError(f"from_faiss takes a FAISS index, got {type(index).__name__}")
     concrete = faiss.downcast_index(index)  # a new proxy: `index` keeps the object alive
-    if isinstance(concrete, (faiss.IndexIDMap, faiss.IndexIDMap2)):
-        inner = faiss.downcast_index(concrete.index)
-        if not isinstance(inner, faiss.IndexPQ):
-            raise TypeError(f"from_faiss: IndexIDMap around {type(inner).__name__}, expected IndexPQ")
-        out = _pq_index(inner)
-        codes = faiss.vector_to_array(inner.codes).reshape(inner.ntotal, -1)
-        out._store(codes, faiss.vector_to_array(concrete.id_map), user_ids=True)
-        return out
-    if isinstance(concrete, faiss.IndexPQ):
-        out = _pq_index(concrete)
-        out._store(faiss.vector_to_array(concrete.codes).reshape(concrete.ntotal, -1),
-                   np.arange(concrete.ntotal, dtype=np.int64), user_ids=False)
-        return out
+    wrapper = concrete if type(concrete) in (faiss.IndexIDMap, faiss.IndexIDMap2) else None
+    if wrapper is not None:
+        concrete = faiss.downcast_index(wrapper.index)
+    if type(concrete) not in ((faiss.IndexPQ,) if wrapper else (faiss.IndexPQ, faiss.IndexIVFPQ)):
+        raise TypeError("from_faiss takes IndexPQ, IndexIDMap2(IndexPQ) or IndexIVFPQ, got "
+                        + (f"IndexIDMap around {type(concrete).__name__}" if wrapper else type(concrete).__name__))
+    if not concrete.is_trained:
+        raise ValueError(f"from_faiss: the FAISS {type(concrete).__name__} is not trained (it has no "
+                         "codebooks to copy): train it first")
     if isinstance(concrete, faiss.IndexIVFPQ):
-        return _from_ivfpq(concrete)
-    raise TypeError(f"from_faiss takes IndexPQ, IndexIDMap2(IndexPQ) or IndexIVFPQ, got {type(concrete).__name__}")
+        out, (codes, ids, lists) = _ivf_index(concrete), _ivf_rows(concrete.invlists, concrete.nlist)
+        store = lambda: out.lists.add(lists, codes, ids)  # noqa: E731  (single stage: the code is the row)
+    else:
+        out = _pq_index(concrete)
+        codes = faiss.vector_to_array(concrete.codes).reshape(concrete.ntotal, concrete.code_size)
+        ids = np.arange(concrete.ntotal) if wrapper is None else faiss.vector_to_array(wrapper.id_map)
+        store = lambda: out._store(codes, ids, user_ids=wrapper is not None, columns={})  # noqa: E731
+    try:
+        store()  # through the one id check of every path that stores ids (InvertedLists.add)
+    except ValueError as err:
+        raise ValueError(f"from_faiss: the FAISS index holds ids qetvec does not store ({err})") from err
+    return out
 
 
 def _codec(pq: faiss.ProductQuantizer) -> QETQuantizer:
@@ -116,19 +131,27 @@ def _pq_index(index: faiss.IndexPQ) -> IndexQET:
     return IndexQET(index.d, metric=index.metric_type, codec=_codec(index.pq))
 
 
-def _from_ivfpq(index: faiss.IndexIVFPQ) -> IndexIVFQET:
+def _ivf_index(index: faiss.IndexIVFPQ) -> IndexIVFQET:
+    """The empty IndexIVFQET with the quantizer, centroids, codebooks and nprobe of `index`."""
     out = IndexIVFQET(faiss.clone_index(index.quantizer), index.d, index.nlist, metric=index.metric_type,
                       by_residual=index.by_residual, codec=_codec(index.pq))
     out.centroids = out.quantizer.reconstruct_n(0, index.nlist).astype(np.float32)
-    invlists = index.invlists
-    for l in range(index.nlist):
-        n = invlists.list_size(l)
-        if n:
-            codes = faiss.rev_swig_ptr(invlists.get_codes(l), n * invlists.code_size).reshape(n, -1).copy()
-            ids = faiss.rev_swig_ptr(invlists.get_ids(l), n).copy()
-            out.lists.add(np.full(n, l, np.int64), codes, ids)  # single stage: the code is all a row stores
     out.nprobe = index.nprobe
     return out
+
+
+def _ivf_rows(invlists: faiss.InvertedLists, nlist: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every row of FAISS inverted lists, list by list: codes (n, code_size) uint8, ids (n,)
+    int64 and list numbers (n,) int64."""
+    sizes = np.array([invlists.list_size(l) for l in range(nlist)], np.int64)
+    codes = np.empty((int(sizes.sum()), invlists.code_size), np.uint8)
+    ids = np.empty(int(sizes.sum()), np.int64)
+    for l, start in zip(range(nlist), np.cumsum(sizes) - sizes):
+        n = int(sizes[l])
+        if n:
+            codes[start:start + n] = faiss.rev_swig_ptr(invlists.get_codes(l), n * invlists.code_size).reshape(n, -1)
+            ids[start:start + n] = faiss.rev_swig_ptr(invlists.get_ids(l), n)
+    return codes, ids, np.repeat(np.arange(nlist, dtype=np.int64), sizes)
 
 
 def _flat(index: IndexQET) -> faiss.Index:

@@ -14,9 +14,10 @@ import faiss
 import numpy as np
 
 from qetvec import QETQuantizer
-from qetvec._validation import as_float_matrix, check_positive_int
+from qetvec._validation import as_float_matrix, check_bool, check_positive_int
 from qetvec.codebooks import train_kmeans
 from qetvec.codec import Codec, codec_state, stored_codec
+from qetvec.fit import FitCodec
 from qetvec.io import register
 
 from qetvec_lancedb.errors import DimensionMismatchError, NotTrainedError
@@ -128,8 +129,22 @@ class TableCodec:
     @classmethod
     def _from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "TableCodec":
         centroids = arrays["ivf_centroids"] if "ivf_centroids" in arrays else None
-        return cls(stored_codec(meta, arrays), meta["metric"], centroids,
-                   bool(meta.get("by_residual", False)))  # files before residual encoding: False
+        if centroids is not None and (centroids.dtype != np.float32 or not np.isfinite(centroids).all()):
+            raise ValueError(f"ivf_centroids must be finite float32, got {centroids.dtype}")
+        by_residual = check_bool(meta.get("by_residual", False), "by_residual")  # files before residual encoding: False
+        return cls(stored_codec(meta, arrays), meta["metric"], centroids, by_residual)
+
+
+def budget_codec(d: int, bytes_per_row: int, metric: str, nlist: int | None, seed: int = 0) -> FitCodec:
+    """The codec chosen at training time for `bytes_per_row` stored bytes per row: the
+    partition id (IVF) is paid first; a norm column is stored only for L2 over residual stages
+    without IVF (with IVF it is derived from the codes), so only then does `fit_codec` charge
+    candidates with residual stages for it."""
+    part = 0 if nlist is None else (1 if nlist <= 256 else 2)
+    code = check_positive_int(bytes_per_row, "bytes_per_row") - part
+    if code < 1:
+        raise ValueError(f"bytes_per_row={bytes_per_row} leaves no code bytes after the {part}-byte partition id")
+    return FitCodec(d, code, "l2" if metric == "l2" and nlist is None else None, seed=seed)
 
 
 def train_centroids(x: np.ndarray, nlist: int, seed: int) -> np.ndarray:

@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
+from qetvec._validation import check_bool, check_positive_int
+
 from qetvec_lancedb.codec import TableCodec
 from qetvec_lancedb.errors import DimensionMismatchError, VectorColumnError
 
@@ -82,6 +84,8 @@ def encode_table(table: pa.Table, codec: TableCodec, vector_column: str, keep_ve
     """The user's columns (vector column as fixed_size_list<float32>[d], or dropped unless
     keep_vectors) plus the code columns, encoding `batch_size` rows at a time with a tqdm
     bar (shown by default when there is more than one batch)."""
+    keep_vectors = check_bool(keep_vectors, "keep_vectors")
+    batch_size = check_positive_int(batch_size, "batch_size")
     x = vector_matrix(table, vector_column, codec.d, "data")
     if not len(x):
         raise ValueError("data has no rows")

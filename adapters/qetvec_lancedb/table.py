@@ -21,10 +21,10 @@ import pyarrow.compute as pc
 from lancedb.util import validate_table_name
 
 from qetvec.codec import Codec
-from qetvec._validation import as_float_matrix, check_positive_int
+from qetvec._validation import as_float_matrix, check_positive_int, check_seed
 
 from qetvec_lancedb.cache import CodeCache, ColumnCache, cacheable
-from qetvec_lancedb.codec import MAX_NLIST, TableCodec, nearest_partitions, train_centroids
+from qetvec_lancedb.codec import MAX_NLIST, TableCodec, budget_codec, nearest_partitions, train_centroids
 from qetvec_lancedb.columns import (CODE_COLUMN, DISTANCE_COLUMN, NORM_COLUMN, PART_COLUMN,
                                     QUERY_INDEX_COLUMN, RESERVED_COLUMNS, check_user_columns,
                                     code_matrix, encode_table, to_arrow, user_columns, vector_matrix)
@@ -361,11 +361,14 @@ def create_table(db: Any, name: str, data: Any, *, vector_column: str = "vector"
                  codec: Codec | None = None, m: int | None = None, nbits: int = 8,
                  levels: int = 1, stages: int = 1, metric: str = "l2", nlist: int | None = None,
                  keep_vectors: bool = True, train_rows: int = 100_000, seed: int = 0,
-                 mode: str = "create", batch_size: int = 65536, progress: bool | None = None) -> QETTable:
+                 mode: str = "create", batch_size: int = 65536, progress: bool | None = None,
+                 bytes_per_row: int | None = None) -> QETTable:
     """Create table `name` in connection `db` from `data` with QET codes.
 
     The codec is `codec` (any `qetvec.codec.Codec`, trained on the data first if untrained)
-    or a new QETQuantizer(d, m, nbits, levels, stages) trained on up to `train_rows` random rows; with
+    or a new QETQuantizer(d, m, nbits, levels, stages), or, given `bytes_per_row`, the best codec
+    for that many stored bytes per row (code, partition id and any norm column) chosen by
+    `qetvec.fit_codec`, trained on up to `train_rows` random rows; with
     `nlist`, rows are assigned to nlist k-means partitions (IVF) and encoded by their
     residual to the partition centroid. It is written to
     `<db>/<name>.qetvec/quantizer-<sha256>.qet` before the table. mode: "create" (fail if
@@ -378,7 +381,7 @@ def create_table(db: Any, name: str, data: Any, *, vector_column: str = "vector"
     table = to_arrow(data)
     check_user_columns(table.column_names, "data")
     table_codec = _train_codec(table, name, vector_column, codec, m, nbits, levels, stages, metric,
-                               nlist, train_rows, seed)
+                               nlist, train_rows, seed, bytes_per_row)
     encoded = encode_table(table, table_codec, vector_column, keep_vectors, batch_size, progress)
     _write(db, name, encoded, table_codec, vector_column, keep_vectors, mode)
     return QETTable(db, name)
@@ -388,7 +391,8 @@ def convert_table(db: Any, name: str, *, vector_column: str = "vector",
                   codec: Codec | None = None, m: int | None = None, nbits: int = 8,
                   levels: int = 1, stages: int = 1, metric: str = "l2", nlist: int | None = None,
                   keep_vectors: bool = True, train_rows: int = 100_000, seed: int = 0,
-                  batch_size: int = 65536, progress: bool | None = None, max_attempts: int = 20) -> QETTable:
+                  batch_size: int = 65536, progress: bool | None = None, max_attempts: int = 20,
+                  bytes_per_row: int | None = None) -> QETTable:
     """Encode an existing plain LanceDB table in place: one new version with the code
     columns. Same options as `create_table`; if anything fails the table is left as it was.
 
@@ -414,7 +418,7 @@ def convert_table(db: Any, name: str, *, vector_column: str = "vector",
         rows = existing.search().with_row_id(True).limit(None).to_arrow()
         if table_codec is None:
             table_codec = _train_codec(rows.drop_columns(["_rowid"]), name, vector_column, codec, m, nbits,
-                                       levels, stages, metric, nlist, train_rows, seed)
+                                       levels, stages, metric, nlist, train_rows, seed, bytes_per_row)
         ids = rows.column("_rowid").to_numpy()
         known = np.isin(ids, done_ids)  # a retry encodes only the rows appended since
         parts = [] if done is None else [done.take(_positions(done_ids, ids[known]))]
@@ -499,16 +503,20 @@ def _exists(db: Any, name: str) -> bool:
 
 def _train_codec(table: pa.Table, name: str, vector_column: str, codec: Codec | None,
                  m: int | None, nbits: int, levels: int, stages: int, metric: str,
-                 nlist: int | None, train_rows: int, seed: int) -> TableCodec:
+                 nlist: int | None, train_rows: int, seed: int, bytes_per_row: int | None = None) -> TableCodec:
     if nlist is not None:
         nlist = check_positive_int(nlist, "nlist", 1, MAX_NLIST)
-    train_rows = check_positive_int(train_rows, "train_rows")
+    train_rows, seed = check_positive_int(train_rows, "train_rows"), check_seed(seed)
     x = vector_matrix(table, vector_column, None, f"table {name!r}")
     if len(x) == 0:
         raise ValueError(f"table {name!r}: data has no rows")
     if len(x) > train_rows:
         x = x[np.sort(np.random.default_rng(seed).choice(len(x), train_rows, replace=False))]
     x = as_float_matrix(x, f"vectors of {vector_column!r}")
+    if bytes_per_row is not None:
+        if codec is not None or m is not None:
+            raise ValueError("give one of codec, m or bytes_per_row")
+        codec = budget_codec(x.shape[1], bytes_per_row, metric, nlist, seed)
     if codec is None:
         if m is None:
             raise ValueError("give m (column groups per stage) or a codec")
