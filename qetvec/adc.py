@@ -109,7 +109,8 @@ class ADCSearcher:
         row (B,) int64 of each list's table). SQ + 2 IP(c) (L2, one stage), 2 IP(c) (L2,
         several stages), 0 (inner product); c = 0 without centroids, one shared table then.
         All nlist tables are built once and kept if they fit MAX_LIST_TABLE_BYTES, else the
-        tables of the given lists are built per call."""
+        tables of the given lists are built per call. A -1 (no list, which scans skip) gets
+        some row."""
         if not (self.l2 and self.centroids is not None):
             if self._list_tables is None:
                 self._list_tables = self._with_sq(np.zeros((1, self.units.table_size), np.float32))

@@ -170,3 +170,22 @@ def test_ties_are_broken_by_row_on_every_path_and_thread_count(data, monkeypatch
             D, I = index.search(queries, 10)
         np.testing.assert_array_equal(D, D_one)
         np.testing.assert_array_equal(I, I_one)
+
+
+def test_one_query_with_list_tables_built_per_call(data, codecs, monkeypatch):
+    """Per-list tables too large to keep for every list: the one query's probed lists get
+    theirs built for the call (a -1 probe among them), with the same bits as kept tables."""
+    _, base, queries = data
+    centroids = base[:4]
+    searcher = ADCSearcher(codecs["tree"], faiss.METRIC_L2, centroids)
+    lists = np.repeat(np.arange(4), 250)
+    arena = searcher.encode(base[:1000], lists)
+    list_start, list_size = np.arange(4) * 250, np.full(4, 250)
+    probes = np.array([[2, -1, 0]])
+    kept = adc._search_one(searcher, queries[:1], arena, list_start, list_size, probes, 10)
+    monkeypatch.setattr(adc, "MAX_LIST_TABLE_BYTES", 0)
+    fresh = ADCSearcher(codecs["tree"], faiss.METRIC_L2, centroids)
+    per_call = adc._search_one(fresh, queries[:1], arena, list_start, list_size, probes, 10)
+    np.testing.assert_array_equal(per_call[0], kept[0])
+    np.testing.assert_array_equal(per_call[1], kept[1])
+    assert set(kept[1][0]) <= set(range(0, 250)) | set(range(500, 750))
