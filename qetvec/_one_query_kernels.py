@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from qetvec._scan_kernels import _read_f32, heap_offer, heap_sort, ip_table, list_bias, rerank_query, table_index
+from qetvec._scan_kernels import heap_offer, heap_sort, ip_table, list_bias, read_f32, rerank_query, table_index
 
 
 @numba.njit(cache=True, inline="always")
@@ -29,7 +29,7 @@ def _pq8_layout(code_bit, code_width, ksub, table_off, run_ptr):
 @numba.njit(cache=True, inline="always")
 def _row_term(codes, row, term_offset):
     """The row's stored float32 term (||r_hat||^2) at byte term_offset, or 0 (term_offset < 0)."""
-    return _read_f32(codes, row, term_offset) if term_offset >= 0 else np.float32(0.0)
+    return read_f32(codes, row, term_offset) if term_offset >= 0 else np.float32(0.0)
 
 
 @numba.njit(cache=True)

@@ -48,7 +48,7 @@ def ip_tables(queries, coef, table_off, ksub, n_patterns, n_pos, src_ptr, src, b
 
 
 @numba.njit(cache=True, inline="always")
-def _read_f32(codes, row, offset):
+def read_f32(codes, row, offset):
     """The little-endian float32 stored in codes[row, offset:offset + 4]."""
     bits = np.uint32(np.uint32(codes[row, offset]) | (np.uint32(codes[row, offset + 1]) << 8)
                      | (np.uint32(codes[row, offset + 2]) << 16) | (np.uint32(codes[row, offset + 3]) << 24))
@@ -212,7 +212,7 @@ def scan_blocks(codes, term_offset, queries, query_tables, list_tables, centroid
                 index[r, u] = table_index(codes, row, u, code_bit, code_width, ksub, table_off, run_ptr,
                                           run_start, run_len, run_shift)
             if term_offset >= 0:
-                row_term[r] = _read_f32(codes, row, term_offset)
+                row_term[r] = read_f32(codes, row, term_offset)
         table = np.empty(table_size, dtype=np.float32)
         for e in range(entry_start[b], entry_end[b]):
             qi = entry_query[e]
