@@ -1,10 +1,11 @@
 """qetvec: QET (Quantum Entanglement Trees) matrix quantization for vector search."""
 import os
 
-# FAISS and numba each load their own OpenMP runtime; with the default wait policy the idle
-# threads of one spin on the cores the other needs (measured: 2-thread IVF search ~10x
-# slower on a busy 2-core box). Passive waiting unless the user chose otherwise; it holds
-# for every runtime loaded after this line, so import qetvec before faiss.
+# An OpenMP runtime reads its wait policy when it loads. numba's (its default threading layer)
+# loads at qetvec's first parallel kernel, after this line whichever of faiss and qetvec was
+# imported first: its idle threads sleep instead of spinning on cores other threads need.
+# FAISS's loads at `import faiss` (PASSIVE too if qetvec came first); qetvec never starts its
+# team (`qetvec.faiss_threads`), so qetvec's speed does not depend on the import order.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from qetvec.codec import Codec
 from qetvec.quantizer import QETQuantizer

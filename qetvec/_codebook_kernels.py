@@ -86,20 +86,43 @@ def _lloyd(xt, centroids, niter):
                         sums[previous[i], j] -= xt[j, i]
         if not changed:
             break
-        for c in range(k):
-            if counts[c] > 0:
-                for j in range(w):
-                    centroids[c, j] = sums[c, j] / counts[c]
-        sizes = counts.copy()  # split bookkeeping only: sums and counts stay exact
-        for c in range(k):  # re-seed empty clusters by splitting the largest
-            if sizes[c] == 0:
-                big = np.argmax(sizes)
-                for j in range(w):
-                    sign = 1.0 if j % 2 == 0 else -1.0
-                    centroids[c, j] = centroids[big, j] * (1.0 + sign * SPLIT_EPS)
-                    centroids[big, j] = centroids[big, j] * (1.0 - sign * SPLIT_EPS)
-                sizes[c] = sizes[big] // 2
-                sizes[big] -= sizes[c]
+        _update(centroids, sums, counts)
+
+
+@numba.njit(cache=True, inline="always")
+def _update(centroids, sums, counts):
+    """Lloyd's update in place on centroids (k, w) float32: each non-empty cluster's mean
+    sums[c] / counts[c] (sums (k, w) float64, counts (k,) int64); an empty cluster is
+    re-seeded by splitting the largest one with a symmetric SPLIT_EPS perturbation."""
+    k, w = centroids.shape
+    for c in range(k):
+        if counts[c] > 0:
+            for j in range(w):
+                centroids[c, j] = sums[c, j] / counts[c]
+    sizes = counts.copy()  # split bookkeeping only: sums and counts stay exact
+    for c in range(k):
+        if sizes[c] == 0:
+            big = np.argmax(sizes)
+            for j in range(w):
+                sign = 1.0 if j % 2 == 0 else -1.0
+                centroids[c, j] = centroids[big, j] * (1.0 + sign * SPLIT_EPS)
+                centroids[big, j] = centroids[big, j] * (1.0 - sign * SPLIT_EPS)
+            sizes[c] = sizes[big] // 2
+            sizes[big] -= sizes[c]
+
+
+@numba.njit(cache=True)
+def update_centroids(x, codes, centroids):
+    """`_lloyd`'s update step in place on centroids (k, d) float32 for rows x (n, d)
+    float32 assigned to codes (n,) int64 (the assignment step done elsewhere)."""
+    k, d = centroids.shape
+    sums = np.zeros((k, d))
+    counts = np.zeros(k, np.int64)
+    for i in range(x.shape[0]):
+        counts[codes[i]] += 1
+        for j in range(d):
+            sums[codes[i], j] += x[i, j]
+    _update(centroids, sums, counts)
 
 
 @numba.njit(cache=True, inline="always")

@@ -42,7 +42,7 @@ import faiss
 import numba
 import numpy as np
 
-from qetvec import _one_query_kernels, _scan_kernels
+from qetvec import _one_query_kernels, _scan_kernels, faiss_threads
 from qetvec.codec import Codec, LookupUnits
 from qetvec.metric import PARALLEL_MIN_ROWS, serial_if, use_faiss_thread_count
 
@@ -332,7 +332,7 @@ def _search_without_tables(searcher: ADCSearcher, queries: np.ndarray, codes: np
         for a in range(list_start[lst], list_start[lst] + list_size[lst], ROWS_PER_BLOCK):
             b = min(a + ROWS_PER_BLOCK, list_start[lst] + list_size[lst])
             x_hat = searcher.decode(codes[a:b], np.full(b - a, lst))
-            d, i = faiss.knn(queries[qs], x_hat, min(k, b - a), metric=searcher.metric)
+            d, i = faiss_threads.knn(queries[qs], x_hat, min(k, b - a), searcher.metric)
             d = d if searcher.l2 else -d
             cand_d, cand_i = np.hstack([D[qs], d]), np.hstack([rows[qs], np.where(i >= 0, i + a, -1)])
             best = np.argsort(cand_d, axis=1, kind="stable")[:, :k]

@@ -18,7 +18,8 @@ import faiss
 
 from tqdm.auto import tqdm
 
-from qetvec import data
+from qetvec import __version__, data
+from qetvec._optional import MissingExtraError, require_extra
 from qetvec.bench.audit import AUDIT_MATRICES, audit_matrix, claim_check, run_matrix
 from qetvec.bench.methods import check_method
 from qetvec.bench.operating_point import run_ivf
@@ -41,39 +42,62 @@ def _method(name: str) -> str:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
+def _preset(key: str) -> str:
+    """"(default: <full run's value>; --quick: <quick run's value>)" for a preset option."""
+    def shown(value: object) -> str:
+        return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return f"(default: {shown(FULL[key])}; --quick: {shown(QUICK[key])})"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qetvec", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     bench = sub.add_parser("bench", help="benchmark QET against FAISS baselines on real data")
-    bench.add_argument("--dataset", default="glove-50", choices=data.NAMES)
-    bench.add_argument("--quick", action="store_true", help="small run, under 3 minutes")
-    bench.add_argument("--bytes", type=int, nargs="+", help="bytes per row to compare at")
+    bench.add_argument("--dataset", default="glove-50", choices=data.NAMES,
+                       help="real dataset to measure on (default: %(default)s)")
+    bench.add_argument("--quick", action="store_true",
+                       help="small run, under 3 minutes on 2 cores (the --quick values below)")
+    bench.add_argument("--bytes", type=int, nargs="+", help=f"bytes per row to compare at {_preset('bytes')}")
     bench.add_argument("--methods", nargs="+", type=_method,
-                       help="qet-L<levels>S<stages>, pq, opq, rq, lsq, rabitq")
+                       help=f"qet-L<levels>S<stages>, pq, opq, rq, lsq, rabitq {_preset('methods')}")
     bench.add_argument("--metrics", nargs="+", choices=METRICS,
                        help="mse: held-out MSE; encode: encode rate; ivf: IVF + RFlat recall@10 and queries/s "
-                            "at the operating point; matrix: the matrix-mode line; flat: flat-scan recall and speed")
-    bench.add_argument("--n-train", type=int, help="rows to train codebooks on")
-    bench.add_argument("--n-eval", type=int, help="held-out rows for MSE")
-    bench.add_argument("--n-base", type=int, help="database rows for search (-1: all the rest)")
-    bench.add_argument("--n-queries", type=int, help="held-out queries for recall")
-    bench.add_argument("--nlist", type=int, help="IVF lists")
-    bench.add_argument("--target-recall", type=float, default=0.9, help="IVF: raise nprobe until recall@10 >= this")
-    bench.add_argument("--k-factor", type=float, default=10.0, help="IVF: re-rank k_factor * 10 candidates exactly")
-    bench.add_argument("--matrix-bits", type=float, default=2.0, help="matrix line: bits per matrix element")
-    bench.add_argument("--matrix-rows", type=int, default=8192, help="matrix line: rows of the matrix")
-    bench.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory")
-    bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--repeats", type=int, default=3, help="timing repetitions (median reported)")
+                            "at the operating point; matrix: the matrix-mode line; flat: flat-scan recall and speed "
+                            f"{_preset('metrics')}")
+    bench.add_argument("--n-train", type=int, help=f"rows to train codebooks on {_preset('n_train')}")
+    bench.add_argument("--n-eval", type=int, help=f"held-out rows for MSE {_preset('n_eval')}")
+    bench.add_argument("--n-base", type=int, help=f"database rows for search, -1: all the rest {_preset('n_base')}")
+    bench.add_argument("--n-queries", type=int, help=f"held-out queries for recall {_preset('n_queries')}")
+    bench.add_argument("--nlist", type=int, help=f"IVF lists {_preset('nlist')}")
+    bench.add_argument("--target-recall", type=float, default=0.9,
+                       help="IVF: raise nprobe until recall@10 >= this (default: %(default)s)")
+    bench.add_argument("--k-factor", type=float, default=10.0,
+                       help="IVF: re-rank k_factor * 10 candidates exactly (default: %(default)s)")
+    bench.add_argument("--matrix-bits", type=float, default=2.0,
+                       help="matrix line: bits per matrix element (default: %(default)s)")
+    bench.add_argument("--matrix-rows", type=int, default=8192,
+                       help="matrix line: rows of the matrix (default: %(default)s)")
+    bench.add_argument("--out", type=Path, default=Path("bench-results"),
+                       help="directory for result.json, result.md and the plots (default: %(default)s)")
+    bench.add_argument("--seed", type=int, default=0,
+                       help="seed of the random split into queries, training, held-out and database rows "
+                            "(default: %(default)s)")
+    bench.add_argument("--repeats", type=int, default=3,
+                       help="timing repetitions, median reported (default: %(default)s)")
     audit = sub.add_parser("audit", help="matrix-mode and vector-mode audit of the paper's claims")
-    audit.add_argument("--datasets", nargs="+", default=list(AUDIT_MATRICES), choices=list(AUDIT_MATRICES))
-    audit.add_argument("--bits-per-element", type=float, nargs="+", default=[2.0, 3.0, 4.0])
+    audit.add_argument("--datasets", nargs="+", default=list(AUDIT_MATRICES), choices=list(AUDIT_MATRICES),
+                       metavar="DATASET", help=f"matrices to audit, of {' '.join(AUDIT_MATRICES)} (default: all; "
+                                               "the minilm-* ones need the 'minilm' extra)")
+    audit.add_argument("--bits-per-element", type=float, nargs="+", default=[2.0, 3.0, 4.0],
+                       help="budgets to audit at, in bits per matrix element, codebooks included (default: 2 3 4)")
     audit.add_argument("--vector", action="store_true", help="also run vector mode (bytes per row)")
-    audit.add_argument("--niter", type=int, default=20, help="k-means iterations")
+    audit.add_argument("--niter", type=int, default=20, help="k-means iterations (default: %(default)s)")
     audit.add_argument("--no-search", action="store_true",
                        help="skip the best-configuration search (best-qet / best-no-tree)")
-    audit.add_argument("--out", type=Path, default=Path("audit-results"))
+    audit.add_argument("--out", type=Path, default=Path("audit-results"),
+                       help="directory for result.json, result.md and the plots (default: %(default)s)")
     return parser
 
 
@@ -135,14 +159,31 @@ def bench(args: argparse.Namespace) -> dict:
     return result
 
 
+def check_extras(args: argparse.Namespace) -> None:
+    """Raise MissingExtraError before any work when the run needs an extra that is not
+    installed (a run would otherwise fail at its first MiniLM matrix, or at its plots)."""
+    require_extra("bench", f"qetvec {args.command}")  # GloVe-50, plots
+    if args.command == "bench" and args.dataset.startswith("minilm"):
+        require_extra("minilm", f"qetvec bench --dataset {args.dataset}")
+    if args.command == "audit" and any(name.startswith("minilm") for name in args.datasets):
+        require_extra("minilm", "qetvec audit of the MiniLM matrices", "--datasets glove-50 to audit GloVe-50 alone")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run `qetvec bench` / `qetvec audit`; 0 on success, 1 with one line on stderr when an
+    extra is missing."""
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     args.command_line = "qetvec " + shlex.join(argv)
-    if args.command == "audit":
-        paths = write_audit(audit(args), args.out)
-    else:
-        paths = write_reports(bench(args), args.out)
+    try:
+        check_extras(args)
+        if args.command == "audit":
+            paths = write_audit(audit(args), args.out)
+        else:
+            paths = write_reports(bench(args), args.out)
+    except MissingExtraError as err:
+        print(f"qetvec: error: {err}", file=sys.stderr)
+        return 1
     for path in paths:
         print(f"wrote {path}")
     print((args.out / "result.md").read_text())

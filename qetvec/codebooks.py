@@ -3,34 +3,51 @@
 stage, so stored and used codebooks are the same numbers, bit-packed when stored.
 
 A stage's m group codebooks are trained and used together (`train_group_codebooks`,
-`assign_group_codes`, numba kernels in `qetvec._codebook_kernels`); `train_kmeans`
-(faiss.Kmeans) serves single large problems such as IVF coarse centroids."""
+`assign_group_codes`, numba kernels in `qetvec._codebook_kernels`); `train_kmeans` serves
+single large problems such as IVF coarse centroids, the same algorithm with FAISS's exact
+search as its assignment step (`qetvec.faiss_threads`)."""
 from __future__ import annotations
 
 import warnings
 
-import faiss
 import numba
 import numpy as np
 
-from qetvec import _codebook_kernels
+from qetvec import _codebook_kernels, faiss_threads
 from qetvec.metric import PARALLEL_MIN_ROWS, serial_if
 
 MIN_POINTS_PER_CENTROID = 39  # FAISS's own warning threshold for k-means
 MAX_POINTS_PER_CENTROID = 256  # FAISS's training sample cap per centroid
-BLAS_MIN_WIDTH = 16  # fewer groups than threads, this wide: faiss.Kmeans (its threads, BLAS)
+BLAS_MIN_WIDTH = 16  # fewer groups than threads, this wide: `train_kmeans` (FAISS's BLAS search)
 
 
 def train_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 25) -> np.ndarray:
-    """Codebook of k centroids (k, dsub) float32 for rows x (n, dsub) float32.
+    """Codebook of k centroids (k, d) float32 for rows x (n, d) float32 (n >= k).
 
-    FAISS defaults otherwise (at most 256 points per centroid are sampled), the same
-    settings `faiss.ProductQuantizer` trains with."""
+    `train_group_codebooks`' algorithm and settings for one group (FAISS's: at most 256 rows
+    per centroid sampled, k distinct random rows as initial centroids, `niter` Lloyd
+    iterations, empty clusters split), each assignment being FAISS's exact nearest-centroid
+    search (`qetvec.faiss_threads.knn`, BLAS, on as many threads as FAISS would use)."""
     if k == 1:
         return x.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
-    kmeans = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, verbose=False)
-    kmeans.train(np.ascontiguousarray(x))
-    return np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    sample = np.ascontiguousarray(x[_training_rows(len(x), k, rng)], dtype=np.float32)
+    centroids = sample[rng.choice(len(sample), k, replace=False)]
+    codes = np.full(len(sample), -1, np.int64)
+    for _ in range(niter):
+        nearest = faiss_threads.knn(sample, centroids, 1)[1][:, 0]
+        if np.array_equal(nearest, codes):  # no row moved: later iterations change nothing
+            break
+        codes = nearest
+        _codebook_kernels.update_centroids(sample, codes, centroids)
+    return centroids
+
+
+def _training_rows(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted rows (<= 256 k,) int64 of n that k-means trains on: all, or a seeded sample."""
+    if n > MAX_POINTS_PER_CENTROID * k:
+        return np.sort(rng.choice(n, MAX_POINTS_PER_CENTROID * k, replace=False)).astype(np.int64)
+    return np.arange(n, dtype=np.int64)
 
 
 def train_group_codebooks(y: np.ndarray, bounds: np.ndarray, ksubs: int | np.ndarray, seed: int,
@@ -42,14 +59,12 @@ def train_group_codebooks(y: np.ndarray, bounds: np.ndarray, ksubs: int | np.nda
     FAISS's settings: at most 256 * k_max training rows (one seeded sample shared by the
     groups), k distinct random rows as each group's initial centroids, `niter` Lloyd iterations.
     Fewer groups than threads, each at least BLAS_MIN_WIDTH wide (full-width residual stages),
-    are trained by faiss.Kmeans one after the other, which parallelizes within a group."""
+    are trained by `train_kmeans` one after the other, which parallelizes within a group."""
     n, m = len(y), len(bounds) - 1
     ksubs = np.broadcast_to(np.asarray(ksubs, np.int64), (m,))
     k_max = int(ksubs.max())
     rng = np.random.default_rng(seed)
-    rows = np.arange(n, dtype=np.int64)
-    if n > MAX_POINTS_PER_CENTROID * k_max:
-        rows = np.sort(rng.choice(n, MAX_POINTS_PER_CENTROID * k_max, replace=False)).astype(np.int64)
+    rows = _training_rows(n, k_max, rng)
     if k_max == 1:
         books = np.zeros((m, 1, int(np.diff(bounds).max())), np.float32)
         for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
@@ -60,7 +75,7 @@ def train_group_codebooks(y: np.ndarray, bounds: np.ndarray, ksubs: int | np.nda
         init[g, :k] = rng.choice(len(rows), k, replace=False)
     if m < numba.get_num_threads() and np.diff(bounds).min() >= BLAS_MIN_WIDTH:
         books = np.zeros((m, k_max, int(np.diff(bounds).max())), np.float32)  # few wide groups:
-        for g, (a, b, k) in enumerate(zip(bounds[:-1], bounds[1:], ksubs)):  # FAISS's threads + BLAS
+        for g, (a, b, k) in enumerate(zip(bounds[:-1], bounds[1:], ksubs)):  # BLAS, parallel within
             books[g, :k, : b - a] = train_kmeans(np.ascontiguousarray(y[rows, a:b]), int(k), seed + g, niter)
         return books
     return _codebook_kernels.kmeans_groups(np.ascontiguousarray(y, dtype=np.float32), rows,
@@ -89,11 +104,11 @@ def assign_group_codes(y: np.ndarray, bounds: np.ndarray, books: np.ndarray,
         return _codebook_kernels.assign_groups(y, bounds.astype(np.int64), books, ksubs)
 
 
-def check_training_size(n: int, k: int, name: str = "x") -> None:
-    """Refuse fewer rows than centroids; warn below FAISS's 39 points per centroid."""
+def check_training_size(n: int, k: int, name: str = "x", warn: bool = True) -> None:
+    """Refuse fewer rows than centroids; warn (if `warn`) below FAISS's 39 points per centroid."""
     if n < k:
         raise ValueError(f"{name} has {n} rows, fewer than the {k} codewords to train")
-    if n < MIN_POINTS_PER_CENTROID * k:
+    if warn and n < MIN_POINTS_PER_CENTROID * k:
         warnings.warn(f"{name} has {n} rows for {k} codewords (< {MIN_POINTS_PER_CENTROID} per "
                       "codeword): codebooks will be poorly trained", stacklevel=3)
 

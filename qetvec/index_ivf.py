@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import faiss
 import numpy as np
 
-from qetvec import adc
+from qetvec import adc, faiss_threads
 from qetvec.adc import ADCSearcher
 from qetvec._validation import (as_float_matrix, check_bool, check_positive_int, check_seed,
                                 check_training_scale, offset_ids)
@@ -146,7 +146,7 @@ class IndexIVFQET(QETIndexBase):
             kmeans = train_kmeans(x, self.nlist, self.seed)
             coarse = _fill(faiss.clone_index(self.quantizer), kmeans)
         centroids = coarse.reconstruct_n(0, self.nlist).astype(np.float32)
-        codec = copy.deepcopy(self.codec).train(x - centroids[coarse.search(x, 1)[1][:, 0]]
+        codec = copy.deepcopy(self.codec).train(x - centroids[faiss_threads.search(coarse, x, 1)[1][:, 0]]
                                                  if self.by_residual else x)
         if kmeans is not None:  # nothing failed: fill the caller's quantizer, as FAISS does
             _fill(self.quantizer, kmeans)
@@ -213,7 +213,7 @@ class IndexIVFQET(QETIndexBase):
         nprobe = next(p for p in (nprobe, params_nprobe, self.nprobe) if p is not None)
         nprobe = min(check_positive_int(nprobe, "nprobe"), self.nlist)  # FAISS clamps to nlist
         self._check_trained()
-        _, probes = self.quantizer.search(x, nprobe, params=coarse_params)  # (nq, nprobe), -1 where fewer lists
+        _, probes = faiss_threads.search(self.quantizer, x, nprobe, coarse_params)  # (nq, nprobe), -1: fewer lists
         return self._scan(x, probes, k)
 
     # -- internals ---------------------------------------------------------------------
@@ -225,7 +225,7 @@ class IndexIVFQET(QETIndexBase):
         return self._searcher
 
     def _assign(self, x: np.ndarray) -> np.ndarray:
-        return self.quantizer.search(x, 1)[1][:, 0]
+        return faiss_threads.search(self.quantizer, x, 1)[1][:, 0]
 
     def _decode_rows(self, rows: np.ndarray) -> np.ndarray:
         return self.searcher.decode(self.lists.codes[rows], self.lists.list_of(rows))

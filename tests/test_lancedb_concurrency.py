@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import sys
 
 import lancedb
@@ -59,7 +60,7 @@ def run_two_writers_and_reader(tmp_path, glove, seconds: float) -> dict:
     np.save(tmp_path / "pool.npy", pool)
     db = lancedb.connect(tmp_path / "db")
     ql.create_table(db, "live", pa.table({"id": np.arange(1000), "vector": pa.FixedSizeListArray.from_arrays(
-        pa.array(pool[:1000].ravel()), 50), "tag": ["old"] * 1000}), m=5, nbits=6, levels=1, nlist=8, progress=False)
+        pa.array(pool[:1000].ravel()), 50), "tag": ["old"] * 1000}), m=5, nbits=4, levels=1, nlist=8, progress=False)
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(w), str(seconds)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in range(2)]
     procs.append(subprocess.Popen([sys.executable, "-c", READER, str(tmp_path)],
@@ -139,3 +140,35 @@ def test_convert_table_keeps_rows_appended_meanwhile(tmp_path, glove):
     assert len(final) == len(np.unique(final))
     for i in report["acked"][-3:] + [5, 2999]:  # new rows are found (exactly if they have no codes)
         assert tbl.query(pool[i % 3000], k=50, nprobe=8, where=f"id = {i}")["id"].to_pylist() == [i]
+
+
+def test_concurrent_overwrites_all_succeed(tmp_path, glove):
+    """Threads overwriting one table at once (Lance refuses the commit of all but one of
+    overwrites that read the same version): each retries, none fails, the last one stands."""
+    x = np.ascontiguousarray(glove[:2100])
+    db = lancedb.connect(tmp_path / "db")
+    def data(w: int) -> pa.Table:  # writer w's 700 rows, ids from 1000 w
+        vectors = pa.FixedSizeListArray.from_arrays(pa.array(x[700 * w:700 * (w + 1)].ravel()), 50)
+        return pa.table({"id": np.arange(700) + 1000 * w, "vector": vectors})
+    ql.create_table(db, "t", data(0), m=5, nbits=4, levels=0, progress=False)
+    errors: list[Exception] = []
+
+    def overwrite(writer: int) -> None:
+        for r in range(4):
+            try:
+                ql.create_table(lancedb.connect(tmp_path / "db"), "t", data(writer), m=5, nbits=4, levels=0,
+                                seed=10 * writer + r, mode="overwrite", progress=False)
+            except Exception as err:  # noqa: BLE001 - counted, then reported
+                errors.append(err)
+
+    threads = [threading.Thread(target=overwrite, args=(w,)) for w in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    tbl = ql.open_table(db, "t")
+    ids = tbl.table.to_arrow()["id"].to_numpy()
+    assert len(ids) == 700 and ids.min() // 1000 == ids.max() // 1000  # one writer's rows, whole
+    writer = int(ids[0]) // 1000
+    assert tbl.query(x[700 * writer], k=1, refine=50)["id"].to_pylist() == [1000 * writer]

@@ -50,12 +50,12 @@ def x(glove) -> np.ndarray:
 @pytest.mark.parametrize("interval", [None, timedelta(0)], ids=["default", "strong-consistency"])
 def test_add_racing_an_overwrite_encodes_with_the_new_quantizer(tmp_path, x, monkeypatch, interval):
     db = lancedb.connect(tmp_path / "db", read_consistency_interval=interval)
-    tbl = ql.create_table(db, "t", rows(x[:1000]), m=5, nbits=6, levels=0, seed=1, progress=False)
+    tbl = ql.create_table(db, "t", rows(x[:1000]), m=5, nbits=4, levels=0, seed=1, progress=False)
     old_sha, encode = tbl.meta.sha256, qtable.encode_table
 
     def overwrite_then_encode(*args, **kwargs):  # another process replaces the table mid-add
         monkeypatch.setattr(qtable, "encode_table", encode)
-        ql.create_table(lancedb.connect(tmp_path / "db"), "t", rows(x[1000:2000], 1000), m=5, nbits=6,
+        ql.create_table(lancedb.connect(tmp_path / "db"), "t", rows(x[1000:2000], 1000), m=5, nbits=4,
                         levels=0, seed=2, mode="overwrite", progress=False)
         return encode(*args, **kwargs)
 
@@ -78,7 +78,7 @@ def test_convert_table_over_an_overwrite_of_its_commit_window_keeps_the_overwrit
         return write(*args, **kwargs)
 
     monkeypatch.setattr(qtable, "_write", overwrite_then_write)
-    tbl = ql.convert_table(db, "plain", m=5, nbits=6, levels=0, progress=False)
+    tbl = ql.convert_table(db, "plain", m=5, nbits=4, levels=0, progress=False)
     assert stored(tbl)["id"].to_pylist() == list(range(1000, 1100))  # the latest state, encoded
     assert_codes_match_the_quantizer(tbl)
 
@@ -96,7 +96,7 @@ def test_convert_table_keeps_a_delete_update_and_append_of_its_commit_window(tmp
         return write(*args, **kwargs)
 
     monkeypatch.setattr(qtable, "_write", others_commit_then_write)
-    tbl = ql.convert_table(db, "plain", m=5, nbits=6, levels=0, progress=False)
+    tbl = ql.convert_table(db, "plain", m=5, nbits=4, levels=0, progress=False)
     t = stored(tbl)
     assert t["id"].to_pylist() == list(range(10, 1005))  # deleted rows stay deleted, none twice
     assert t.filter(pa.compute.equal(t["id"], 20))["tag"].to_pylist() == ["z"]
@@ -107,13 +107,13 @@ def test_convert_table_keeps_a_delete_update_and_append_of_its_commit_window(tmp
 
 def test_encode_pending_racing_an_overwrite_encodes_with_the_new_quantizer(tmp_path, x, monkeypatch):
     db = lancedb.connect(tmp_path / "db", read_consistency_interval=timedelta(0))
-    tbl = ql.create_table(db, "t", rows(x[:1000]), m=5, nbits=6, levels=0, seed=1, progress=False)
+    tbl = ql.create_table(db, "t", rows(x[:1000]), m=5, nbits=4, levels=0, seed=1, progress=False)
     tbl.table.add(rows(x[1000:1010], 1000))  # no codes: encode_pending encodes them with seed 1's codebooks
     encode = qtable.encode_table
 
     def overwrite_then_encode(*args, **kwargs):  # meanwhile the table is replaced, again with rows without codes
         monkeypatch.setattr(qtable, "encode_table", encode)
-        other = ql.create_table(lancedb.connect(tmp_path / "db"), "t", rows(x[:1000]), m=5, nbits=6, levels=0,
+        other = ql.create_table(lancedb.connect(tmp_path / "db"), "t", rows(x[:1000]), m=5, nbits=4, levels=0,
                                 seed=2, mode="overwrite", progress=False)
         other.table.add(rows(x[1000:1010], 1000))
         return encode(*args, **kwargs)
@@ -122,3 +122,38 @@ def test_encode_pending_racing_an_overwrite_encodes_with_the_new_quantizer(tmp_p
     assert tbl.encode_pending() == 10
     assert stored(tbl)["id"].to_pylist() == list(range(1010))
     assert_codes_match_the_quantizer(ql.open_table(lancedb.connect(tmp_path / "db"), "t"))
+
+
+# Lance's refusal of an overwrite preempted by another writer's overwrite, as it words it
+PREEMPTED = ("lance error: Retryable commit conflict for version 2: This Overwrite transaction was preempted by "
+             "concurrent transaction Overwrite at version 2. Please retry., "
+             "/home/u/.cargo/registry/src/index.crates.io-0/lance-13.0.0/src/io/commit/conflict_resolver.rs:1552:30")
+
+
+@pytest.mark.parametrize("refusals", [2, qtable.COMMIT_ATTEMPTS])
+def test_overwrite_preempted_by_a_concurrent_one_is_retried_or_refused_clearly(tmp_path, x, monkeypatch, refusals):
+    db = lancedb.connect(tmp_path / "db")
+    before = ql.create_table(db, "t", rows(x[:700]), m=5, nbits=4, levels=0, seed=1, progress=False)
+    real, refused = type(db).create_table, []
+
+    def preempted(self, name, *args, **kwargs):  # another writer's overwrite wins the commit
+        if len(refused) < refusals:
+            refused.append(name)
+            raise RuntimeError(PREEMPTED)
+        return real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(type(db), "create_table", preempted)
+    overwrite = lambda: ql.create_table(db, "t", rows(x[700:1400], 700), m=5, nbits=4, levels=0,  # noqa: E731
+                                        seed=2, mode="overwrite", progress=False)
+    if refusals < qtable.COMMIT_ATTEMPTS:
+        after = overwrite()
+        assert after.count_rows() == 700 and stored(after)["id"].to_pylist()[0] == 700
+        assert_codes_match_the_quantizer(after)
+        return
+    with pytest.raises(RuntimeError) as refusal:
+        overwrite()
+    message = str(refusal.value)
+    assert message.startswith("table 't': the overwrite was refused by Lance 5 times because other writers")
+    assert "Please retry.)" in message and ".rs:" not in message  # Lance's words, not its source path
+    assert ql.open_table(db, "t").meta == before.meta and stored(before)["id"].to_pylist()[0] == 0
+    assert [f.name for f in (tmp_path / "db" / "t.qetvec").iterdir()] == [before.meta.quantizer_file]

@@ -140,7 +140,7 @@ def test_cache_reuses_codes_until_the_version_changes(tmp_path, vectors, monkeyp
     stages: ||r_hat||^2 too): a cached handle answers like a fresh one after add/delete."""
     x, queries = vectors
     db = lancedb.connect(tmp_path / "db")
-    tbl = ql.create_table(db, "t", rows(x[:2000]), m=5, nbits=6, levels=0, stages=stages, nlist=8,
+    tbl = ql.create_table(db, "t", rows(x[:2000]), m=5, nbits=5, levels=0, stages=stages, nlist=8,
                           progress=False)
     loads = []
     original = ql.QETTable._load_codes
@@ -167,7 +167,7 @@ def test_cached_columns_equal_the_rows_lancedb_takes(tmp_path, vectors):
     x, queries = vectors
     db = lancedb.connect(tmp_path / "db")
     data = rows(x[:2000]).append_column("score", pa.array(np.arange(2000) % 7, pa.float32()))
-    tbl = ql.create_table(db, "t", data, m=5, nbits=6, levels=0, nlist=8, progress=False)
+    tbl = ql.create_table(db, "t", data, m=5, nbits=5, levels=0, nlist=8, progress=False)
     for step in range(2):
         for q in queries[:3]:
             full = tbl.query(q, k=10, nprobe=3)  # tag (string) and vector: taken from LanceDB
@@ -201,7 +201,7 @@ def test_tables_too_large_fall_back_to_decoding(tmp_path, vectors, monkeypatch):
 def test_rows_added_through_plain_lancedb_are_searched_exactly(tmp_path, vectors):
     x, queries = vectors
     db = lancedb.connect(tmp_path / "db")
-    tbl = ql.create_table(db, "t", rows(x[:2000]), m=5, nbits=6, levels=0, nlist=8, progress=False)
+    tbl = ql.create_table(db, "t", rows(x[:2000]), m=5, nbits=5, levels=0, nlist=8, progress=False)
     tbl.table.add(rows(x[2000:2010], 2000))  # no code columns: null codes
     assert tbl.table.to_arrow().column(CODE_COLUMN).null_count == 10
     for i in range(2000, 2010):
@@ -214,7 +214,7 @@ def test_rows_added_through_plain_lancedb_are_searched_exactly(tmp_path, vectors
     assert tbl.query(queries[0], k=3000, nprobe=8)["id"].to_pylist().count(8888) == 0
     assert tbl.encode_pending() == 10 and tbl.count_rows(f"{CODE_COLUMN} IS NULL") == 1
 
-    slim = ql.create_table(db, "s", rows(x[:500]), m=5, nbits=6, levels=0, keep_vectors=False, progress=False)
+    slim = ql.create_table(db, "s", rows(x[:500]), m=5, nbits=3, levels=0, keep_vectors=False, progress=False)
     slim.table.add(pa.table({"id": [9999], "tag": ["z"]}))  # neither codes nor vectors: not searchable
     assert slim.query(queries[0], k=500)["id"].to_pylist().count(9999) == 0
     assert slim.count_rows() == 501
@@ -224,7 +224,7 @@ def test_rows_added_through_plain_lancedb_are_searched_exactly(tmp_path, vectors
 def test_the_next_write_encodes_rows_added_through_plain_lancedb(tmp_path, vectors):
     x, _ = vectors
     db = lancedb.connect(tmp_path / "db")
-    tbl = ql.create_table(db, "t", rows(x[:2000]), m=5, nbits=6, levels=0, nlist=8, progress=False)
+    tbl = ql.create_table(db, "t", rows(x[:2000]), m=5, nbits=5, levels=0, nlist=8, progress=False)
     tbl.table.add(rows(x[2000:2010], 2000))  # null codes
     tbl.table.add(rows(x[5:7], 3000))  # null codes, vectors equal to coded rows 5 and 6
     tbl.add(rows(x[2010:2020], 2010), progress=False)
@@ -244,7 +244,7 @@ def test_the_next_write_encodes_rows_added_through_plain_lancedb(tmp_path, vecto
     tbl.table.add(rows(infinite, 2020))
     assert tbl.encode_pending() == 2 and tbl.count_rows(f"{CODE_COLUMN} IS NULL") == 1
 
-    slim = ql.create_table(db, "s", rows(x[:500]), m=5, nbits=6, levels=0, keep_vectors=False, progress=False)
+    slim = ql.create_table(db, "s", rows(x[:500]), m=5, nbits=3, levels=0, keep_vectors=False, progress=False)
     slim.table.add(pa.table({"id": [9999], "tag": ["z"]}))  # no vector to encode it from: left as it is
     assert slim.encode_pending() == 0
     slim.add(rows(x[500:510], 500), progress=False)
@@ -257,7 +257,7 @@ def test_arguments_are_validated_and_nothing_is_left_behind(tmp_path, vectors):
         with pytest.raises((ValueError, TypeError), match="nlist"):
             ql.create_table(db, "t", rows(x[:300]), m=5, nbits=4, nlist=bad)
     assert not (tmp_path / "db" / "t.qetvec").exists()
-    tbl = ql.create_table(db, "t", rows(x[:300]), m=5, nbits=4, levels=0, nlist=4, progress=False)
+    tbl = ql.create_table(db, "t", rows(x[:700]), m=5, nbits=4, levels=0, nlist=4, progress=False)
     for kw, name in [({"nprobe": 0}, "nprobe"), ({"refine": 0}, "refine"), ({"k": 0}, "k"),
                      ({"nprobe": 1.5}, "nprobe"), ({"columns": ["nope"]}, "cannot select")]:
         with pytest.raises((ValueError, TypeError), match=name):
@@ -279,7 +279,7 @@ def test_arguments_are_validated_and_nothing_is_left_behind(tmp_path, vectors):
         with pytest.raises(ValueError):
             ql.create_table(db, name, rows(x[:50]), m=5, nbits=4)
     assert sorted(p.name for p in (tmp_path / "db").iterdir()) == ["plain.lance", "t.lance", "t.qetvec"]
-    assert tbl.count_rows() == 300
+    assert tbl.count_rows() == 700
 
 
 def test_write_settings_are_checked_by_name(tmp_path, vectors):
@@ -303,8 +303,8 @@ def test_quantizer_files_are_named_by_content(tmp_path, vectors):
     import hashlib
     x, _ = vectors
     db = lancedb.connect(tmp_path / "db")
-    a = ql.create_table(db, "t", rows(x[:400]), m=5, nbits=4, seed=1, progress=False)
-    b = ql.create_table(db, "t", rows(x[:400]), m=5, nbits=4, seed=2, mode="overwrite", progress=False)
+    a = ql.create_table(db, "t", rows(x[:700]), m=5, nbits=4, seed=1, progress=False)
+    b = ql.create_table(db, "t", rows(x[:700]), m=5, nbits=4, seed=2, mode="overwrite", progress=False)
     files = sorted((tmp_path / "db" / "t.qetvec").iterdir())
     assert len(files) == 2 and a.meta.quantizer_file != b.meta.quantizer_file
     for f in files:
@@ -317,7 +317,43 @@ def test_latest_version_reads_the_manifest_names(tmp_path, vectors):
     x, _ = vectors
     db = lancedb.connect(tmp_path / "db")
     assert latest_version(db.uri, "t") is None  # no table: callers ask LanceDB
-    tbl = ql.create_table(db, "t", rows(x[:300]), m=5, nbits=4, levels=0, progress=False)
-    tbl.add(rows(x[300:400], 300), progress=False)
+    tbl = ql.create_table(db, "t", rows(x[:700]), m=5, nbits=4, levels=0, progress=False)
+    tbl.add(rows(x[700:800], 700), progress=False)
     tbl.table.checkout_latest()
     assert latest_version(db.uri, "t") == tbl.table.version
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_rows_are_refused_before_partitioning_and_nothing_is_written(tmp_path, vectors, bad):
+    x, _ = vectors
+    db = lancedb.connect(tmp_path / "db")
+    tbl = ql.create_table(db, "t", rows(x[:700]), m=5, nbits=4, levels=0, nlist=4, progress=False)
+    broken = x[700:710].copy()
+    broken[5, 3] = bad
+    with pytest.raises(ValueError, match=r"vectors of 'vector' contains NaN or inf \(first in row 5\)"):
+        tbl.add(rows(broken), progress=False)
+    assert tbl.count_rows() == 700
+    with pytest.raises(ValueError, match=r"contains NaN or inf \(first in row 705\)"):  # not among the
+        ql.create_table(db, "u", rows(np.concatenate([x[:700], broken])), m=5, nbits=4,  # 650 trained on
+                        levels=0, nlist=4, train_rows=650, progress=False)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        tbl.codec.encode(broken)
+    assert not (tmp_path / "db" / "u.lance").exists()
+
+
+def test_quantizer_path_taken_by_a_directory_is_a_quantizer_file_error(tmp_path, vectors):
+    x, queries = vectors
+    db = lancedb.connect(tmp_path / "db")
+    tbl = ql.create_table(db, "t", rows(x[:700]), m=5, nbits=4, levels=0, progress=False)
+    qfile = tmp_path / "db" / "t.qetvec" / tbl.meta.quantizer_file
+    good = qfile.read_bytes()
+    qfile.unlink()
+    qfile.mkdir()
+    with pytest.raises(ql.QuantizerFileError, match="cannot be read"):
+        ql.open_table(db, "t")
+    with pytest.raises(ql.QuantizerFileError, match="not a file"):  # the same codec saved again
+        ql.create_table(db, "t", rows(x[:700]), m=5, nbits=4, levels=0, mode="overwrite", progress=False)
+    assert db.open_table("t").count_rows() == 700  # the rows are untouched
+    qfile.rmdir()
+    qfile.write_bytes(good)
+    assert ql.open_table(db, "t").query(queries[0], k=3).num_rows == 3

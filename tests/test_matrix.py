@@ -1,4 +1,6 @@
 """Matrix mode: the budget holds, quality improves with budget, files round-trip."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -77,6 +79,18 @@ def test_bad_settings_are_refused_by_name(kwargs, match, rng):
     x = rng.standard_normal((500, 16)).astype(np.float32)
     with pytest.raises((TypeError, ValueError), match=match):
         qetvec.compress_matrix(x, 4000, **{"m": 4, **kwargs})
+
+
+def test_matrix_mode_does_not_warn_about_few_rows_per_codeword(rng):
+    """The matrix is its own training set: few rows per codeword is the regime its budget
+    picks, not a training set too small (as it is for QETQuantizer, which warns)."""
+    x = rng.standard_normal((384, 96)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cm = qetvec.compress_matrix(x, int(x.size), m=12, niter=2)
+    assert max(cm.ksub) * 39 > len(x)
+    with pytest.warns(UserWarning, match="poorly trained"):
+        qetvec.QETQuantizer(96, 12, nbits=8, levels=0).train(x)
 
 
 def relative_error(x: np.ndarray, x_hat: np.ndarray) -> float:

@@ -50,9 +50,9 @@ def test_rotated_codec_decodes_to_the_rotated_back_unrotated_decode(glove_split,
     rotated rows, decoded then rotated back: same codes, x_hat = R^T y_hat."""
     train, test = glove_split
     settings = dict(m=[[10, 10, 30], 1], nbits=[[8, 6, 4], 6], levels=0, stages=2, seed=5)
-    rotated = qetvec.QETQuantizer(50, transform=kind, **settings).train(train[:5000])
+    rotated = qetvec.QETQuantizer(50, transform=kind, **settings).train(train[:10000])  # >= 39 rows per codeword
     r = rotated.rotation.matrix_
-    plain = qetvec.QETQuantizer(50, **settings).train(train[:5000] @ r.T)
+    plain = qetvec.QETQuantizer(50, **settings).train(train[:10000] @ r.T)
     codes = rotated.encode(test[:500])
     np.testing.assert_array_equal(codes, plain.encode(test[:500] @ r.T))
     np.testing.assert_allclose(rotated.decode(codes), plain.decode(codes) @ r, atol=1e-4)

@@ -185,7 +185,8 @@ def test_list_tables_built_per_batch_when_too_large_to_keep(glove_small, monkeyp
 def test_groups_without_swap_bits_are_one_unit_above_the_table_cap(rng):
     """levels=0 with ksub above MAX_TABLE_ENTRIES: one lookup per group, not per position."""
     x = rng.standard_normal((5000, 12)).astype(np.float32)
-    quantizer = qetvec.QETQuantizer(12, 3, nbits=12, levels=0).train(x)
+    with pytest.warns(UserWarning, match="5000 rows for 4096 codewords"):  # 12-bit codes, kept small
+        quantizer = qetvec.QETQuantizer(12, 3, nbits=12, levels=0).train(x)
     units = quantizer.lookup_units()
     assert len(units.ksub) == 3 and units.table_size == 3 * 4096
     searcher = ADCSearcher(quantizer)

@@ -51,7 +51,7 @@ def test_large_but_safe_values_are_accepted():
 ])
 def test_add_names_what_is_wrong_with_x_and_stores_nothing(bad, error, match):
     index = qetvec.index_factory(8, "QET2x4_L0")
-    index.train(np.random.default_rng(0).standard_normal((600, 8)).astype(np.float32))
+    index.train(np.random.default_rng(0).standard_normal((700, 8)).astype(np.float32))  # >= 39 rows per codeword
     with pytest.raises(error, match=match):
         index.add(bad)
     assert index.ntotal == 0

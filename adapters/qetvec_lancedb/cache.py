@@ -20,8 +20,8 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from qetvec_lancedb.columns import CODE_COLUMN, NORM_COLUMN, PART_COLUMN, code_matrix
-from qetvec_lancedb.scan import CodeScanner
+from qetvec_lancedb.columns import CODE_COLUMN, NORM_COLUMN, PART_COLUMN, code_matrix, vector_matrix
+from qetvec_lancedb.scan import CodeScanner, best_per_query, exact_topk
 
 
 @dataclass
@@ -63,9 +63,44 @@ class CodeCache:
         part_ptr = np.searchsorted(parts[order], np.arange((codec.nlist or 1) + 1)).astype(np.int64)
         return cls(codes, index, terms, part_ptr, pending, all_rowids)
 
+    @classmethod
+    def load(cls, scan: pa.Table, scanner: CodeScanner, take_vectors: Callable[[np.ndarray], pa.Table],
+             vector_column: str | None, source: str, previous: "CodeCache | None" = None) -> "CodeCache":
+        """From a scan of some rows (a whole table version, or some of its fragments) with
+        `_rowid` and the code columns (`columns.code_columns`): rows with a null code (added
+        through plain LanceDB) are scored exactly from their vectors, read by
+        take_vectors(rowids (p,) uint64) -> table with `vector_column`, if the table keeps
+        vectors (vector_column not None); rows with neither code nor vector are left out."""
+        missing = np.asarray(scan.column(CODE_COLUMN).is_null())
+        pending = np.zeros((0, scanner.codec.d), np.float32)
+        if missing.any() and vector_column is not None:
+            got = take_vectors(scan.column("_rowid").to_numpy()[missing])
+            has_vector = np.asarray(got.column(vector_column).is_valid())
+            pending = vector_matrix(got.filter(pa.array(has_vector)), vector_column, scanner.codec.d, source)
+            missing[np.flatnonzero(missing)[has_vector]] = False  # left: rows without a vector
+        if missing.any():  # no code and no vector: nothing to score them by
+            scan = scan.filter(pa.array(~missing))
+        return cls.from_arrow(scan, scanner, pending, previous)
+
     @property
     def n_coded(self) -> int:
         return len(self.codes)
+
+    def topk(self, queries: np.ndarray, scanner: CodeScanner, nprobe: int,
+             k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rowids (nq, k) int64, -1 padded; distances (nq, k) float32 ascending) of the best
+        rows for queries (nq, d) float32: ADC over the probed partitions' codes, merged with
+        the pending rows scored exactly."""
+        codec = scanner.codec
+        probes = codec.probe(queries, nprobe) if codec.nlist else np.zeros((len(queries), 1), np.int64)
+        D, pos = scanner.search(queries, probes, self.codes, self.index, self.terms, self.part_ptr, k)
+        if len(self.pending):
+            Dp, pp = exact_topk(queries, self.pending, codec.metric, k)
+            D, pos = best_per_query(np.concatenate([D, Dp], 1),
+                                    np.concatenate([pos, np.where(pp >= 0, pp + self.n_coded, -1)], 1), k)
+        rowids = np.full(pos.shape, -1, np.int64)
+        rowids[pos >= 0] = self.rowids[pos[pos >= 0]]
+        return rowids, D
 
     @cached_property
     def rowid_order(self) -> np.ndarray:

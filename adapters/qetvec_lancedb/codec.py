@@ -13,7 +13,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from qetvec import QETQuantizer
+from qetvec import QETQuantizer, faiss_threads
 from qetvec._validation import as_float_matrix, check_bool, check_positive_int
 from qetvec.codebooks import train_kmeans
 from qetvec.codec import Codec, codec_state, stored_codec
@@ -93,7 +93,9 @@ class TableCodec:
 
     def encode(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Columns for rows x (n, d) float32: "code" uint8 (n, code_size), and "norm" float32
-        (n,) if stores_norm, "part" part_dtype (n,) if IVF."""
+        (n,) if stores_norm, "part" part_dtype (n,) if IVF. Refuses NaN / inf (ValueError)
+        before assigning partitions."""
+        x = as_float_matrix(x, "vectors", self.d)
         out: dict[str, np.ndarray] = {}
         if self.centroids is not None:
             out["part"] = self.probe(x, 1)[:, 0].astype(self.part_dtype)
@@ -160,6 +162,5 @@ def nearest_partitions(x: np.ndarray, centroids: np.ndarray, metric: str, nprobe
     """Indices (n, min(nprobe, nlist)) int64 of the centroids (nlist, d) nearest to rows x
     (n, d) float32: smallest L2, or largest inner product for "dot"."""
     kind = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
-    _, parts = faiss.knn(np.ascontiguousarray(x, np.float32), centroids, min(nprobe, len(centroids)),
-                         metric=kind)
+    _, parts = faiss_threads.knn(x, centroids, min(nprobe, len(centroids)), kind)
     return parts

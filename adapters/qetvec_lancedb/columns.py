@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
-from qetvec._validation import check_bool, check_positive_int
+from qetvec._validation import as_float_matrix, check_bool, check_positive_int
 
 from qetvec_lancedb.codec import TableCodec
 from qetvec_lancedb.errors import DimensionMismatchError, VectorColumnError
@@ -89,6 +89,7 @@ def encode_table(table: pa.Table, codec: TableCodec, vector_column: str, keep_ve
     x = vector_matrix(table, vector_column, codec.d, "data")
     if not len(x):
         raise ValueError("data has no rows")
+    x = as_float_matrix(x, f"data: vectors of {vector_column!r}", codec.d)  # NaN / inf named here, by row
     check_user_columns(table.column_names, "data")
     parts: dict[str, list[np.ndarray]] = {}
     show = len(x) > batch_size if progress is None else progress
@@ -102,13 +103,28 @@ def encode_table(table: pa.Table, codec: TableCodec, vector_column: str, keep_ve
     if keep_vectors:
         vectors = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), codec.d)
         out = out.add_column(table.column_names.index(vector_column), vector_column, vectors)
-    code = np.ascontiguousarray(cols["code"])
-    out = out.append_column(CODE_COLUMN, pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(code.shape[1]), len(code), [None, pa.py_buffer(code)]))
-    if "norm" in cols:
-        out = out.append_column(NORM_COLUMN, pa.array(cols["norm"], pa.float32()))
-    if "part" in cols:
-        out = out.append_column(PART_COLUMN, pa.array(cols["part"], pa.from_numpy_dtype(codec.part_dtype)))
+    for name, column in code_arrays(codec, cols).items():
+        out = out.append_column(name, column)
+    return out
+
+
+def code_columns(codec: TableCodec) -> list[str]:
+    """Names of the columns `codec` stores per row, in stored order: `_qet_code`, then
+    `_qet_norm` (L2, several stages, no IVF) and `_qet_part` (IVF) where it has them."""
+    return [CODE_COLUMN] + [NORM_COLUMN] * codec.stores_norm + [PART_COLUMN] * (codec.nlist is not None)
+
+
+def code_arrays(codec: TableCodec, encoded: dict[str, np.ndarray]) -> dict[str, pa.Array]:
+    """The stored columns (`code_columns` order) of `codec.encode`'s output: code uint8
+    (n, code_size) as fixed_size_binary[code_size], norm float32 (n,), part (n,) as uint8 /
+    uint16."""
+    code = np.ascontiguousarray(encoded["code"])
+    out = {CODE_COLUMN: pa.FixedSizeBinaryArray.from_buffers(pa.binary(code.shape[1]), len(code),
+                                                             [None, pa.py_buffer(code)])}
+    if "norm" in encoded:
+        out[NORM_COLUMN] = pa.array(encoded["norm"], pa.float32())
+    if "part" in encoded:
+        out[PART_COLUMN] = pa.array(encoded["part"], pa.from_numpy_dtype(codec.part_dtype))
     return out
 
 

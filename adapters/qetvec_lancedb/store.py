@@ -1,8 +1,9 @@
-"""Where a table's codec lives: `<db>/<table>.qetvec/quantizer-<sha256>.qet`, and how a table
-version points to it.
+"""Where a table's codec lives: `<db>/<table>.qetvec/quantizer-<sha256>.qet` (a `Folder` beside
+the table's `<table>.lance` dataset, local or on an object store), and how a table version
+points to it.
 
 Files are named by the SHA-256 of their bytes (content addressed) and written atomically
-(`qetvec.io.write_bytes_atomic`): two writers saving different codecs get different names,
+(`Folder.write`): two writers saving different codecs get different names,
 and two saving the same codec write the same bytes, so no writer can replace a file another
 table version points to. Retraining writes a new file; older files (also the
 `quantizer-v<N>.qet` names of earlier releases) stay readable. The table's Arrow schema metadata (part of every
@@ -20,14 +21,14 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 
-from qetvec.io import CorruptIndexError, deserialize, serialize, write_bytes_atomic
+from qetvec.io import CorruptIndexError, deserialize, serialize
 
 from qetvec_lancedb.codec import TableCodec
 from qetvec_lancedb.errors import NotTrainedError, QuantizerFileError
+from qetvec_lancedb.folder import Folder
 
 FORMAT = "1"
 
@@ -60,60 +61,56 @@ class TableMeta:
                    meta["qetvec.keep_vectors"] == "true")
 
 
-def store_dir(db_uri: str, table: str) -> Path:
-    """`<db>/<table>.qetvec`; local databases only."""
-    path = db_uri.removeprefix("file://")
-    if "://" in path:
-        raise NotImplementedError(f"qetvec_lancedb stores quantizers beside local databases only, got {db_uri!r}")
-    return Path(path) / f"{table}.qetvec"
+def table_folder(db_uri: str, table: str, storage_options: dict[str, str] | None = None) -> Folder:
+    """`<db>/<table>.qetvec`: the codec folder of LanceDB table `table` of database `db_uri`."""
+    return Folder.beside(f"{str(db_uri).rstrip('/')}/{table}.lance", storage_options)
 
 
-def save_codec(db_uri: str, table: str, codec: TableCodec, vector_column: str,
-               keep_vectors: bool) -> tuple[TableMeta, Path | None]:
-    """Write the codec as quantizer-<sha256>.qet of the table. Returns its metadata and
-    the path if this call created the file (None if identical bytes were already there)."""
+def save_codec(folder: Folder, codec: TableCodec, vector_column: str,
+               keep_vectors: bool) -> tuple[TableMeta, str | None]:
+    """Write the codec as quantizer-<sha256>.qet in `folder`. Returns its metadata and the
+    file name if this call created the file (None if identical bytes were already there)."""
     data = serialize(codec)
     digest = hashlib.sha256(data).hexdigest()
-    folder = store_dir(db_uri, table)
-    path = folder / f"quantizer-{digest}.qet"
-    meta = TableMeta(path.name, digest, vector_column, keep_vectors)
-    if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
+    name = f"quantizer-{digest}.qet"
+    meta = TableMeta(name, digest, vector_column, keep_vectors)
+    if folder.local is not None and (folder.local / name).exists() and not (folder.local / name).is_file():
+        raise QuantizerFileError(f"{folder.location(name)} is in the way of the quantizer file (it is not a "
+                                 "file); nothing was written (remove it)")
+    if folder.exists(name) and hashlib.sha256(folder.read(name)).hexdigest() == digest:
         return meta, None
-    folder.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(path, data)
-    return meta, path
+    folder.write(name, data)
+    return meta, name
 
 
-def discard_codec(path: Path | None) -> None:
-    """Remove a file `save_codec` created (and its folder if now empty), after the table
-    write it was meant for failed."""
-    if path is None:
-        return
-    path.unlink(missing_ok=True)
-    try:
-        path.parent.rmdir()
-    except OSError:  # other files remain
-        pass
+def discard_codec(folder: Folder, name: str | None) -> None:
+    """Remove a file `save_codec` created (and its local folder if now empty), after the
+    table write it was meant for failed."""
+    if name is not None:
+        folder.delete(name)
 
 
-def load_codec(db_uri: str, table: str, meta: TableMeta) -> TableCodec:
+def load_codec(folder: Folder, table: str, meta: TableMeta) -> TableCodec:
     """The codec a table version points to; QuantizerFileError if missing, corrupt or not
     the file the codes were made with."""
-    path = store_dir(db_uri, table) / meta.quantizer_file
+    where = folder.location(meta.quantizer_file)
     try:
-        data = path.read_bytes()
+        data = folder.read(meta.quantizer_file)
     except FileNotFoundError as err:
-        raise QuantizerFileError(f"table {table!r}: quantizer file {path} is missing; the table's "
+        raise QuantizerFileError(f"table {table!r}: quantizer file {where} is missing; the table's "
                                  "codes cannot be searched without it (restore the file)") from err
+    except OSError as err:  # a directory in its place, no permission, ...
+        raise QuantizerFileError(f"table {table!r}: quantizer file {where} cannot be read ({err.strerror}); "
+                                 "the table's codes cannot be searched without it (restore the file)") from err
     if hashlib.sha256(data).hexdigest() != meta.sha256:
-        raise QuantizerFileError(f"table {table!r}: quantizer file {path} is corrupt or was replaced "
+        raise QuantizerFileError(f"table {table!r}: quantizer file {where} is corrupt or was replaced "
                                  f"(SHA-256 differs from {meta.sha256} recorded in the table)")
     try:
-        codec = deserialize(data, source=str(path))
+        codec = deserialize(data, source=where)
     except CorruptIndexError as err:
         raise QuantizerFileError(f"table {table!r}: {err}") from err
     if not isinstance(codec, TableCodec):
-        raise QuantizerFileError(f"table {table!r}: {path} holds a {type(codec).__name__}, not a table codec")
+        raise QuantizerFileError(f"table {table!r}: {where} holds a {type(codec).__name__}, not a table codec")
     return codec
 
 
@@ -121,8 +118,11 @@ def latest_version(db_uri: str, table: str) -> int | None:
     """The newest committed version of LanceDB table `table`, read from its manifest file
     names (`<db>/<table>.lance/_versions/`: `<v>.manifest`, or `<2**64 - 1 - v>.manifest`
     with 20 digits in Lance's v2 naming) with one directory listing and no LanceDB call;
-    None if the layout is not recognised (callers then ask LanceDB)."""
-    folder = store_dir(db_uri, table).with_suffix(".lance") / "_versions"
+    None on an object store or if the layout is not recognised (callers then ask LanceDB)."""
+    local = table_folder(db_uri, table).local
+    if local is None:  # an object store: listing it costs a request anyway
+        return None
+    folder = local.with_suffix(".lance") / "_versions"
     try:
         stems = [e.name[:-9] for e in os.scandir(folder) if e.name.endswith(".manifest")]
     except OSError:

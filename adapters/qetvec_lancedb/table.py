@@ -10,6 +10,7 @@ be shared between threads.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -21,21 +22,25 @@ import pyarrow.compute as pc
 from lancedb.util import validate_table_name
 
 from qetvec.codec import Codec
-from qetvec._validation import as_float_matrix, check_positive_int, check_seed
+from qetvec._validation import as_float_matrix, check_positive_int
 
 from qetvec_lancedb.cache import CodeCache, ColumnCache, cacheable
-from qetvec_lancedb.codec import MAX_NLIST, TableCodec, budget_codec, nearest_partitions, train_centroids
+from qetvec_lancedb.codec import TableCodec
 from qetvec_lancedb.columns import (CODE_COLUMN, DISTANCE_COLUMN, NORM_COLUMN, PART_COLUMN,
                                     QUERY_INDEX_COLUMN, RESERVED_COLUMNS, check_user_columns,
-                                    code_matrix, encode_table, to_arrow, user_columns, vector_matrix)
+                                    code_columns, code_matrix, encode_table, to_arrow, user_columns,
+                                    vector_matrix)
 from qetvec_lancedb.errors import DimensionMismatchError
 from qetvec_lancedb.query import QETQuery, SearchRequest
-from qetvec_lancedb.scan import CodeScanner, best_per_query, exact_distances, exact_topk
-from qetvec_lancedb.store import TableMeta, discard_codec, latest_version, load_codec, save_codec
+from qetvec_lancedb.scan import CodeScanner, best_per_query, exact_distances
+from qetvec_lancedb.store import (TableMeta, discard_codec, latest_version, load_codec, save_codec,
+                                  table_folder)
+from qetvec_lancedb.training import check_training_options, sample_positions, train_codec
 
 DEFAULT_NPROBE = 20  # LanceDB's default nprobes
 COMMIT_ATTEMPTS = 5  # a write Lance refused for a concurrent commit is retried this often
 RETRYABLE = ("Commit conflict",  # Lance gave up rebasing over many concurrent commits
+             "Retryable commit conflict",  # e.g. an overwrite preempted by a concurrent overwrite
              "Incompatible transaction")  # the table was overwritten / restored since it was read
 
 
@@ -46,7 +51,7 @@ class _Pinned:
     version: int
     meta: TableMeta
     schema: pa.Schema
-    cache: CodeCache
+    cache: Any  # CodeCache: the version's codes in memory (`ShardedTable`: its shards)
     columns: ColumnCache
 
 
@@ -60,8 +65,9 @@ class QETTable:
     def __init__(self, db: Any, name: str):
         self.name = name
         self._db_uri = db.uri
+        self._folder = table_folder(db.uri, name, _storage_options(db))
         self.table = db.open_table(name)
-        self._writer = _own_connection(self._db_uri).open_table(name)  # see `add`
+        self._writer = _own_connection(db).open_table(name)  # see `add`
         self._reader = db.open_table(name)  # pinned to one version per search
         self._scanners: dict[str, CodeScanner] = {}
         self._pinned_version: _Pinned | None = None
@@ -164,26 +170,11 @@ class QETTable:
         return encoded.select(stored.names).cast(stored.remove_metadata())
 
     def _retrying(self, what: str, write: Callable[[], Any]) -> Any:
-        """`write()` (which reads the latest version and writes through the write handle),
-        run again while Lance refuses its commit for a concurrent one (nothing was written
-        then), at most COMMIT_ATTEMPTS times; its result. `table` is moved to the latest
-        version after it."""
-        attempt = 1
-        while True:
-            try:
-                result = write()
-            except RuntimeError as err:
-                if not any(s in str(err) for s in RETRYABLE):
-                    raise
-                if attempt == COMMIT_ATTEMPTS:
-                    raise RuntimeError(f"table {self.name!r}: the {what} was refused by Lance {COMMIT_ATTEMPTS} "
-                                       f"times because other writers kept committing; nothing was written "
-                                       f"(last refusal: {err})") from err
-                time.sleep(0.05 * attempt)
-                attempt += 1
-                continue
-            self.table.checkout_latest()
-            return result
+        """`_committed` `write()` (which reads the latest version and writes through the
+        write handle); `table` is moved to the latest version after it."""
+        result = _committed(self.name, what, write)
+        self.table.checkout_latest()
+        return result
 
     def delete(self, where: str) -> None:
         """Delete the rows matching the SQL predicate `where` (LanceDB syntax)."""
@@ -221,7 +212,7 @@ class QETTable:
 
     def _execute(self, req: SearchRequest) -> pa.Table:
         pinned = self._pin()
-        meta, cache, schema = pinned.meta, pinned.cache, pinned.schema
+        meta, schema = pinned.meta, pinned.schema
         scanner = self._scanner(meta)
         codec = scanner.codec
         batch = np.ndim(req.query) == 2
@@ -237,9 +228,8 @@ class QETTable:
         if refine and not meta.keep_vectors:
             raise ValueError(f"table {self.name!r} does not keep float vectors; refine needs keep_vectors=True")
         wanted = user_columns(schema) if req.columns is None else _check_columns(req.columns, schema, self.name)
-        if req.where is not None and req.prefilter:
-            cache = cache.subset(self._matching(req.where))
-        rowids, dist = _topk(queries, cache, scanner, nprobe, k * (refine or 1))
+        rowids, dist = self._candidates(pinned, scanner, queries, req.where if req.prefilter else None,
+                                        nprobe, k * (refine or 1))
         fetch = wanted + [meta.vector_column] * bool(refine and meta.vector_column not in wanted)
         rows = self._result_rows(pinned, rowids[rowids >= 0], fetch)
         if refine:
@@ -280,24 +270,21 @@ class QETTable:
         return self._pinned_version
 
     def _load_codes(self, meta: TableMeta, schema: pa.Schema, previous: CodeCache | None) -> CodeCache:
-        codec = self._scanner(meta).codec
-        cols = [CODE_COLUMN] + [NORM_COLUMN] * codec.stores_norm + [PART_COLUMN] * (codec.nlist is not None)
-        scan = self._scan(cols)
-        missing = np.asarray(scan.column(CODE_COLUMN).is_null())
-        pending = np.zeros((0, codec.d), np.float32)
-        if missing.any() and meta.keep_vectors:  # rows added through plain LanceDB: score exactly
-            got = self._take(scan.column("_rowid").to_numpy()[missing], [meta.vector_column], schema)
-            has_vector = np.asarray(got.column(meta.vector_column).is_valid())
-            pending = vector_matrix(got.filter(pa.array(has_vector)), meta.vector_column, codec.d,
-                                    f"table {self.name!r}")
-            missing[np.flatnonzero(missing)[has_vector]] = False  # left: rows without a vector
-        if missing.any():  # no code and no vector: nothing to score them by
-            scan = scan.filter(pa.array(~missing))
-        return CodeCache.from_arrow(scan, self._scanner(meta), pending, previous)
+        scanner = self._scanner(meta)
+        return CodeCache.load(self._scan(code_columns(scanner.codec)), scanner,
+                              lambda rowids: self._take(rowids, [meta.vector_column], schema),
+                              meta.vector_column if meta.keep_vectors else None, f"table {self.name!r}", previous)
+
+    def _candidates(self, pinned: _Pinned, scanner: CodeScanner, queries: np.ndarray, where: str | None,
+                    nprobe: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rowids (nq, k) int64, -1 padded; distances (nq, k) float32) of each query's k best
+        rows by ADC among the pinned version's rows matching `where` (all if None)."""
+        cache = pinned.cache if where is None else pinned.cache.subset(self._matching(where))
+        return cache.topk(queries, scanner, nprobe, k)
 
     def _scanner(self, meta: TableMeta) -> CodeScanner:
         if meta.sha256 not in self._scanners:
-            self._scanners[meta.sha256] = CodeScanner(load_codec(self._db_uri, self.name, meta))
+            self._scanners[meta.sha256] = CodeScanner(load_codec(self._folder, self.name, meta))
         return self._scanners[meta.sha256]
 
     def _matching(self, where: str, among: np.ndarray | None = None) -> np.ndarray:
@@ -333,28 +320,40 @@ class QETTable:
         return got.take(at).select(columns)
 
 
-def _topk(queries: np.ndarray, cache: CodeCache, scanner: CodeScanner, nprobe: int,
-          k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rowids (nq, k) int64, -1 padded; distances (nq, k) float32) of the best rows:
-    ADC over the probed partitions' codes, merged with pending rows scored exactly."""
-    codec = scanner.codec
-    probes = codec.probe(queries, nprobe) if codec.nlist else np.zeros((len(queries), 1), np.int64)
-    D, pos = scanner.search(queries, probes, cache.codes, cache.index, cache.terms, cache.part_ptr, k)
-    if len(cache.pending):
-        Dp, pp = exact_topk(queries, cache.pending, codec.metric, k)
-        D, pos = best_per_query(np.concatenate([D, Dp], 1),
-                                np.concatenate([pos, np.where(pp >= 0, pp + cache.n_coded, -1)], 1), k)
-    rowids = np.full(pos.shape, -1, np.int64)
-    rowids[pos >= 0] = cache.rowids[pos[pos >= 0]]
-    return rowids, D
+def _own_connection(db: Any) -> Any:
+    """A connection to db's database whose table handles never refresh implicitly (LanceDB's
+    default read_consistency_interval=None, whatever the caller's connection uses): a write
+    through such a handle is committed with the version it last loaded as its read version,
+    so Lance refuses it ("Incompatible transaction") if that version was since overwritten
+    or restored."""
+    return lancedb.connect(db.uri, storage_options=_storage_options(db))
 
 
-def _own_connection(uri: str) -> Any:
-    """A connection whose table handles never refresh implicitly (LanceDB's default
-    read_consistency_interval=None, whatever the caller's connection uses): a write through
-    such a handle is committed with the version it last loaded as its read version, so Lance
-    refuses it ("Incompatible transaction") if that version was since overwritten or restored."""
-    return lancedb.connect(uri)
+def _committed(name: str, what: str, write: Callable[[], Any]) -> Any:
+    """`write()`, run again while Lance refuses its commit for a concurrent one (nothing was
+    written then), at most COMMIT_ATTEMPTS times; its result. After that, a RuntimeError
+    naming table `name` and `what` was refused."""
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            return write()
+        except RuntimeError as err:
+            if not any(s in str(err) for s in RETRYABLE):
+                raise
+            if attempt == COMMIT_ATTEMPTS:
+                raise RuntimeError(f"table {name!r}: the {what} was refused by Lance {COMMIT_ATTEMPTS} times "
+                                   f"because other writers kept committing; nothing was written (last "
+                                   f"refusal: {_lance_message(err)})") from err
+            time.sleep(0.05 * attempt)
+
+
+def _lance_message(err: Exception) -> str:
+    """Lance's error message without the location in its Rust sources it ends with."""
+    return re.sub(r",\s*\S+\.rs:\d+:\d+\s*$", "", str(err))
+
+
+def _storage_options(db: Any) -> dict[str, str] | None:
+    """The object-store options of a LanceDB connection (None for a local database)."""
+    return getattr(db, "storage_options", None) or None
 
 
 def create_table(db: Any, name: str, data: Any, *, vector_column: str = "vector",
@@ -428,7 +427,7 @@ def convert_table(db: Any, name: str, *, vector_column: str = "vector",
         done_ids, done = np.concatenate([ids[known], ids[~known]]), pa.concat_tables(parts)
         existing.checkout_latest()
         if existing.version == version:
-            written = _write(_own_connection(db.uri), name, done, table_codec, vector_column, keep_vectors,
+            written = _write(_own_connection(db), name, done, table_codec, vector_column, keep_vectors,
                              "overwrite")
             break
     if written is None:
@@ -504,45 +503,27 @@ def _exists(db: Any, name: str) -> bool:
 def _train_codec(table: pa.Table, name: str, vector_column: str, codec: Codec | None,
                  m: int | None, nbits: int, levels: int, stages: int, metric: str,
                  nlist: int | None, train_rows: int, seed: int, bytes_per_row: int | None = None) -> TableCodec:
-    if nlist is not None:
-        nlist = check_positive_int(nlist, "nlist", 1, MAX_NLIST)
-    train_rows, seed = check_positive_int(train_rows, "train_rows"), check_seed(seed)
+    """`train_codec` on the rows of `table` that `sample_positions` draws."""
+    nlist, train_rows, seed = check_training_options(nlist, train_rows, seed)
     x = vector_matrix(table, vector_column, None, f"table {name!r}")
-    if len(x) == 0:
-        raise ValueError(f"table {name!r}: data has no rows")
-    if len(x) > train_rows:
-        x = x[np.sort(np.random.default_rng(seed).choice(len(x), train_rows, replace=False))]
-    x = as_float_matrix(x, f"vectors of {vector_column!r}")
-    if bytes_per_row is not None:
-        if codec is not None or m is not None:
-            raise ValueError("give one of codec, m or bytes_per_row")
-        codec = budget_codec(x.shape[1], bytes_per_row, metric, nlist, seed)
-    if codec is None:
-        if m is None:
-            raise ValueError("give m (column groups per stage) or a codec")
-        return TableCodec.train(x, m=m, nbits=nbits, levels=levels, stages=stages, metric=metric,
-                                nlist=nlist, seed=seed)
-    if codec.d != x.shape[1]:
-        raise DimensionMismatchError(f"table {name!r}: vectors of {vector_column!r} have "
-                                     f"{x.shape[1]} values, the codec expects d={codec.d}")
-    if not codec.is_trained:  # trained here (on residuals with IVF)
-        return TableCodec.train(x, codec=codec, metric=metric, nlist=nlist, seed=seed)
-    if nlist is None:
-        return TableCodec(codec, metric)
-    return TableCodec(codec, metric, train_centroids(x, nlist, seed))  # a trained codec: on vectors
+    x = x[sample_positions(len(x), train_rows, seed)]
+    return train_codec(x, name, vector_column, codec, m, nbits, levels, stages, metric, nlist, seed, bytes_per_row)
 
 
 def _write(db: Any, name: str, encoded: pa.Table, codec: TableCodec, vector_column: str,
            keep_vectors: bool, mode: str) -> Any:
-    """Save the codec, then write the table (its file is removed if that fails); returns
-    the table handle, at the version written."""
-    meta, created = save_codec(db.uri, name, codec, vector_column, keep_vectors)
+    """Save the codec, then write the table, retried while a concurrent writer's commit
+    preempts it (`_committed`; its file is removed if that fails); returns the table
+    handle, at the version written."""
+    folder = table_folder(db.uri, name, _storage_options(db))
+    meta, created = save_codec(folder, codec, vector_column, keep_vectors)
+    data = encoded.replace_schema_metadata(meta.to_schema_metadata())
     try:
-        table = db.create_table(name, encoded.replace_schema_metadata(meta.to_schema_metadata()), mode=mode)
+        return _committed(name, "overwrite" if mode == "overwrite" else "creation",
+                          lambda: db.create_table(name, data, mode=mode))
     except BaseException:
-        discard_codec(created)
+        discard_codec(folder, created)
         raise
-    return table
 
 
 def _queries(query: Any, d: int) -> np.ndarray:

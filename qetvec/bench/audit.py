@@ -23,7 +23,6 @@ Vector mode: bytes per row fixed, codebooks shared, MSE on held-out rows (`run_c
 from __future__ import annotations
 
 import itertools
-import warnings
 from typing import Any, Callable
 
 import faiss
@@ -98,9 +97,7 @@ def default_groups(d: int) -> int:
 
 
 def _compressed_mse(x: np.ndarray, budget: int, m: int, niter: int, **kwargs: Any) -> tuple[float, int]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # few rows per codeword is the regime being measured
-        cm = compress_matrix(x, budget, m, niter=niter, **kwargs)
+    cm = compress_matrix(x, budget, m, niter=niter, **kwargs)
     return relative_mse(x, cm.decode()), cm.nbytes
 
 
@@ -113,9 +110,7 @@ def _opq(x: np.ndarray, budget: int, m: int, niter: int) -> tuple[float, int]:
     opq = faiss.OPQMatrix(d, m)
     opq.pq, opq.niter = pq, OPQ_NITER
     opq.train(x)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cm = compress_matrix(opq.apply(x), budget - 4 * d * d, m, niter=niter, **MATRIX_METHODS["pq"])
+    cm = compress_matrix(opq.apply(x), budget - 4 * d * d, m, niter=niter, **MATRIX_METHODS["pq"])
     return relative_mse(x, opq.reverse_transform(cm.decode())), cm.nbytes + 4 * d * d
 
 
