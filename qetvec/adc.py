@@ -72,6 +72,7 @@ class ADCSearcher:
         self.code_centroids = None if centroids is None else codec.rotate(self.centroids)
         self.code_size = codec.code_size + row_term_bytes(codec, metric)
         self.term_offset = codec.code_size if self.code_size > codec.code_size else -1  # byte of the row term
+        # what the scan kernels read: the rotated centroids, or one row of zeros without them
         self.scan_centroids = np.zeros((1, codec.d), np.float32) if centroids is None else self.code_centroids
         self.units = codec.lookup_units()
         self._warned = False
