@@ -133,11 +133,14 @@ def _plot(series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str
           logx: bool = False, logy: bool = False,
           references: dict[str, list[tuple[float, float]]] | None = None) -> None:
     """Save a line plot of named (x, y) point series to `path`, each with its own colour and
-    marker, and `references` as black dashed / dotted lines."""
+    marker (the n-th series of `series` always gets the n-th, so plots that list the same
+    names in the same order colour them alike), and `references` as black dashed / dotted lines."""
     plt = require("matplotlib.pyplot", "bench")
     fig, ax = plt.subplots(figsize=(8.0, 5.0))
     colours = [*plt.get_cmap("tab10").colors, *PLOT_EXTRA_COLOURS]
-    for i, (label, points) in enumerate(p for p in series.items() if p[1]):
+    for i, (label, points) in enumerate(series.items()):  # an empty series keeps its colour unused
+        if not points:
+            continue
         ax.plot(*zip(*sorted(points)), marker="os^vD<>ph*XP"[i % 12], color=colours[i % len(colours)],
                 linestyle="-" if i < len(colours) else "--", label=label, linewidth=1.2, markersize=6, alpha=0.85)
     for (label, points), style in zip((references or {}).items(), ("--", ":", "-.")):
@@ -238,13 +241,16 @@ def write_audit(result: dict[str, Any], out_dir: Path) -> list[Path]:
              "## Matrix mode: relative MSE on the compressed matrix", "",
              markdown_table(result["matrix"], ["dataset", "bits_per_element", "method", "m", "config", "nbytes",
                                                "budget_bytes", "mse", "rd_bound"]), ""]
+    methods = list(dict.fromkeys(r["method"] for r in result["matrix"]))  # one order (and colour) in every plot
     for name in result["matrices"]:
         path = out_dir / f"matrix_{name}.png"
         rows = [r for r in result["matrix"] if r["dataset"] == name]
-        rows += [{"method": "Gaussian R(D) bound", "bits_per_element": bpe, "mse": bound}
-                 for bpe, bound in sorted({(r["bits_per_element"], r["rd_bound"]) for r in rows})]
-        _plot(_by_method(rows, "bits_per_element", "mse"), "bits per element", "relative MSE", path,
-              f"{name}: matrix mode, relative MSE vs bits/element", logy=True)
+        bounds = {label: sorted({(r["bits_per_element"], r[key]) for r in rows if r.get(key) is not None})
+                  for label, key in (("Gaussian R(D) bound", "rd_bound"), ("i.i.d. Gaussian bound 4^-R", "iid_bound"))}
+        series = _by_method(rows, "bits_per_element", "mse")
+        _plot({method: series.get(method, []) for method in methods}, "bits per element (codebooks and side data included)",
+              "relative MSE (lower is better)", path, f"{name}: matrix mode, relative MSE vs bits/element",
+              logy=True, references={label: points for label, points in bounds.items() if points})
         paths.append(path)
     if result["vector"]:
         parts += ["## Vector mode: relative MSE on held-out rows, equal bytes per row", "",
