@@ -4,7 +4,7 @@ that fits, beside the Gaussian rate-distortion bounds, on two real datasets:
     glove-50        GloVe 6B 50-d word vectors: train on 100,000 rows, evaluate on 50,000
                     others; 8, 10, 16, 25 bytes per row
     minilm-stdlib   384-d MiniLM sentence embeddings of the standard library's docstrings and
-                    comments (database rows): train on 50,000 rows, evaluate on 10,000 others;
+                    comments (database rows): train on 20,000 rows, evaluate on 10,000 others;
                     24, 48, 96, 192 bytes per row
 
 Methods (qetvec/bench/sizing.py and methods.py): "auto" = `qetvec.fit_codec(x_train,
@@ -19,7 +19,9 @@ from the codes.
 
 Training caps (RUNS[...]["train_rows"] / ["skip"]): a FAISS trainer that would take more than
 about 450 CPU seconds trains on fewer rows (its table row says so), or is skipped with the
-reason in the table, so that both datasets run in about two hours on 2 cores. The caps come from CPU seconds measured on one thread
+reason in the table, so that both datasets run in about two hours on 2 cores (the 384-d run
+trains every code, fit_codec included, on 20,000 rows for the same reason). The caps come
+from CPU seconds measured on one thread
 (FAISS 1.15.1, a machine shared with other jobs; wall time on 2 free cores is about half):
     glove-50, 5,000 rows: RQ10x8 11.7 s, RQ25x8 30.6 s, RQ10x8 beam 32 23.5 s, OPQ10 13.9 s,
         OPQ25 26.8 s; LSQ10x8 on 2,000 rows 40.2 s
@@ -27,8 +29,8 @@ reason in the table, so that both datasets run in about two hours on 2 cores. Th
         stage), OPQ24 36.2 s; LSQ4x8 on 1,000 rows 3.8 s
 RQ's cost grows with rows x stages (x beam), LSQ's with rows x M^2 (2e-4 to 2.4e-4 CPU s per
 row per M^2 measured on both datasets); each cap keeps the estimate near 450 CPU s, and never
-below 10,000 rows (FAISS's 39 rows per codeword for 256 codewords): where that cannot hold,
-the code is skipped with its estimate. These are extrapolations: check a cap against the
+below 10,000 rows (FAISS's 39 rows per codeword for 256 codewords): a code still over about
+800 CPU s at that floor is skipped with its estimate. These are extrapolations: check a cap against the
 train_cpu_s column of the first full run.
 
     python benchmarks/bench_codecs.py                    # both datasets
@@ -52,12 +54,12 @@ RUNS = {
                                  "lsq@8": 35_000, "lsq@10": 22_000,  # ~450 CPU s each
                                  "lsq@16": 10_000},  # ~515 CPU s: the 10,000-row floor
                      skip={"lsq@25": "estimated 1,250 CPU s on 10,000 rows (rows x M^2 scaling)"}),
-    "minilm-stdlib": dict(bytes=[24, 48, 96, 192], n_train=50_000, n_eval=10_000, out="minilm-stdlib-codecs",
-                          train_rows={"rq@24": 25_000, "rq@48": 12_500,  # ~450 CPU s each
-                                      "rq@96": 10_000, "rq@192": 10_000,  # ~730 / 1,460 CPU s: the floor
-                                      "rq-beam32@24": 10_000, "rq-beam32@48": 10_000},  # ~410 / 830 CPU s
-                          skip={"rq-beam32@96": "estimated 1,650 CPU s on 10,000 rows (4.3 s per stage per 5,000 rows)",
-                                "rq-beam32@192": "estimated 3,300 CPU s on 10,000 rows (4.3 s per stage per 5,000 rows)",
+    "minilm-stdlib": dict(bytes=[24, 48, 96, 192], n_train=20_000, n_eval=10_000, out="minilm-stdlib-codecs",
+                          train_rows={"rq@48": 12_500, "rq@96": 10_000,  # ~230 / 365 CPU s
+                                      "rq@192": 10_000,  # ~730 CPU s: the 10,000-row floor
+                                      "rq-beam32@24": 10_000, "rq-beam32@48": 10_000},  # ~210 / 410 CPU s
+                          skip={"rq-beam32@96": "estimated 830 CPU s on 10,000 rows (4.3 s per stage per 5,000 rows)",
+                                "rq-beam32@192": "estimated 1,650 CPU s on 10,000 rows (4.3 s per stage per 5,000 rows)",
                                 "lsq": "estimated 1,380 CPU s at 24 B on 10,000 rows, growing with M^2 (rows x M^2 "
                                        "scaling)"}),
 }
