@@ -24,7 +24,7 @@ from qetvec.bench.audit import AUDIT_MATRICES, audit_matrix, claim_check, run_ma
 from qetvec.bench.methods import check_method
 from qetvec.bench.operating_point import run_ivf
 from qetvec.bench.report import write_audit, write_reports
-from qetvec.bench.run import run_codecs, run_matrix_line, run_search
+from qetvec.bench.run import run_bounds, run_codecs, run_matrix_line, run_search
 
 METRICS = ("mse", "encode", "ivf", "matrix", "flat")
 # bytes per row: 10 and 25 are FAISS PQ10 / PQ25 on d = 50 (PQ's M must divide d)
@@ -49,6 +49,22 @@ def _preset(key: str) -> str:
     return f"(default: {shown(FULL[key])}; --quick: {shown(QUICK[key])})"
 
 
+def _assignment(text: str) -> tuple[str, str]:
+    """"KEY=VALUE" -> (KEY, VALUE), KEY a method or "<method>@<bytes>"."""
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        raise argparse.ArgumentTypeError(f"expected METHOD[@BYTES]=VALUE, got {text!r}")
+    _method(key.partition("@")[0])
+    return key, value
+
+
+def _train_rows(text: str) -> tuple[str, int]:
+    key, value = _assignment(text)
+    if not value.isdigit() or int(value) == 0:
+        raise argparse.ArgumentTypeError(f"training rows must be a positive integer, got {value!r}")
+    return key, int(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qetvec", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,12 +77,20 @@ def _parser() -> argparse.ArgumentParser:
                        help="small run, under 3 minutes on 2 cores (the --quick values below)")
     bench.add_argument("--bytes", type=int, nargs="+", help=f"bytes per row to compare at {_preset('bytes')}")
     bench.add_argument("--methods", nargs="+", type=_method,
-                       help=f"qet-L<levels>S<stages>, pq, opq, rq, lsq, rabitq {_preset('methods')}")
+                       help="qet-L<levels>S<stages>, auto (qetvec.fit_codec), or a FAISS code: "
+                            "pq, opq, rq, rq-beam32, lsq, rabitq, rabitq2-4, sqtqmse1-4, sqtqmse1-4-norm, "
+                            f"eden2-4, sq4, sq8 (see qetvec/bench/sizing.py) {_preset('methods')}")
     bench.add_argument("--metrics", nargs="+", choices=METRICS,
                        help="mse: held-out MSE; encode: encode rate; ivf: IVF + RFlat recall@10 and queries/s "
                             "at the operating point; matrix: the matrix-mode line; flat: flat-scan recall and speed "
                             f"{_preset('metrics')}")
     bench.add_argument("--n-train", type=int, help=f"rows to train codebooks on {_preset('n_train')}")
+    bench.add_argument("--train-rows", nargs="+", type=_train_rows, default=[], metavar="METHOD[@BYTES]=N",
+                       help="mse: train this method (at these bytes) on only the first N training rows "
+                            "(default: every method on all of --n-train)")
+    bench.add_argument("--skip", nargs="+", type=_assignment, default=[], metavar="METHOD[@BYTES]=REASON",
+                       help="mse: do not run this method (at these bytes); the reason goes into the table "
+                            "(default: none skipped)")
     bench.add_argument("--n-eval", type=int, help=f"held-out rows for MSE {_preset('n_eval')}")
     bench.add_argument("--n-base", type=int, help=f"database rows for search, -1: all the rest {_preset('n_base')}")
     bench.add_argument("--n-queries", type=int, help=f"held-out queries for recall {_preset('n_queries')}")
@@ -123,7 +147,8 @@ def bench(args: argparse.Namespace) -> dict:
     """Run the requested measurements; return the result dict written by the reports."""
     preset = QUICK if args.quick else FULL
     opt = {key: getattr(args, key) if getattr(args, key) is not None else preset[key] for key in preset}
-    opt.update(target_recall=args.target_recall, k_factor=args.k_factor)
+    opt.update(target_recall=args.target_recall, k_factor=args.k_factor, train_rows=dict(args.train_rows),
+               skip=dict(args.skip))
     x = data.load(args.dataset)
     queries, train, evaluation = data.split(x, (opt["n_queries"], opt["n_train"], opt["n_eval"]), args.seed)
     queries, rest = data.split(x, (opt["n_queries"], None), args.seed)  # same queries, every other row
@@ -145,7 +170,8 @@ def bench(args: argparse.Namespace) -> dict:
     metrics = opt["metrics"]
     if "mse" in metrics or "encode" in metrics:
         result["codecs"] = run_codecs(opt["methods"], opt["bytes"], train, evaluation, "encode" in metrics,
-                                      args.repeats)
+                                      args.repeats, opt["train_rows"], opt["skip"])
+        result["bounds"] = run_bounds(evaluation, opt["bytes"])
     if "ivf" in metrics:
         result["ivf"] = run_ivf(opt["methods"], opt["bytes"], train, base, queries, opt["nlist"],
                                 opt["target_recall"], k_factor=opt["k_factor"], repeats=args.repeats)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import socket
 import sys
 
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 
 import qetvec.data as data
-from qetvec.data import minilm, registry
-from qetvec.data.corpus import pydoc_sentences
+from qetvec.data import minilm, registry, stdlib_text
+from qetvec.data.cache import CorruptCacheError
+from qetvec.data.corpus import CORPUS_TAG, pydoc_sentences
 
 SENTENCES = [
     "A man is eating food.",
@@ -81,15 +83,62 @@ def test_minilm_weights(tmp_path):
     np.testing.assert_array_equal(layer3[-1536:], w["encoder.layer.3.output.dense.weight"].T)
 
 
-def test_cache_written_once_then_read(tmp_path, monkeypatch):
-    built = np.arange(12, dtype=np.float32).reshape(4, 3)
-    monkeypatch.setitem(registry._DERIVED, "minilm-tokens", (lambda: {"minilm-tokens": built}, False))
+def _fake_tokens(monkeypatch, tmp_path, built):
+    monkeypatch.setitem(registry._DERIVED, "minilm-tokens", (lambda: {"minilm-tokens": built}, registry._no_tag))
     monkeypatch.setenv("QETVEC_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "minilm-tokens-v2.npz"
+
+
+def test_cache_written_once_then_read(tmp_path, monkeypatch):
+    built = np.arange(4 * 384, dtype=np.float32).reshape(4, 384)
+    path = _fake_tokens(monkeypatch, tmp_path, built)
     x = data.load("minilm-tokens")
     np.testing.assert_array_equal(x, built)
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["minilm-tokens-v1.npy"]  # no temp files left
-    monkeypatch.setitem(registry._DERIVED, "minilm-tokens", (lambda: pytest.fail("rebuilt"), False))
+    assert list(path.parent.iterdir()) == [path]  # no temp files left
+    monkeypatch.setitem(registry._DERIVED, "minilm-tokens", (lambda: pytest.fail("rebuilt"), registry._no_tag))
     np.testing.assert_array_equal(data.load("minilm-tokens"), x)
+
+
+def _flip_last_data_byte(path):
+    raw = bytearray(path.read_bytes())
+    offset = raw.index(b"sha256.npy") - 200  # inside x's data, well before the zip directory
+    raw[offset] ^= 0x10
+    path.write_bytes(bytes(raw))
+
+
+def _rewrite(path, **entries):
+    with open(path, "wb") as f:
+        np.savez(f, **entries)
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "unreadable"),
+    (_flip_last_data_byte, "unreadable: Bad CRC-32"),
+    (lambda p: _rewrite(p, x=np.ones((4, 384), np.float32), sha256=np.array("0" * 64)), "does not match its SHA-256"),
+    (lambda p: _rewrite(p, x=np.ones((4, 384), np.float64), sha256=np.array("0" * 64)), "float64 array"),
+    (lambda p: _rewrite(p, x=np.ones((4, 5), np.float32), sha256=np.array("0" * 64)), r"shape \(4, 5\)"),
+    (lambda p: _rewrite(p, x=np.full((4, 384), np.nan, np.float32), sha256=np.array("0" * 64)), "NaN"),
+    (lambda p: _rewrite(p, x=np.ones((4, 384), np.float32)), "entries"),
+    (lambda p: np.save(open(p, "wb"), np.ones((4, 384), np.float32)), "bare array"),
+])
+def test_damaged_cache_is_refused_and_kept(tmp_path, monkeypatch, damage, problem):
+    path = _fake_tokens(monkeypatch, tmp_path, np.ones((4, 384), np.float32))
+    data.load("minilm-tokens")
+    damage(path)
+    damaged = path.read_bytes()
+    with pytest.raises(CorruptCacheError, match=f"{path}.*damaged.*{problem}.*delete it"):
+        data.load("minilm-tokens")
+    assert path.read_bytes() == damaged  # nothing overwritten or removed
+    path.unlink()
+    np.testing.assert_array_equal(data.load("minilm-tokens"), np.ones((4, 384), np.float32))  # rebuilt
+
+
+def test_stdlib_cache_name_follows_the_sources(tmp_path, monkeypatch):
+    name = registry.cache_path("minilm-stdlib", tmp_path).name
+    assert name == f"minilm-stdlib-v2-{CORPUS_TAG}-{stdlib_text.source_fingerprint()}.npz"
+    monkeypatch.setattr(stdlib_text, "source_fingerprint", lambda: "0123456789ab")
+    assert registry.cache_path("minilm-stdlib-queries", tmp_path).name == \
+        f"minilm-stdlib-queries-v2-{CORPUS_TAG}-0123456789ab.npz"
 
 
 @pytest.mark.minilm
@@ -98,7 +147,7 @@ def test_minilm_kv_loaders_small(tmp_path, monkeypatch):
     k = data.load("minilm-kcache", cache_dir=tmp_path)
     _check_matrix(k, (6 * 12 * 300, 32))
     # both caches come from one forward pass, so the value cache is already on disk
-    monkeypatch.setitem(registry._DERIVED, "minilm-vcache", (lambda: pytest.fail("rebuilt"), True))
+    monkeypatch.setitem(registry._DERIVED, "minilm-vcache", (lambda: pytest.fail("rebuilt"), registry._pydoc_tag))
     v = data.load("minilm-vcache", cache_dir=tmp_path)
     _check_matrix(v, (6 * 12 * 300, 32))
     assert not np.array_equal(k, v)
@@ -110,6 +159,26 @@ def test_minilm_sentences_loader_small(tmp_path, monkeypatch):
     x = data.load("minilm-sentences", cache_dir=tmp_path)
     _check_matrix(x, (40, 384))
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+
+
+@pytest.mark.minilm
+def test_minilm_stdlib_loader_small(tmp_path, monkeypatch):
+    """Both stdlib datasets from one build; row i embeds text i of the split, the same as
+    encoding that text alone; no query row equals a database row."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    shutil.copy(stdlib_text.stdlib_dir() / "colorsys.py", root / "colorsys.py")
+    database, queries = stdlib_text.stdlib_split(root, n_queries=8)
+    monkeypatch.setattr(stdlib_text, "stdlib_split", lambda: (database, queries))
+    x = data.load("minilm-stdlib", cache_dir=tmp_path)
+    monkeypatch.setitem(registry._DERIVED, "minilm-stdlib-queries", (lambda: pytest.fail("rebuilt"), registry._stdlib_tag))
+    q = data.load("minilm-stdlib-queries", cache_dir=tmp_path)
+    _check_matrix(x, (len(database), 384))
+    _check_matrix(q, (8, 384))
+    np.testing.assert_allclose(np.linalg.norm(np.vstack([x, q]), axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(x[[0, -1]], minilm.encode_sentences([database[0], database[-1]]), atol=1e-5)
+    np.testing.assert_allclose(q[[3]], minilm.encode_sentences([queries[3]]), atol=1e-5)
+    assert (q @ x.T).max() < 1 - 1e-4
 
 
 @pytest.fixture
@@ -140,11 +209,14 @@ def full_cache(tmp_path_factory):
 @pytest.mark.minilm
 @pytest.mark.parametrize(
     "name, shape",
-    [("minilm-kcache", (1_440_000, 32)), ("minilm-vcache", (1_440_000, 32)), ("minilm-sentences", (None, 384))],
+    [("minilm-kcache", lambda: (1_440_000, 32)), ("minilm-vcache", lambda: (1_440_000, 32)),
+     ("minilm-sentences", lambda: (len(pydoc_sentences()), 384)),
+     ("minilm-stdlib", lambda: (len(stdlib_text.stdlib_split()[0]), 384)),
+     ("minilm-stdlib-queries", lambda: (stdlib_text.N_QUERIES, 384))],
 )
 def test_minilm_full_size(full_cache, name, shape):
-    x = data.load(name, cache_dir=full_cache)
-    _check_matrix(x, (shape[0] or len(pydoc_sentences()), shape[1]))
+    """Full builds; the stdlib pair embeds 111,110 texts (tens of minutes on 2 cores)."""
+    _check_matrix(data.load(name, cache_dir=full_cache), shape())
 
 
 # ---------------------------------------------------------------- MiniLM forward pass

@@ -70,11 +70,33 @@ def test_baseline_codes_have_the_requested_width(method, code_bytes, rng):
     assert codec.sa_encode(x[:7]).shape == (7, code_bytes)
 
 
+@pytest.mark.parametrize("d,max_bytes,spec", [(50, 10, "PQ10x8"), (50, 25, "PQ25x8"), (384, 24, "PQ24x8"),
+                                              (50, 8, "PQ10x6"), (50, 16, "PQ25x5"), (50, 1, "PQ1x8")])
+def test_pq_takes_the_most_bits_that_fit_then_nbits_nearest_8(d, max_bytes, spec):
+    """Worked by hand: at 8 B on d = 50, 60 bits is the most (PQ5x12 or PQ10x6; 6 is nearer 8);
+    at 16 B, PQ25x5 has 125 bits, PQ10x12 only 120."""
+    assert sizing.faiss_spec("pq", d, max_bytes) == spec
+    assert sizing.faiss_codec("pq", d, max_bytes).sa_code_size() <= max_bytes
+
+
+@pytest.mark.parametrize("method,d,size", [("rabitq", 50, 15), ("rabitq4", 384, 212), ("sqtqmse1", 50, 7),
+                                           ("eden2", 50, 21), ("sq4", 384, 192), ("sq8", 50, 50)])
+def test_fixed_size_codes_fit_budgets_of_at_least_their_size(method, d, size):
+    assert sizing.faiss_codec(method, d, size).sa_code_size() == size
+    assert sizing.faiss_codec(method, d, size + 7).sa_code_size() == size
+    with pytest.raises(ValueError, match=f"{method}: FAISS .* needs {size} bytes/row for d={d}, more than {size - 1}"):
+        sizing.faiss_codec(method, d, size - 1)
+
+
+def test_rq_beam32_sets_the_beam():
+    index = sizing.faiss_codec("rq-beam32", 50, 10)
+    assert faiss.downcast_index(index).rq.max_beam_size == 32
+    assert faiss.downcast_index(sizing.faiss_codec("rq", 50, 10)).rq.max_beam_size == 5  # FAISS's default
+
+
 def test_impossible_baseline_sizes_say_why():
-    with pytest.raises(ValueError, match="no M dividing d=50"):
-        sizing.faiss_codec("pq", 50, 8)
-    with pytest.raises(ValueError, match="RaBitQ uses"):
-        sizing.faiss_codec("rabitq", 50, 10)
+    with pytest.raises(ValueError, match="no PQ with M dividing d=50 fits in 0 bytes"):
+        sizing.faiss_codec("pq", 50, 0)
     with pytest.raises(ValueError, match="unknown method"):
         sizing.faiss_spec("sq", 50, 10)
 
@@ -90,3 +112,17 @@ def test_qet_config_hits_the_code_size(levels, stages, code_bytes):
 def test_qet_config_that_cannot_fit_says_why():
     with pytest.raises(ValueError, match="no QET setting with levels=3"):
         sizing.config_for_code_size(50, 1, 3)
+
+
+def test_pq_baselines_train_on_every_row(rng):
+    """index_factory's PQ turns on polysemous training, which holds a quarter of the training
+    rows back to renumber the codewords; the baselines train on all of them, as a bare
+    faiss.ProductQuantizer does."""
+    x = rng.standard_normal((3000, 8)).astype(np.float32)
+    ours = sizing.faiss_codec("pq", 8, 2)  # PQ2x8
+    assert faiss.index_factory(8, "PQ2x8").do_polysemous_training and not ours.do_polysemous_training
+    assert not faiss.downcast_index(sizing.faiss_codec("opq", 8, 2).index).do_polysemous_training
+    bare = faiss.ProductQuantizer(8, 2, 8)
+    ours.train(x)
+    bare.train(x)
+    np.testing.assert_array_equal(ours.sa_decode(ours.sa_encode(x)), bare.decode(bare.compute_codes(x)))

@@ -30,7 +30,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from qetvec import data
-from qetvec.bench.transform_coder import gaussian_rd_bound, transform_code
+from qetvec.bench.rate_distortion import gaussian_rd_bound
+from qetvec.bench.transform_coder import transform_code
 from qetvec.evaluation import relative_mse
 from qetvec.matrix import compress_matrix, plan_ksubs
 

@@ -1,4 +1,4 @@
-"""The textbook baseline for matrix compression, and the Gaussian rate-distortion bound.
+"""The textbook baseline for matrix compression.
 
 Transform coder, every byte counted (the same whole-matrix budget as `compress_matrix`):
 
@@ -13,16 +13,12 @@ new component, its basis vector plus its first bit) with the largest error reduc
 stored bit, estimated from the component's variance, until the budget is spent. Step sizes
 are the Gaussian-optimal uniform steps (Max, 1960), refined on the data.
 
-`gaussian_rd_bound`: the distortion-rate function of a Gaussian source with the matrix's
-covariance (reverse water-filling over its eigenvalues), codes only, no side information.
-A Gaussian is the hardest source of a given covariance, so the data's own bound lies at or
-below it; a coder under this line exploits non-Gaussian structure.
+The bound it is measured against is `qetvec.bench.rate_distortion.gaussian_rd_bound`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from qetvec.allocation import gaussian_distortion
 from qetvec.transform import principal_axes
 
 # optimal uniform quantizer step for a unit Gaussian, by bits (Max 1960)
@@ -85,10 +81,3 @@ def transform_code(x: np.ndarray, budget_bytes: int, rotation_bits: int = 8) -> 
     x_hat = (mean + z_hat @ basis.T).astype(np.float32)
     stored_bits = 32 * d + len(kept) * (d * rotation_bits + 32 + 64) + n * int(bits.sum())
     return x_hat, (stored_bits + 7) // 8
-
-
-def gaussian_rd_bound(x: np.ndarray, bits_per_element: float) -> float:
-    """Relative MSE of the Gaussian distortion-rate function at `bits_per_element` * d bits
-    per row (reverse water-filling over the covariance eigenvalues; codes only)."""
-    variances = principal_axes(x)[1]
-    return gaussian_distortion(variances, bits_per_element * x.shape[1]) / float(variances.sum())

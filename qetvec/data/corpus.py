@@ -13,8 +13,15 @@ CORPUS_TAG = f"py{sys.version_info[0]}.{sys.version_info[1]}"
 
 MIN_SENTENCE_CHARS = 30
 
-_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+"""A blank line (possibly holding spaces) between two paragraphs."""
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """The sentences of one paragraph: whitespace collapsed to single spaces, then a cut
+    after ``.``, ``!`` or ``?`` followed by whitespace and a capital letter."""
+    return _SENTENCE_BREAK.split(" ".join(paragraph.split()))
 
 
 def pydoc_documents() -> list[str]:
@@ -37,16 +44,15 @@ def pydoc_documents() -> list[str]:
 def pydoc_sentences() -> list[str]:
     """Unique sentences of the pydoc topics, in corpus order.
 
-    Each document is split into paragraphs at blank lines, whitespace is collapsed to
-    single spaces, paragraphs are split into sentences after ``.``, ``!`` or ``?``
-    followed by whitespace and a capital letter; sentences shorter than
-    ``MIN_SENTENCE_CHARS`` characters and repeats of an earlier sentence are dropped.
+    Each document is split into paragraphs at blank lines and each paragraph into
+    sentences (`split_sentences`); sentences shorter than ``MIN_SENTENCE_CHARS``
+    characters and repeats of an earlier sentence are dropped.
     (2,904 sentences on CPython 3.11.)
     """
     seen: dict[str, None] = {}
     for doc in pydoc_documents():
-        for paragraph in _PARAGRAPH_BREAK.split(doc):
-            for sentence in _SENTENCE_BREAK.split(" ".join(paragraph.split())):
+        for paragraph in PARAGRAPH_BREAK.split(doc):
+            for sentence in split_sentences(paragraph):
                 if len(sentence) >= MIN_SENTENCE_CHARS:
                     seen.setdefault(sentence, None)
     return list(seen)

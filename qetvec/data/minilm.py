@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from qetvec._optional import require
 from qetvec.data.corpus import pydoc_documents
@@ -155,17 +156,18 @@ def _pad(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     return ids, mask
 
 
-def encode_sentences(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+def encode_sentences(texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
     """Sentence embeddings as all-MiniLM-L6-v2 defines them: ``(len(texts), 384)`` float32.
 
     Tokenize (truncating at 256 tokens), run the encoder, mean-pool the last hidden
     states over the real tokens, L2-normalize. Texts are batched by length; the result
-    is in input order.
+    is in input order. `progress` shows a progress bar over the batches.
     """
     encodings = load_tokenizer().encode_batch(list(texts))
     order = np.argsort([len(e.ids) for e in encodings], kind="stable")
     out = np.empty((len(encodings), HIDDEN), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
+    for start in tqdm(range(0, len(order), batch_size), desc="MiniLM embeddings", unit="batch",
+                      disable=not progress):
         rows = order[start : start + batch_size]
         ids, mask = _pad([encodings[r].ids for r in rows])
         hidden, _, _ = forward(ids, mask)
