@@ -130,19 +130,19 @@ def main(argv: list[str]) -> int:
             codec = index.codec if isinstance(index, qetvec.IndexIVFQET) else None
             row = {"budget": budget, "method": spec, "bytes_per_row": list_bytes(index), "build_s": round(seconds),
                    "codec": repr(codec) if codec is not None else spec.split(",")[1]}
-            row.update({f"recall@{p}": round(recall[spec][p], 4) for p in NPROBES})
+            row.update({f"nprobe {p}": round(recall[spec][p], 4) for p in NPROBES})
             rows.append(row)
         rows.extend(_operating_point(budget, built, refined, queries, args.repeats))
     result = {"command": "python benchmarks/bench_ann.py " + shlex.join(argv), "rows": rows,
               "setup": f"{args.dataset}: {n} base rows, {len(queries)} queries (never in the base), nlist "
                        f"{args.nlist} (one set of k-means centroids for all), codecs trained on {len(train)} base "
                        f"rows, k={K}; RFlat k_factor {K_FACTOR}; faiss {faiss.__version__}, "
-                       f"{faiss.omp_get_max_threads()} threads. recall@p: recall@10 at nprobe p, no re-ranking. "
+                       f"{faiss.omp_get_max_threads()} threads. Columns 'nprobe p': recall@10 at nprobe p, no re-ranking. "
                        "Operating-point rows: smallest nprobe with recall@10 >= 0.9 under RFlat, QPS on 1 and all "
                        f"threads, qetvec and FAISS IVF-PQ alternated, median of {args.repeats}."}
     out = args.out or Path(f"benchmarks/results/{args.dataset}-ann")
     print(write_rows_result(result, f"ANN on {args.dataset}: the best code for the bytes vs FAISS IVF indexes",
-                            ["budget", "method", "bytes_per_row", *[f"recall@{p}" for p in NPROBES], "nprobe_at_0.9",
+                            ["budget", "method", "bytes_per_row", *[f"nprobe {p}" for p in NPROBES], "nprobe_at_0.9",
                              "recall_at_0.9", "qps_1thread", "baseline_qps_1thread", "speed_ratio_1thread",
                              "qps_all", "baseline_qps_all", "speed_ratio_all"], out))
     return 0

@@ -8,7 +8,8 @@ that fits, beside the Gaussian rate-distortion bounds, on two real datasets:
                     24, 48, 96, 192 bytes per row
 
 Methods (qetvec/bench/sizing.py and methods.py): "auto" = `qetvec.fit_codec(x_train,
-bytes_per_row=B)` (skipped, with the reason, where qetvec has no fit_codec yet), QET settings
+bytes_per_row=B, metric=None, beam=32)` (its residual stages, if it picks some, encoded with
+beam 32 like FAISS's RQ beam-32 row, trained with beam 8), QET settings
 qet-L<levels>S<stages>, and the FAISS codes PQ, OPQ+PQ, RQ (default beam 5 and beam 32), LSQ,
 RaBitQ 1-4 bits (MSE reported but not meaningful: its sa_decode does not reconstruct),
 SQtqmse1-4 as FAISS builds it (no norm stored: it assumes unit-norm rows) and as TurboQuant
@@ -16,9 +17,19 @@ applies it (random rotation of x/|x|, |x| stored as float16, its 2 bytes counted
 SQ4 / SQ8. Every code is trained on the same rows in the same run; bytes per row are read
 from the codes.
 
-Training caps (CAPS): a FAISS trainer that would take more than about 15 minutes on this
-2-core machine trains on fewer rows, or is skipped with the reason in the table; each is
-listed below with the measurement behind it.
+Training caps (RUNS[...]["train_rows"] / ["skip"]): a FAISS trainer that would take more than
+about 15 minutes on this 2-core machine trains on fewer rows (its table row says so), or is
+skipped with the reason in the table. The caps come from CPU seconds measured on one thread
+(FAISS 1.15.1, a machine shared with other jobs; wall time on 2 free cores is about half):
+    glove-50, 5,000 rows: RQ10x8 11.7 s, RQ25x8 30.6 s, RQ10x8 beam 32 23.5 s, OPQ10 13.9 s,
+        OPQ25 26.8 s; LSQ10x8 on 2,000 rows 40.2 s
+    384-d, 5,000 rows: RQ4x8 7.5 s (1.9 s per 8-bit stage), RQ2x8 beam 32 8.5 s (4.3 s per
+        stage), OPQ24 36.2 s; LSQ4x8 on 1,000 rows 3.8 s
+RQ's cost grows with rows x stages (x beam), LSQ's with rows x M^2 (2e-4 to 2.4e-4 CPU s per
+row per M^2 measured on both datasets); each cap keeps the estimate near 900 CPU s, and never
+below 10,000 rows (FAISS's 39 rows per codeword for 256 codewords): where that cannot hold,
+the code is skipped with its estimate. These are extrapolations: check a cap against the
+train_cpu_s column of the first full run.
 
     python benchmarks/bench_codecs.py                    # both datasets
     python benchmarks/bench_codecs.py glove-50           # one of them
@@ -36,9 +47,20 @@ METHODS = ["auto", "qet-L0S1", "qet-L1S1", "qet-L2S1", "qet-L0S2", "qet-L1S2", "
 
 RUNS = {
     "glove-50": dict(bytes=[8, 10, 16, 25], n_train=100_000, n_eval=100_000, out="glove50-codecs",
-                     train_rows={}, skip={}),
+                     train_rows={"rq-beam32@25": 75_000,  # ~1,170 CPU s on 100k rows
+                                 "lsq@8": 70_000, "lsq@10": 45_000, "lsq@16": 17_000,  # ~900 CPU s each
+                                 "lsq@25": 10_000},  # ~1,250 CPU s: the 10,000-row floor
+                     skip={}),
     "minilm-stdlib": dict(bytes=[24, 48, 96, 192], n_train=50_000, n_eval=20_000, out="minilm-stdlib-codecs",
-                          train_rows={}, skip={}),
+                          train_rows={"rq@96": 25_000, "rq@192": 12_500,  # 1,800 / 3,600 CPU s on 50k rows
+                                      "rq-beam32@24": 40_000, "rq-beam32@48": 20_000,  # 1,020 / 2,040 CPU s
+                                      "rq-beam32@96": 10_000,  # 4,080 CPU s on 50k rows
+                                      "lsq@24": 10_000},  # ~1,380 CPU s: the 10,000-row floor
+                          skip={"rq-beam32@192": "estimated 8,200 CPU s on 50,000 rows (4.3 s per stage per 5,000 "
+                                                 "rows); under 10,000 rows its 256-codeword stages undertrain",
+                                "lsq@48": "estimated 5,500 CPU s on 10,000 rows (rows x M^2 scaling)",
+                                "lsq@96": "estimated 22,000 CPU s on 10,000 rows (rows x M^2 scaling)",
+                                "lsq@192": "estimated 88,000 CPU s on 10,000 rows (rows x M^2 scaling)"}),
 }
 
 

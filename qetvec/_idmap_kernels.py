@@ -78,3 +78,14 @@ def delete(keys, query):
             keys[s] = TOMB
             removed += 1
     return removed
+
+
+@numba.njit(cache=True)
+def ids_of_rows(rows, ids):
+    """ids[rows] (nq, k) int64 for arena rows (nq, k) int64, -1 where a row is -1 (padding);
+    ids (capacity,) int64 is the arena row -> id column."""
+    out = np.empty(rows.shape, dtype=np.int64)
+    for i in range(rows.shape[0]):
+        for j in range(rows.shape[1]):
+            out[i, j] = ids[rows[i, j]] if rows[i, j] >= 0 else -1
+    return out

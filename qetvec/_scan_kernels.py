@@ -2,7 +2,8 @@
 
 The Python layer (`qetvec.adc`) plans lookup units, shapes the work into (block, query)
 entries and validates; these loops only compute. Bit order as in `qetvec._kernels`.
-Small batches run these on one thread (`qetvec.metric.serial_if`).
+Small batches run these on one thread (`qetvec.metric.serial_if`); one query runs the
+serial kernels of `qetvec._one_query_kernels`, built from the inline steps here.
 """
 from __future__ import annotations
 
@@ -12,63 +13,99 @@ import numpy as np
 from qetvec._kernels import read_bits
 
 
-def _ip_tables(queries, coef, table_off, ksub, n_patterns, n_pos, src_ptr, src, book_ptr, book,
-               table_size):
-    """coef * <permuted query, codeword> tables (nq, table_size) float32.
+@numba.njit(cache=True, inline="always")
+def ip_table(row, query, coef, table_off, ksub, n_patterns, n_pos, src_ptr, src, book_ptr, book):
+    """Fill row (table_size,) float32 with coef * <permuted query, codeword> for one query
+    (d,) float32.
 
     For unit u, pattern p < n_patterns[u] and codeword c < ksub[u], entry
-    table_off[u] + p * ksub[u] + c is coef * sum_j queries[i, src[s + p * n_pos[u] + j]] *
+    table_off[u] + p * ksub[u] + c is coef * sum_j query[src[s + p * n_pos[u] + j]] *
     book[b + j * ksub[u] + c], with s = src_ptr[u], b = book_ptr[u], j < n_pos[u] (summed
     in that order): each unit's book is stored position-major, (n_pos, ksub), so the loop
-    over codewords is contiguous and vectorizes. queries (nq, d) float32; src int64 and
-    book float32 are the units' flat arrays."""
-    nq = queries.shape[0]
-    out = np.empty((nq, table_size), dtype=np.float32)  # (np.zeros would be a parfor of its own)
-    for i in numba.prange(nq):
-        row = out[i]
-        row[:] = 0.0
-        for u in range(table_off.shape[0]):
-            npos, ks = n_pos[u], ksub[u]
-            for p in range(n_patterns[u]):
-                base = table_off[u] + p * ks
-                for j in range(npos):
-                    qv = queries[i, src[src_ptr[u] + p * npos + j]]
-                    w = book_ptr[u] + j * ks
-                    for c in range(ks):
-                        row[base + c] += qv * book[w + c]
+    over codewords is contiguous and vectorizes (over slices: LLVM then sees two arrays).
+    src int64 and book float32 are the units' flat arrays."""
+    for u in range(table_off.shape[0]):
+        npos, ks = n_pos[u], ksub[u]
+        for p in range(n_patterns[u]):
+            out = row[table_off[u] + p * ks:table_off[u] + (p + 1) * ks]
+            out[:] = 0.0
+            for j in range(npos):
+                qv = query[src[src_ptr[u] + p * npos + j]]
+                codewords = book[book_ptr[u] + j * ks:book_ptr[u] + (j + 1) * ks]
                 for c in range(ks):
-                    row[base + c] *= coef
+                    out[c] += qv * codewords[c]
+            for c in range(ks):
+                out[c] *= coef
+
+
+@numba.njit(cache=True, parallel=True)
+def ip_tables(queries, coef, table_off, ksub, n_patterns, n_pos, src_ptr, src, book_ptr, book, table_size):
+    """`ip_table` of every query: (nq, table_size) float32 for queries (nq, d) float32."""
+    out = np.empty((queries.shape[0], table_size), dtype=np.float32)
+    for i in numba.prange(queries.shape[0]):
+        ip_table(out[i], queries[i], coef, table_off, ksub, n_patterns, n_pos, src_ptr, src, book_ptr, book)
     return out
 
 
 @numba.njit(cache=True, inline="always")
-def _read_f32(codes, row, offset):
+def read_f32(codes, row, offset):
     """The little-endian float32 stored in codes[row, offset:offset + 4]."""
-    bits = np.empty(1, dtype=np.uint32)
-    bits[0] = (np.uint32(codes[row, offset]) | (np.uint32(codes[row, offset + 1]) << 8)
-               | (np.uint32(codes[row, offset + 2]) << 16) | (np.uint32(codes[row, offset + 3]) << 24))
-    return bits.view(np.float32)[0]
+    bits = np.uint32(np.uint32(codes[row, offset]) | (np.uint32(codes[row, offset + 1]) << 8)
+                     | (np.uint32(codes[row, offset + 2]) << 16) | (np.uint32(codes[row, offset + 3]) << 24))
+    return bits.view(np.float32)  # a scalar's bits (an array here would be allocated per row)
 
 
 @numba.njit(cache=True, inline="always")
-def heap_replace_top(dist, ids, value, ident):
-    """Replace the root of the max-heap (dist, ids) by (value, ident) and sift down."""
-    k = dist.shape[0]
+def ranks_after(d1, i1, d2, i2):
+    """(score d1, row i1) ranks after (d2, i2): a larger score, or an equal score and a
+    larger row. Heaps and sorts use this total order, so a top-k is one set in one order
+    whatever the scan order and thread count (ties go to the smaller row, as FAISS's heaps
+    break them by id)."""
+    return d1 > d2 or (d1 == d2 and i1 > i2)
+
+
+@numba.njit(cache=True, inline="always")
+def _sift_down(dist, ids, n, value, ident):
+    """Put (value, ident) at the root of the max-heap (dist[:n], ids[:n]) and sift it down."""
     i = 0
     while True:
         left = 2 * i + 1
-        if left >= k:
+        if left >= n:
             break
         child = left
-        if left + 1 < k and dist[left + 1] > dist[left]:
+        if left + 1 < n and ranks_after(dist[left + 1], ids[left + 1], dist[left], ids[left]):
             child = left + 1
-        if dist[child] <= value:
+        if not ranks_after(dist[child], ids[child], value, ident):
             break
         dist[i] = dist[child]
         ids[i] = ids[child]
         i = child
     dist[i] = value
     ids[i] = ident
+
+
+@numba.njit(cache=True)
+def heap_replace_top(dist, ids, value, ident):
+    """Replace the root of the max-heap (dist, ids) by (value, ident) and sift it down (a
+    call of its own: inlined, its loop slows the scan loops that rarely reach it)."""
+    _sift_down(dist, ids, dist.shape[0], value, ident)
+
+
+@numba.njit(cache=True, inline="always")
+def heap_offer(dist, ids, value, ident):
+    """Keep (value, ident) in the max-heap (dist, ids) of the k best if it ranks before
+    the worst (its root), which it replaces."""
+    if ranks_after(dist[0], ids[0], value, ident):
+        heap_replace_top(dist, ids, value, ident)
+
+
+@numba.njit(cache=True, inline="always")
+def heap_sort(dist, ids):
+    """Sort the max-heap (dist, ids) in place, best first (FAISS's heap_reorder)."""
+    for end in range(dist.shape[0] - 1, 0, -1):
+        value, ident = dist[end], ids[end]
+        dist[end], ids[end] = dist[0], ids[0]
+        _sift_down(dist, ids, end, value, ident)
 
 
 @numba.njit(cache=True, inline="always")
@@ -119,16 +156,16 @@ def _empty_heaps(n_threads, nq, k):
 
 
 @numba.njit(cache=True, inline="always")
-def _bias(queries, qi, centroids, lst, l2):
-    """||q_qi - c_lst||^2 (l2) or -<q_qi, c_lst> (inner product)."""
-    bias = np.float32(0.0)
-    for j in range(queries.shape[1]):
+def list_bias(query, centroid, l2):
+    """||q - c||^2 (l2) or -<q, c> (inner product) of a query and a centroid (d,) float32."""
+    out = np.float32(0.0)
+    for j in range(query.shape[0]):
         if l2:
-            diff = queries[qi, j] - centroids[lst, j]
-            bias += diff * diff
+            diff = query[j] - centroid[j]
+            out += diff * diff
         else:
-            bias -= queries[qi, j] * centroids[lst, j]
-    return bias
+            out -= query[j] * centroid[j]
+    return out
 
 
 @numba.njit(cache=True, inline="always")
@@ -139,8 +176,7 @@ def _scan_rows(hd, hi, first, bias, row_term, index, table):
         s = bias + row_term[r]
         for u in range(index.shape[1]):
             s += table[index[r, u]]
-        if s < hd[0]:
-            heap_replace_top(hd, hi, s, first + r)
+        heap_offer(hd, hi, s, first + r)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -176,13 +212,13 @@ def scan_blocks(codes, term_offset, queries, query_tables, list_tables, centroid
                 index[r, u] = table_index(codes, row, u, code_bit, code_width, ksub, table_off, run_ptr,
                                           run_start, run_len, run_shift)
             if term_offset >= 0:
-                row_term[r] = _read_f32(codes, row, term_offset)
+                row_term[r] = read_f32(codes, row, term_offset)
         table = np.empty(table_size, dtype=np.float32)
         for e in range(entry_start[b], entry_end[b]):
             qi = entry_query[e]
             for t in range(table_size):
                 table[t] = query_tables[qi, t] + list_tables[tab, t]
-            _scan_rows(heap_d[tid, qi], heap_i[tid, qi], first, _bias(queries, qi, centroids, lst, l2),
+            _scan_rows(heap_d[tid, qi], heap_i[tid, qi], first, list_bias(queries[qi], centroids[lst], l2),
                        row_term, index, table)
     return heap_d, heap_i
 
@@ -208,7 +244,7 @@ def scan_indexed(index, terms, queries, query_tables, centroids, l2, list_start,
                 continue
             first = list_start[lst]
             last = first + list_size[lst]
-            bias = _bias(queries, qi, centroids, min(lst, centroids.shape[0] - 1), l2)
+            bias = list_bias(queries[qi], centroids[min(lst, centroids.shape[0] - 1)], l2)
             _scan_rows(heap_d[0, qi], heap_i[0, qi], first, bias, terms[first:last], index[first:last],
                        query_tables[qi])
     return heap_d, heap_i
@@ -218,7 +254,7 @@ def scan_indexed(index, terms, queries, query_tables, centroids, l2, list_start,
 def _decode_row(out, index, row, table_off, ksub, n_pos, src_ptr, src, book_ptr, book):
     """out (d,) = the residual of an unpacked row (index (n, U) from `fill_index`): entry
     table_off[u] + p * ksub[u] + c of unit u puts codeword c's values book[b + j * ksub[u]
-    + c] (position-major books, as `_ip_tables`) at columns src[s + p * n_pos[u] + j]
+    + c] (position-major books, as `ip_table`) at columns src[s + p * n_pos[u] + j]
     (b = book_ptr[u], s = src_ptr[u]), summed over stages: the vector whose inner products
     the unit tables add up."""
     out[:] = 0.0
@@ -255,7 +291,7 @@ def scan_decoded(index, terms, queries, centroids, l2, coef, table_off, ksub, n_
         score = np.empty(nrows, dtype=np.float32)
         for e in range(entry_start[b], entry_end[b]):
             qi = entry_query[e]
-            bias = _bias(queries, qi, centroids, lst, l2)
+            bias = list_bias(queries[qi], centroids[lst], l2)
             score[:] = 0.0
             for j in range(d):  # rows innermost: contiguous, vectorized
                 w = coef * queries[qi, j]
@@ -263,9 +299,7 @@ def scan_decoded(index, terms, queries, centroids, l2, coef, table_off, ksub, n_
                     score[r] += w * xt[j, r]
             hd, hi = heap_d[tid, qi], heap_i[tid, qi]
             for r in range(nrows):
-                s = bias + terms[first + r] + score[r]
-                if s < hd[0]:
-                    heap_replace_top(hd, hi, s, first + r)
+                heap_offer(hd, hi, bias + terms[first + r] + score[r], first + r)
     return heap_d, heap_i
 
 
@@ -327,7 +361,8 @@ def plan_blocks(list_start, list_size, probes, block_rows, n_threads):
             entry_query)
 
 
-def _merge_heaps(heap_d, heap_i):
+@numba.njit(cache=True, parallel=True)
+def merge_heaps(heap_d, heap_i):
     """Top-k per query (D (nq, k) float32 ascending, rows (nq, k) int64, -1 padded) from
     the per-thread heaps (n_threads, nq, k) of `scan_blocks`."""
     n_threads, nq, k = heap_d.shape
@@ -337,41 +372,42 @@ def _merge_heaps(heap_d, heap_i):
         hd, hi = heap_d[0, q].copy(), heap_i[0, q].copy()
         for t in range(1, n_threads):
             for j in range(k):
-                if heap_i[t, q, j] >= 0 and heap_d[t, q, j] < hd[0]:
-                    heap_replace_top(hd, hi, heap_d[t, q, j], heap_i[t, q, j])
-        order = np.argsort(hd, kind="mergesort")
-        out_d[q], out_i[q] = hd[order], hi[order]
+                if heap_i[t, q, j] >= 0:
+                    heap_offer(hd, hi, heap_d[t, q, j], heap_i[t, q, j])
+        heap_sort(hd, hi)
+        out_d[q], out_i[q] = hd, hi
     return out_d, out_i
 
 
-def _rerank(queries, vectors, rows, k, inner_product):
-    """Exact re-ranking: the k best candidates per query (D (nq, k) float32 ascending, the
-    column (nq, k) int64 of each in `rows`, -1 padded). rows (nq, c) int64 are rows of
-    vectors (n, d) float32, -1 for none; D is the squared L2 distance, or -<q, x>."""
-    nq, c = rows.shape
-    d = queries.shape[1]
-    out_d = np.full((nq, k), np.inf, dtype=np.float32)
-    out_i = np.full((nq, k), -1, dtype=np.int64)
+@numba.njit(cache=True, inline="always")
+def rerank_query(out_d, out_i, query, vectors, rows, inner_product):
+    """Exact re-ranking of one query (d,) float32: out_d, out_i (k,) (filled) get the k
+    best of the candidates rows (c,) int64 (rows of vectors (n, d) float32, -1 for none),
+    ascending: the squared L2 distance or -<q, x>, and the row, -1 padded."""
+    out_d[:] = np.inf
+    out_i[:] = -1
+    for j in range(rows.shape[0]):
+        r = rows[j]
+        if r < 0:
+            continue
+        s = np.float32(0.0)
+        for t in range(query.shape[0]):
+            if inner_product:
+                s -= query[t] * vectors[r, t]
+            else:
+                diff = query[t] - vectors[r, t]
+                s += diff * diff
+        heap_offer(out_d, out_i, s, r)
+    heap_sort(out_d, out_i)
+
+
+@numba.njit(cache=True, parallel=True)
+def rerank(queries, vectors, rows, k, inner_product):
+    """`rerank_query` of every query (nq, d) float32 over its candidates rows (nq, c) int64:
+    (D (nq, k) float32 ascending, rows (nq, k) int64, -1 padded)."""
+    nq = queries.shape[0]
+    out_d = np.empty((nq, k), dtype=np.float32)
+    out_i = np.empty((nq, k), dtype=np.int64)
     for q in numba.prange(nq):
-        hd, hi = out_d[q], out_i[q]
-        for j in range(c):
-            r = rows[q, j]
-            if r < 0:
-                continue
-            s = np.float32(0.0)
-            for t in range(d):
-                if inner_product:
-                    s -= queries[q, t] * vectors[r, t]
-                else:
-                    diff = queries[q, t] - vectors[r, t]
-                    s += diff * diff
-            if s < hd[0]:
-                heap_replace_top(hd, hi, s, j)
-        order = np.argsort(hd, kind="mergesort")
-        out_d[q], out_i[q] = hd[order], hi[order]
+        rerank_query(out_d[q], out_i[q], queries[q], vectors, rows[q], inner_product)
     return out_d, out_i
-
-
-ip_tables = numba.njit(cache=True, parallel=True)(_ip_tables)
-merge_heaps = numba.njit(cache=True, parallel=True)(_merge_heaps)
-rerank = numba.njit(cache=True, parallel=True)(_rerank)

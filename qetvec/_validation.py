@@ -12,6 +12,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32, 1.2e-38
 INT64_MAX = int(np.iinfo(np.int64).max)
 SEED_MAX = 2 ** 31 - 1  # FAISS's k-means takes a C int
+SMALL_INPUT = 4096  # entries checked by one dot product (single-threaded in BLAS at this size)
 
 
 def as_float_matrix(x: object, name: str = "x", d: int | None = None,
@@ -33,6 +34,12 @@ def as_float_matrix(x: object, name: str = "x", d: int | None = None,
         raise ValueError(f"{name} has {arr.shape[1]} columns, expected d={d}")
     if arr.shape[0] == 0 and not allow_empty:
         raise ValueError(f"{name} is empty (0 rows)")
+    if arr.dtype == np.float32 and arr.flags.c_contiguous and 0 < arr.size <= SMALL_INPUT:
+        # a query or a few rows: one dot product (float64: it cannot overflow) is finite and
+        # small only if every entry is finite and no row's squared norm is near the limit
+        flat = arr.reshape(-1).astype(np.float64)
+        if float(np.dot(flat, flat)) < FLOAT32_MAX / 2:
+            return arr
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     largest = float(np.abs(arr).max()) if arr.size else 0.0  # NaN if any is NaN
     if not np.isfinite(largest):

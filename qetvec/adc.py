@@ -42,7 +42,7 @@ import faiss
 import numba
 import numpy as np
 
-from qetvec import _scan_kernels, faiss_threads
+from qetvec import _one_query_kernels, _scan_kernels, faiss_threads
 from qetvec.codec import Codec, LookupUnits
 from qetvec.metric import PARALLEL_MIN_ROWS, serial_if, use_faiss_thread_count
 
@@ -71,10 +71,14 @@ class ADCSearcher:
         self.centroids = None if centroids is None else np.ascontiguousarray(centroids, np.float32)
         self.code_centroids = None if centroids is None else codec.rotate(self.centroids)
         self.code_size = codec.code_size + row_term_bytes(codec, metric)
+        self.term_offset = codec.code_size if self.code_size > codec.code_size else -1  # byte of the row term
+        # what the scan kernels read: the rotated centroids, or one row of zeros without them
+        self.scan_centroids = np.zeros((1, codec.d), np.float32) if centroids is None else self.code_centroids
         self.units = codec.lookup_units()
         self._warned = False
         self._books: tuple[np.ndarray, ...] | None = None
         self._list_tables: np.ndarray | None = None
+        self._one_query_args: tuple | None = None
 
     @property
     def l2(self) -> bool:
@@ -106,7 +110,8 @@ class ADCSearcher:
         row (B,) int64 of each list's table). SQ + 2 IP(c) (L2, one stage), 2 IP(c) (L2,
         several stages), 0 (inner product); c = 0 without centroids, one shared table then.
         All nlist tables are built once and kept if they fit MAX_LIST_TABLE_BYTES, else the
-        tables of the given lists are built per call."""
+        tables of the given lists are built per call. A -1 (no list, which scans skip) gets
+        some row."""
         if not (self.l2 and self.centroids is not None):
             if self._list_tables is None:
                 self._list_tables = self._with_sq(np.zeros((1, self.units.table_size), np.float32))
@@ -127,6 +132,15 @@ class ADCSearcher:
     def query_block(self) -> int:
         """Queries per batch so that their tables fit QUERY_BLOCK_BYTES."""
         return max(1, QUERY_BLOCK_BYTES // (4 * max(1, self.units.table_size)))
+
+    def one_query_args(self) -> tuple:
+        """The constant trailing arguments of `_one_query_kernels.search_one` (centroids
+        onwards), built once: one call then passes them without rebuilding anything."""
+        if self._one_query_args is None:
+            n_patterns, n_pos, src_ptr, src, book_ptr, book, _ = self._unit_books()
+            self._one_query_args = (self.scan_centroids, self.l2, np.float32(-2.0 if self.l2 else -1.0),
+                                    *self.units.kernel_args(), n_patterns, n_pos, src_ptr, src, book_ptr, book)
+        return self._one_query_args
 
     def _unit_books(self) -> tuple[np.ndarray, ...]:
         if self._books is None:
@@ -199,15 +213,23 @@ def search_blocks(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
 
     Returns (D (nq, k) float32 ascending, rows (nq, k) int64 arena rows, -1 / +inf padded),
     D the minimized score: squared L2 distance, or -<q, x_hat> for inner product.
-    Runs on faiss.omp_get_max_threads() threads."""
+    Batches run on faiss.omp_get_max_threads() threads (`_search_batch`); one query runs
+    on the calling thread in one kernel call (`_search_one`), with the same results."""
+    search = _search_one if len(queries) == 1 and searcher.units is not None else _search_batch
+    return search(searcher, queries, codes, list_start, list_size, probes, k)
+
+
+def _search_batch(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray, list_start: np.ndarray,
+                  list_size: np.ndarray, probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`search_blocks` by parallel kernels: blocks planned for the threads, per-thread heaps
+    merged (or, without lookup units, by decoding rows)."""
     use_faiss_thread_count()
     if searcher.units is None:
         if not searcher._warned:
             warnings.warn(f"{searcher.codec}: ADC tables would be too large; searching by "
-                          "decoding rows (exact, slower)", stacklevel=3)
+                          "decoding rows (exact, slower)", stacklevel=4)
             searcher._warned = True
         return _search_without_tables(searcher, queries, codes, list_start, list_size, probes, k)
-    term_offset = searcher.codec.code_size if searcher.code_size > searcher.codec.code_size else -1
 
     def scan(xb: np.ndarray, pb: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         block_first, block_rows, block_list, entry_start, entry_end, entry_query = _plan(list_start, list_size, pb)
@@ -216,10 +238,20 @@ def search_blocks(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
             block_list = np.zeros_like(block_list)
         query_tables = searcher.query_tables(xb)
         return _scan_kernels.scan_blocks(
-            codes, term_offset, xb, query_tables, list_tables, centroids, searcher.l2,
+            codes, searcher.term_offset, xb, query_tables, list_tables, centroids, searcher.l2,
             *searcher.units.kernel_args(), block_first, block_rows, block_list, block_table,
             entry_start, entry_end, entry_query, k, numba.get_num_threads())
     return _by_query_block(searcher, queries, probes, k, scan)
+
+
+def _search_one(searcher: ADCSearcher, query: np.ndarray, codes: np.ndarray, list_start: np.ndarray,
+                list_size: np.ndarray, probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`search_blocks` of one query (1, d) float32, probes (1, P) int64: one serial kernel
+    call (`_one_query_kernels.search_one`) with the searcher's arrays built once."""
+    tables, probe_table = searcher.list_tables(probes[0])
+    return _one_query_kernels.search_one(codes, searcher.term_offset, searcher.codec.rotate(query)[0], probes[0],
+                                         tables, probe_table, list_start, list_size, k,
+                                         *searcher.one_query_args())
 
 
 def search_indexed(searcher: ADCSearcher, queries: np.ndarray, index: np.ndarray, terms: np.ndarray,
@@ -281,12 +313,9 @@ def _by_query_block(searcher: ADCSearcher, queries: np.ndarray, probes: np.ndarr
     D = np.empty((len(queries), k), np.float32)
     rows = np.empty((len(queries), k), np.int64)
     queries = searcher.codec.rotate(queries)
-    centroids = searcher.code_centroids
-    if centroids is None:
-        centroids = np.zeros((1, searcher.codec.d), np.float32)
     step = step or searcher.query_block()
     for i in range(0, len(queries), step):
-        heap_d, heap_i = scan(queries[i:i + step], probes[i:i + step], centroids)
+        heap_d, heap_i = scan(queries[i:i + step], probes[i:i + step], searcher.scan_centroids)
         serial = 16 * heap_d.size < PARALLEL_MIN_WORK
         with serial_if(serial):
             D[i:i + step], rows[i:i + step] = _scan_kernels.merge_heaps(heap_d, heap_i)

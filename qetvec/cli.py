@@ -77,9 +77,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="small run, under 3 minutes on 2 cores (the --quick values below)")
     bench.add_argument("--bytes", type=int, nargs="+", help=f"bytes per row to compare at {_preset('bytes')}")
     bench.add_argument("--methods", nargs="+", type=_method,
-                       help="qet-L<levels>S<stages>, auto (qetvec.fit_codec), or a FAISS code: "
-                            "pq, opq, rq, rq-beam32, lsq, rabitq, rabitq2-4, sqtqmse1-4, sqtqmse1-4-norm, "
-                            f"eden2-4, sq4, sq8 (see qetvec/bench/sizing.py) {_preset('methods')}")
+                       help="qet-L<levels>S<stages>, auto (qetvec.fit_codec), or a FAISS code: pq, opq, rq, "
+                            "rq-beam32, lsq, rabitq, rabitq2-4, sqtqmse1-4, sqtqmse1-4-norm, eden2-4, sq4, sq8 "
+                            f"(see qetvec/bench/sizing.py) {_preset('methods')}")
     bench.add_argument("--metrics", nargs="+", choices=METRICS,
                        help="mse: held-out MSE; encode: encode rate; ivf: IVF + RFlat recall@10 and queries/s "
                             "at the operating point; matrix: the matrix-mode line; flat: flat-scan recall and speed "
@@ -87,10 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--n-train", type=int, help=f"rows to train codebooks on {_preset('n_train')}")
     bench.add_argument("--train-rows", nargs="+", type=_train_rows, default=[], metavar="METHOD[@BYTES]=N",
                        help="mse: train this method (at these bytes) on only the first N training rows "
-                            "(default: every method on all of --n-train)")
+                            "(default: every training row)")
     bench.add_argument("--skip", nargs="+", type=_assignment, default=[], metavar="METHOD[@BYTES]=REASON",
                        help="mse: do not run this method (at these bytes); the reason goes into the table "
-                            "(default: none skipped)")
+                            "(default: run every method)")
     bench.add_argument("--n-eval", type=int, help=f"held-out rows for MSE {_preset('n_eval')}")
     bench.add_argument("--n-base", type=int, help=f"database rows for search, -1: all the rest {_preset('n_base')}")
     bench.add_argument("--n-queries", type=int, help=f"held-out queries for recall {_preset('n_queries')}")

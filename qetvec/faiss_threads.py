@@ -64,17 +64,17 @@ def _by_rows(call: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], x: np.
     first slice, pool threads the others; results concatenated in row order."""
     x = np.ascontiguousarray(x, np.float32)
     threads = max(1, min(faiss.omp_get_max_threads(), len(x) // MIN_ROWS_PER_THREAD))
+    if threads == 1:  # one slice: no split, no pool (a single query pays the count switch only)
+        with faiss_serial():
+            return call(x)
     bounds = np.linspace(0, len(x), threads + 1).astype(np.int64)
     parts = [x[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    pool = _executor(threads - 1) if threads > 1 else None
-    futures: list[Future] = [] if pool is None else [pool.submit(call, part) for part in parts[1:]]
+    futures: list[Future] = [_executor(threads - 1).submit(call, part) for part in parts[1:]]
     try:
         with faiss_serial():
             first = call(parts[0])
     finally:
         wait(futures)  # no slice outlives the call, even when the first one failed
-    if not futures:
-        return first
     results = [first, *(f.result() for f in futures)]
     return (np.concatenate([r[0] for r in results]).reshape(len(x), k),
             np.concatenate([r[1] for r in results]).reshape(len(x), k))

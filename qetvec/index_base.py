@@ -13,18 +13,17 @@ from typing import Any
 import faiss
 import numpy as np
 
+from qetvec import _idmap_kernels
 from qetvec._validation import INT64_MAX, as_id_array, check_id
 from qetvec.storage import InvertedLists
 
 
 def to_faiss_results(D: np.ndarray, rows: np.ndarray, ids: np.ndarray,
                      metric: int) -> tuple[np.ndarray, np.ndarray]:
-    """FAISS conventions from minimized scores D and arena rows (nq, k): ids (arena row ->
-    id map `ids`) instead of rows, -1 padding, inner products with their sign restored."""
-    I = np.where(rows >= 0, ids[np.maximum(rows, 0)] if len(ids) else -1, -1)
-    if metric == faiss.METRIC_INNER_PRODUCT:
-        D = -D
-    return D.astype(np.float32), I.astype(np.int64)
+    """FAISS conventions from minimized scores D (nq, k) float32 and arena rows (nq, k)
+    int64: ids (arena row -> id map `ids`) instead of rows, -1 padding, inner products with
+    their sign restored."""
+    return (-D if metric == faiss.METRIC_INNER_PRODUCT else D), _idmap_kernels.ids_of_rows(rows, ids)
 
 
 def selected_ids(sel: Any, lists: InvertedLists) -> np.ndarray:

@@ -66,7 +66,7 @@ class QETQuantizer(Codec):
     transform : "none", "pca" (learned principal axes) or "random" (seeded rotation); see
         `qetvec.transform`.
     beam : beam width of the search over stages (`qetvec.beam`), 1 = greedy encoding; above
-        1, stages must have no tree (levels 0).
+        1, stages must have no tree (levels 0). Training searches with min(beam, 8).
     seed, niter : k-means (and random rotation) seed, k-means iterations.
     batch_size : rows encoded / decoded at once.
 
@@ -134,7 +134,7 @@ class QETQuantizer(Codec):
         self. A failure leaves the previous state as it was."""
         x = as_float_matrix(x, "x", self.d)
         rotation = Rotation(self.d, self.rotation.kind, self.rotation.seed).fit(x)
-        fit_stages(self.stages, rotation.apply(x), self.beam, self.seed)  # all or nothing
+        fit_stages(self.stages, rotation.apply(x), self.beam, self.seed, codes=False)  # all or nothing
         self.rotation = rotation
         self._set_stages(self.stages)
         return self

@@ -11,7 +11,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from qetvec import _scan_kernels
+from qetvec import _one_query_kernels, _scan_kernels
 from qetvec._validation import as_float_matrix, as_id_array, check_id, check_positive_int
 from qetvec.index_base import id_range, to_faiss_results
 from qetvec.io import deserialize, register, serialize
@@ -83,13 +83,16 @@ class IndexRefineFlat:
         if probing and not hasattr(self.base, "nlist"):
             raise TypeError(f"nprobe: the base {type(self.base).__name__} is flat (it scans every row)")
         _, rows = self.base._search_rows(x, max(k, math.ceil(k * self.k_factor)), params=params, **probing)
-        use_faiss_thread_count()
         vectors = self.base.lists.vectors  # arena order: candidates' rows index it directly
         if not len(vectors):  # nothing stored: every candidate is padding
             rows = np.full_like(rows, -1)
             vectors = np.zeros((1, self.d), np.float32)
-        D, best = _scan_kernels.rerank(x, vectors, rows, k, self.metric_type == faiss.METRIC_INNER_PRODUCT)
-        chosen = np.where(best >= 0, np.take_along_axis(rows, np.maximum(best, 0), 1), -1)
+        inner_product = self.metric_type == faiss.METRIC_INNER_PRODUCT
+        if len(x) == 1:  # on the calling thread, one kernel call (as the base's one-query search)
+            D, chosen = _one_query_kernels.rerank_one(x[0], vectors, rows[0], k, inner_product)
+        else:
+            use_faiss_thread_count()
+            D, chosen = _scan_kernels.rerank(x, vectors, rows, k, inner_product)
         return to_faiss_results(D, chosen, self.base.lists.ids, self.metric_type)
 
     def reconstruct(self, key: int) -> np.ndarray:

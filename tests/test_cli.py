@@ -96,13 +96,30 @@ def test_every_option_says_what_it_does_and_its_default():
                 assert "(default: " in action.help, f"qetvec {name} {action.option_strings[0]} shows no default"
 
 
-def test_missing_extra_is_one_line_naming_the_install(tmp_path, monkeypatch, capsys):
-    class MiniLMNotInstalled:  # whether or not this environment has the extra
+def _pretend_not_installed(monkeypatch, extra: str) -> None:
+    """Make every module of `extra` unimportable, whether or not this environment has it."""
+    class NotInstalled:
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in EXTRA_MODULES["minilm"]:
+            if name.split(".")[0] in EXTRA_MODULES[extra]:
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
-    monkeypatch.setattr(sys, "meta_path", [MiniLMNotInstalled(), *sys.meta_path])
+    monkeypatch.setattr(sys, "meta_path", [NotInstalled(), *sys.meta_path])
+
+
+def test_missing_bench_extra_is_one_line_naming_the_install(tmp_path, monkeypatch, capsys):
+    _pretend_not_installed(monkeypatch, "bench")
+    assert main(["audit", "--datasets", "glove-50", "--out", str(tmp_path / "audit")]) == 1
+    line, = capsys.readouterr().err.strip().splitlines()
+    assert line == ("qetvec: error: qetvec audit needs 'matplotlib', which is not installed; it comes with "
+                    "qetvec's 'bench' extra: pip install \"qetvec[bench]\"")
+    assert main(["bench", "--out", str(tmp_path / "bench")]) == 1
+    assert 'pip install "qetvec[bench]"' in capsys.readouterr().err
+    assert not (tmp_path / "audit").exists() and not (tmp_path / "bench").exists()
+
+
+@pytest.mark.bench  # with the bench extra installed, the MiniLM extra is the one a MiniLM run misses
+def test_missing_minilm_extra_is_one_line_naming_the_install(tmp_path, monkeypatch, capsys):
+    _pretend_not_installed(monkeypatch, "minilm")
     monkeypatch.setenv("QETVEC_CACHE", str(tmp_path / "cache"))  # no MiniLM matrix derived earlier
     assert main(["audit", "--out", str(tmp_path / "audit")]) == 1
     line, = capsys.readouterr().err.strip().splitlines()

@@ -86,7 +86,7 @@ def test_minilm_weights(tmp_path):
 def _fake_tokens(monkeypatch, tmp_path, built):
     monkeypatch.setitem(registry._DERIVED, "minilm-tokens", (lambda: {"minilm-tokens": built}, registry._no_tag))
     monkeypatch.setenv("QETVEC_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache" / "minilm-tokens-v2.npz"
+    return tmp_path / "cache" / "minilm-tokens-v3.npz"
 
 
 def test_cache_written_once_then_read(tmp_path, monkeypatch):
@@ -135,10 +135,10 @@ def test_damaged_cache_is_refused_and_kept(tmp_path, monkeypatch, damage, proble
 
 def test_stdlib_cache_name_follows_the_sources(tmp_path, monkeypatch):
     name = registry.cache_path("minilm-stdlib", tmp_path).name
-    assert name == f"minilm-stdlib-v2-{CORPUS_TAG}-{stdlib_text.source_fingerprint()}.npz"
+    assert name == f"minilm-stdlib-v3-{CORPUS_TAG}-{stdlib_text.source_fingerprint()}.npz"
     monkeypatch.setattr(stdlib_text, "source_fingerprint", lambda: "0123456789ab")
     assert registry.cache_path("minilm-stdlib-queries", tmp_path).name == \
-        f"minilm-stdlib-queries-v2-{CORPUS_TAG}-0123456789ab.npz"
+        f"minilm-stdlib-queries-v3-{CORPUS_TAG}-0123456789ab.npz"
 
 
 @pytest.mark.minilm

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import qetvec
+from qetvec._validation import FLOAT32_MAX, as_float_matrix
 
 
 @pytest.mark.parametrize("kwargs,error,match", [
@@ -124,3 +125,21 @@ def test_fit_codec_arguments_are_checked_by_name(kwargs, error, match):
     x = np.random.default_rng(0).standard_normal((200, 8)).astype(np.float32)
     with pytest.raises(error, match=match):
         qetvec.fit_codec(x, 8, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("value, match", [
+    (np.nan, r"x contains NaN or inf \(first in row 1\)"),
+    (np.inf, r"x contains NaN or inf \(first in row 1\)"),
+    (1e19, "x row 1 has a squared norm"),
+])
+@pytest.mark.parametrize("rows", [2, 3])
+def test_small_float32_inputs_are_checked_as_large_ones(value, match, rows):
+    """A query or a few contiguous float32 rows (checked by one dot product) get the errors
+    of the full check; rows near the float32 limit but below it pass, as the same object."""
+    x = np.ones((rows, 8), np.float32)
+    x[1, 3:] = value
+    with pytest.raises(ValueError, match=match):
+        as_float_matrix(x, "x", 8)
+    near = np.full((rows, 8), np.sqrt(0.9 * FLOAT32_MAX / (8 * rows)), np.float32)  # total ~0.9x the limit
+    assert as_float_matrix(near, "x", 8) is near
+    assert as_float_matrix(np.ones((rows, 8), np.float32), "x", 8).flags.c_contiguous

@@ -54,12 +54,12 @@ class FitCodecAdapter:
     metric=None: B bytes of code alone, as FAISS's sa_encode counts them (under "l2" a codec
     with residual stages would give 4 of them to a norm stored for the index's scan)."""
 
-    def __init__(self, fit_codec: Callable[..., Any], bytes_per_row: int) -> None:
-        self.fit_codec, self.bytes_per_row = fit_codec, bytes_per_row
+    def __init__(self, fit_codec: Callable[..., Any], bytes_per_row: int, beam: int) -> None:
+        self.fit_codec, self.bytes_per_row, self.beam = fit_codec, bytes_per_row, beam
         self.codec: Any = None
 
     def train(self, x: np.ndarray) -> None:
-        self.codec = self.fit_codec(x, bytes_per_row=self.bytes_per_row, metric=None)
+        self.codec = self.fit_codec(x, bytes_per_row=self.bytes_per_row, metric=None, beam=self.beam)
 
     def sa_encode(self, x: np.ndarray) -> np.ndarray:
         return self.codec.encode(x)

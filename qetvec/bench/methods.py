@@ -4,7 +4,7 @@ Names: "qet-L<levels>S<stages>" (QET, tree only in stage 1, exactly the bytes as
 FAISS codes of `qetvec.bench.sizing.FAISS_METHODS` (built with `faiss.index_factory`, at most
 the bytes asked); "sqtqmse<b>-norm" (TurboQuant as its paper applies it: each row's norm
 stored as float16 beside "RR<d>,SQtqmse<b>", a random rotation and the scalar code of the
-unit vector); "auto" (`qetvec.fit_codec`'s winner, where this qetvec has fit_codec). A
+unit vector); "auto" (`qetvec.fit_codec`'s winner, residual stages encoded with beam 32). A
 method that cannot fit a byte budget raises ValueError; the runner reports it as skipped
 with the reason.
 """
@@ -26,6 +26,7 @@ from qetvec.quantizer import QETQuantizer
 _QET = re.compile(r"qet-L(\d+)S(\d+)")
 NORM_METHODS = tuple(f"sqtqmse{b}-norm" for b in (1, 2, 3, 4))
 AUTO = "auto"
+AUTO_BEAM = 32  # residual stages encoded as FAISS's RQ beam-32 baseline is (trained with beam 8)
 NAMED_METHODS = (*FAISS_METHODS, *NORM_METHODS, AUTO)
 
 
@@ -51,10 +52,8 @@ def build_codec(method: str, d: int, code_bytes: int) -> tuple[Any, str]:
         cfg = config_for_code_size(d, code_bytes, *qet)
         return QETQuantizer(d, **cfg), f"QET m={cfg['m']} nbits={cfg['nbits']} levels={cfg['levels']}"
     if method == AUTO:
-        fit_codec = getattr(qetvec, "fit_codec", None)
-        if fit_codec is None:
-            raise ValueError("auto: this qetvec has no qetvec.fit_codec")
-        return FitCodecAdapter(fit_codec, code_bytes), f"qetvec.fit_codec(x_train, bytes_per_row={code_bytes}, metric=None)"
+        return (FitCodecAdapter(qetvec.fit_codec, code_bytes, AUTO_BEAM),
+                f"qetvec.fit_codec(x_train, bytes_per_row={code_bytes}, metric=None, beam={AUTO_BEAM})")
     if method in NORM_METHODS:
         bits = method.removeprefix("sqtqmse").removesuffix("-norm")
         spec = f"RR{d},SQtqmse{bits}"

@@ -18,9 +18,9 @@ Passages of one module, in source order:
 Texts of a passage: the whole passage, each of its sentences
 (`qetvec.data.corpus.split_sentences`) and each of its lines, whitespace collapsed. A text
 is kept if it has at least ``MIN_TEXT_CHARS`` characters, reads as prose (``_PROSE``: at
-least 3 words of 2+ letters that make up at least half its characters), and its case-folded
-form was not seen before in the corpus (the model lower-cases its input, so texts that
-differ only in case would have the same embedding).
+least 3 words of 2+ letters that make up at least half its characters), and no text with the
+same `model_key` came before it in the corpus (the model lower-cases, strips accents and
+splits at punctuation, so texts that differ only there would have the same embedding).
 
 The text differs between CPython versions (patch releases edit docstrings too), so caches
 of data derived from it are keyed by `source_fingerprint`, a hash of the source files.
@@ -33,6 +33,7 @@ import io
 import re
 import sysconfig
 import tokenize
+import unicodedata
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,7 @@ N_QUERIES = 10_000
 _EXCLUDED_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__"})
 _WORD = re.compile(r"[^\W\d_]{2,}")  # a run of 2+ letters
 _CODING = re.compile(r"^[ \t\f]*#.*?coding[:=]")  # PEP 263
+_SPACE_AT_PUNCTUATION = re.compile(r"\s*([^\w\s]|_)\s*")
 _DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 
 
@@ -127,6 +129,15 @@ def _is_prose(text: str) -> bool:
     return len(text) >= MIN_TEXT_CHARS and len(words) >= 3 and 2 * sum(map(len, words)) >= len(text)
 
 
+def model_key(text: str) -> str:
+    """`text` as the model's tokenizer sees it before word pieces: case-folded, accents
+    stripped, no whitespace around punctuation (BERT splits there anyway, ``_`` included).
+    Texts with equal keys tokenize alike, so they are one text of the corpus."""
+    folded = unicodedata.normalize("NFD", text.casefold())
+    folded = "".join(c for c in folded if unicodedata.category(c) != "Mn")
+    return _SPACE_AT_PUNCTUATION.sub(r"\1", folded)
+
+
 def passage_texts(lines: list[str]) -> list[str]:
     """The candidate texts of one passage (lines as written): the passage, its sentences and
     its lines, whitespace collapsed, those that pass the length and prose filter, in that
@@ -160,7 +171,7 @@ def stdlib_passages(root: Path | None = None) -> list[list[str]]:
         for texts in passages:
             group = []
             for text in texts:
-                key = text.casefold()
+                key = model_key(text)
                 if key not in seen:
                     seen.add(key)
                     group.append(text)
@@ -170,7 +181,7 @@ def stdlib_passages(root: Path | None = None) -> list[list[str]]:
 
 
 def stdlib_texts(root: Path | None = None) -> list[str]:
-    """Every unique text of the corpus, in corpus order (111,113 on CPython 3.11.7)."""
+    """Every unique text of the corpus, in corpus order (111,111 on CPython 3.11.7)."""
     return [text for group in stdlib_passages(root) for text in group]
 
 
