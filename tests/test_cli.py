@@ -135,6 +135,9 @@ def _pretend_not_installed(monkeypatch, extra: str) -> None:
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
     monkeypatch.setattr(sys, "meta_path", [NotInstalled(), *sys.meta_path])
+    for name in list(sys.modules):  # find_spec answers from sys.modules for a module imported earlier
+        if name.split(".")[0] in EXTRA_MODULES[extra]:
+            monkeypatch.delitem(sys.modules, name)
 
 
 def test_missing_bench_extra_is_one_line_naming_the_install(tmp_path, monkeypatch, capsys):
