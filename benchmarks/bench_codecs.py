@@ -1,10 +1,10 @@
 """Issue 18: held-out relative MSE at equal (or fewer) bytes per row, qetvec vs every FAISS code
 that fits, beside the Gaussian rate-distortion bounds, on two real datasets:
 
-    glove-50        GloVe 6B 50-d word vectors: train on 100,000 rows, evaluate on 50,000
+    glove-50        GloVe 6B 50-d word vectors: train on 50,000 rows, evaluate on 20,000
                     others; 8, 10, 16, 25 bytes per row
     minilm-stdlib   384-d MiniLM sentence embeddings of the standard library's docstrings and
-                    comments (database rows): train on 20,000 rows, evaluate on 10,000 others;
+                    comments (database rows): train on 10,000 rows, evaluate on 5,000 others;
                     24, 48, 96, 192 bytes per row
 
 Methods (qetvec/bench/sizing.py and methods.py): "auto" = `qetvec.fit_codec(x_train,
@@ -18,9 +18,10 @@ SQ4 / SQ8. Every code is trained on the same rows in the same run; bytes per row
 from the codes.
 
 Training caps (RUNS[...]["train_rows"] / ["skip"]): a FAISS trainer that would take more than
-about 450 CPU seconds trains on fewer rows (its table row says so), or is skipped with the
-reason in the table, so that both datasets run in about two hours on 2 cores (the 384-d run
-trains every code, fit_codec included, on 20,000 rows for the same reason). The caps come
+about 200 CPU seconds trains on fewer rows (its table row says so), or is skipped with the
+reason in the table, so that both datasets run in about an hour on 2 shared cores (the same
+reason sets the training rows of every code, fit_codec's included: 50,000 and 10,000; on a
+bigger machine raise n_train and the caps). The caps come
 from CPU seconds measured on one thread
 (FAISS 1.15.1, a machine shared with other jobs; wall time on 2 free cores is about half):
     glove-50, 5,000 rows: RQ10x8 11.7 s, RQ25x8 30.6 s, RQ10x8 beam 32 23.5 s, OPQ10 13.9 s,
@@ -28,9 +29,9 @@ from CPU seconds measured on one thread
     384-d, 5,000 rows: RQ4x8 7.5 s (1.9 s per 8-bit stage), RQ2x8 beam 32 8.5 s (4.3 s per
         stage), OPQ24 36.2 s; LSQ4x8 on 1,000 rows 3.8 s
 RQ's cost grows with rows x stages (x beam), LSQ's with rows x M^2 (2e-4 to 2.4e-4 CPU s per
-row per M^2 measured on both datasets); each cap keeps the estimate near 450 CPU s, and never
+row per M^2 measured on both datasets); each cap keeps the estimate near 200 CPU s, and never
 below 10,000 rows (FAISS's 39 rows per codeword for 256 codewords): a code still over about
-800 CPU s at that floor is skipped with its estimate. These are extrapolations: check a cap against the
+400 CPU s at that floor is skipped with its estimate. These are extrapolations: check a cap against the
 train_cpu_s column of the first full run.
 
     python benchmarks/bench_codecs.py                    # both datasets
@@ -48,17 +49,17 @@ METHODS = ["auto", "qet-L0S1", "qet-L1S1", "qet-L2S1", "qet-L0S2", "qet-L1S2", "
            "eden2", "eden3", "eden4", "sq4", "sq8"]
 
 RUNS = {
-    "glove-50": dict(bytes=[8, 10, 16, 25], n_train=100_000, n_eval=50_000, out="glove50-codecs",
-                     train_rows={"rq@25": 75_000,  # ~600 CPU s on 100k rows
-                                 "rq-beam32@16": 60_000, "rq-beam32@25": 40_000,  # ~750 / ~1,170 CPU s on 100k
-                                 "lsq@8": 35_000, "lsq@10": 22_000,  # ~450 CPU s each
-                                 "lsq@16": 10_000},  # ~515 CPU s: the 10,000-row floor
-                     skip={"lsq@25": "estimated 1,250 CPU s on 10,000 rows (rows x M^2 scaling)"}),
-    "minilm-stdlib": dict(bytes=[24, 48, 96, 192], n_train=20_000, n_eval=10_000, out="minilm-stdlib-codecs",
-                          train_rows={"rq@48": 12_500, "rq@96": 10_000,  # ~230 / 365 CPU s
-                                      "rq@192": 10_000,  # ~730 CPU s: the 10,000-row floor
-                                      "rq-beam32@24": 10_000, "rq-beam32@48": 10_000},  # ~210 / 410 CPU s
-                          skip={"rq-beam32@96": "estimated 830 CPU s on 10,000 rows (4.3 s per stage per 5,000 rows)",
+    "glove-50": dict(bytes=[8, 10, 16, 25], n_train=50_000, n_eval=20_000, out="glove50-codecs",
+                     train_rows={"rq@25": 32_000,  # ~200 CPU s
+                                 "rq-beam32@10": 42_000, "rq-beam32@16": 26_000, "rq-beam32@25": 17_000,
+                                 "lsq@8": 10_000, "lsq@10": 10_000},  # ~130 / 200 CPU s: the 10,000-row floor
+                     skip={"lsq@16": "estimated 515 CPU s on 10,000 rows (rows x M^2 scaling)",
+                           "lsq@25": "estimated 1,250 CPU s on 10,000 rows (rows x M^2 scaling)"}),
+    "minilm-stdlib": dict(bytes=[24, 48, 96, 192], n_train=10_000, n_eval=5_000, out="minilm-stdlib-codecs",
+                          train_rows={},
+                          skip={"rq@192": "estimated 730 CPU s on 10,000 rows (1.9 s per stage per 5,000 rows)",
+                                "rq-beam32@48": "estimated 410 CPU s on 10,000 rows (4.3 s per stage per 5,000 rows)",
+                                "rq-beam32@96": "estimated 830 CPU s on 10,000 rows (4.3 s per stage per 5,000 rows)",
                                 "rq-beam32@192": "estimated 1,650 CPU s on 10,000 rows (4.3 s per stage per 5,000 rows)",
                                 "lsq": "estimated 1,380 CPU s at 24 B on 10,000 rows, growing with M^2 (rows x M^2 "
                                        "scaling)"}),
