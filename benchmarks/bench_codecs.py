@@ -1,10 +1,10 @@
 """Issue 18: held-out relative MSE at equal (or fewer) bytes per row, qetvec vs every FAISS code
 that fits, beside the Gaussian rate-distortion bounds, on two real datasets:
 
-    glove-50        GloVe 6B 50-d word vectors: train on 100,000 rows, evaluate on 100,000
+    glove-50        GloVe 6B 50-d word vectors: train on 50,000 rows, evaluate on 20,000
                     others; 8, 10, 16, 25 bytes per row
     minilm-stdlib   384-d MiniLM sentence embeddings of the standard library's docstrings and
-                    comments (database rows): train on 50,000 rows, evaluate on 20,000 others;
+                    comments (database rows): train on 10,000 rows, evaluate on 5,000 others;
                     24, 48, 96, 192 bytes per row
 
 Methods (qetvec/bench/sizing.py and methods.py): "auto" = `qetvec.fit_codec(x_train,
@@ -18,17 +18,20 @@ SQ4 / SQ8. Every code is trained on the same rows in the same run; bytes per row
 from the codes.
 
 Training caps (RUNS[...]["train_rows"] / ["skip"]): a FAISS trainer that would take more than
-about 15 minutes on this 2-core machine trains on fewer rows (its table row says so), or is
-skipped with the reason in the table. The caps come from CPU seconds measured on one thread
+about 200 CPU seconds trains on fewer rows (its table row says so), or is skipped with the
+reason in the table, so that both datasets run in about an hour on 2 shared cores (the same
+reason sets the training rows of every code, fit_codec's included: 50,000 and 10,000; on a
+bigger machine raise n_train and the caps). The caps come
+from CPU seconds measured on one thread
 (FAISS 1.15.1, a machine shared with other jobs; wall time on 2 free cores is about half):
     glove-50, 5,000 rows: RQ10x8 11.7 s, RQ25x8 30.6 s, RQ10x8 beam 32 23.5 s, OPQ10 13.9 s,
         OPQ25 26.8 s; LSQ10x8 on 2,000 rows 40.2 s
     384-d, 5,000 rows: RQ4x8 7.5 s (1.9 s per 8-bit stage), RQ2x8 beam 32 8.5 s (4.3 s per
         stage), OPQ24 36.2 s; LSQ4x8 on 1,000 rows 3.8 s
 RQ's cost grows with rows x stages (x beam), LSQ's with rows x M^2 (2e-4 to 2.4e-4 CPU s per
-row per M^2 measured on both datasets); each cap keeps the estimate near 900 CPU s, and never
-below 10,000 rows (FAISS's 39 rows per codeword for 256 codewords): where that cannot hold,
-the code is skipped with its estimate. These are extrapolations: check a cap against the
+row per M^2 measured on both datasets); each cap keeps the estimate near 200 CPU s, and never
+below 10,000 rows (FAISS's 39 rows per codeword for 256 codewords): a code still over about
+400 CPU s at that floor is skipped with its estimate. These are extrapolations: check a cap against the
 train_cpu_s column of the first full run.
 
     python benchmarks/bench_codecs.py                    # both datasets
@@ -46,28 +49,27 @@ METHODS = ["auto", "qet-L0S1", "qet-L1S1", "qet-L2S1", "qet-L0S2", "qet-L1S2", "
            "eden2", "eden3", "eden4", "sq4", "sq8"]
 
 RUNS = {
-    "glove-50": dict(bytes=[8, 10, 16, 25], n_train=100_000, n_eval=100_000, out="glove50-codecs",
-                     train_rows={"rq-beam32@25": 75_000,  # ~1,170 CPU s on 100k rows
-                                 "lsq@8": 70_000, "lsq@10": 45_000, "lsq@16": 17_000,  # ~900 CPU s each
-                                 "lsq@25": 10_000},  # ~1,250 CPU s: the 10,000-row floor
-                     skip={}),
-    "minilm-stdlib": dict(bytes=[24, 48, 96, 192], n_train=50_000, n_eval=20_000, out="minilm-stdlib-codecs",
-                          train_rows={"rq@96": 25_000, "rq@192": 12_500,  # 1,800 / 3,600 CPU s on 50k rows
-                                      "rq-beam32@24": 40_000, "rq-beam32@48": 20_000,  # 1,020 / 2,040 CPU s
-                                      "rq-beam32@96": 10_000,  # 4,080 CPU s on 50k rows
-                                      "lsq@24": 10_000},  # ~1,380 CPU s: the 10,000-row floor
-                          skip={"rq-beam32@192": "estimated 8,200 CPU s on 50,000 rows (4.3 s per stage per 5,000 "
-                                                 "rows); under 10,000 rows its 256-codeword stages undertrain",
-                                "lsq@48": "estimated 5,500 CPU s on 10,000 rows (rows x M^2 scaling)",
-                                "lsq@96": "estimated 22,000 CPU s on 10,000 rows (rows x M^2 scaling)",
-                                "lsq@192": "estimated 88,000 CPU s on 10,000 rows (rows x M^2 scaling)"}),
+    "glove-50": dict(bytes=[8, 10, 16, 25], n_train=50_000, n_eval=20_000, out="glove50-codecs",
+                     train_rows={"rq@25": 32_000,  # ~200 CPU s
+                                 "rq-beam32@10": 42_000, "rq-beam32@16": 26_000, "rq-beam32@25": 17_000,
+                                 "lsq@8": 10_000, "lsq@10": 10_000},  # ~130 / 200 CPU s: the 10,000-row floor
+                     skip={"lsq@16": "estimated 515 CPU s on 10,000 rows (rows x M^2 scaling)",
+                           "lsq@25": "estimated 1,250 CPU s on 10,000 rows (rows x M^2 scaling)"}),
+    "minilm-stdlib": dict(bytes=[24, 48, 96, 192], n_train=10_000, n_eval=5_000, out="minilm-stdlib-codecs",
+                          train_rows={},
+                          skip={"rq@192": "estimated 730 CPU s on 10,000 rows (1.9 s per stage per 5,000 rows)",
+                                "rq-beam32@48": "estimated 410 CPU s on 10,000 rows (4.3 s per stage per 5,000 rows)",
+                                "rq-beam32@96": "estimated 830 CPU s on 10,000 rows (4.3 s per stage per 5,000 rows)",
+                                "rq-beam32@192": "estimated 1,650 CPU s on 10,000 rows (4.3 s per stage per 5,000 rows)",
+                                "lsq": "estimated 1,380 CPU s at 24 B on 10,000 rows, growing with M^2 (rows x M^2 "
+                                       "scaling)"}),
 }
 
 
 def arguments(dataset: str) -> list[str]:
     """The `qetvec bench` command line of one dataset's run."""
     run = RUNS[dataset]
-    args = ["bench", "--dataset", dataset, "--metrics", "mse", "encode", "--bytes", *map(str, run["bytes"]),
+    args = ["bench", "--dataset", dataset, "--metrics", "mse", "--bytes", *map(str, run["bytes"]),
             "--n-train", str(run["n_train"]), "--n-eval", str(run["n_eval"]), "--methods", *METHODS,
             "--out", f"benchmarks/results/{run['out']}"]
     if run["train_rows"]:

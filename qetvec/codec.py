@@ -112,8 +112,8 @@ class Codec(ABC):
 
     def pq_codebooks(self) -> np.ndarray:
         """Codebooks (M, ksub, dsub) float32 when this trained codec is plain product
-        quantization (M groups of dsub columns, no transform, codes of log2(ksub) bits packed
-        LSB first: FAISS's ProductQuantizer layout); ValueError otherwise."""
+        quantization of its rotated rows `rotate(x)` (M groups of dsub columns, codes of
+        log2(ksub) bits packed LSB first: FAISS's ProductQuantizer layout); ValueError otherwise."""
         raise ValueError(f"{self} is not plain product quantization")
 
     # FAISS's codec names (faiss.Index.sa_encode / sa_decode / sa_code_size)

@@ -19,7 +19,10 @@ its code, so its code gets 4 bytes less; `metric=None` counts the code alone, as
                   with the rest
 
 Each is trained on a sample of the training rows and scored by relative MSE on rows of
-`x_train` it did not see; the winner is trained again on all of `x_train`. Codebooks stay
+`x_train` it did not see; a candidate whose full-width residual stages would cost more than
+`max_work` (sample rows x d x codewords summed over those stages: the multiply-adds of one
+k-means pass over all of them; 1.2e11 is about 8 CPU minutes of training) is listed as
+skipped with its work, so a 384-d run at 96 bytes does not train 96 stages of 256 codewords; the winner is trained again on all of `x_train`. Codebooks stay
 within FAISS's rule of 39 training rows per codeword for x_train (2**11 codewords for 100k
 rows), so none is poorly trained. `codec.report`
 lists every candidate: its bytes per row read from its codes, held-out MSE, train and
@@ -52,6 +55,7 @@ MAX_GROUP_BITS = 12  # codebooks of up to 4096 codewords
 SAMPLE_ROWS = 50_000  # rows candidates are trained on
 HELD_OUT_ROWS = 10_000  # rows they are scored on
 BEAM = 8
+MAX_WORK = 1.2e11  # sample rows x d x codewords of full-width residual stages (module docstring)
 METRICS = ("l2", "ip", None)
 
 
@@ -148,6 +152,13 @@ def candidates(d: int, bytes_per_row: int, metric: str | None, max_bits: int = M
     return out
 
 
+def residual_stage_bits(candidate: Candidate) -> list[int]:
+    """Code bits of each full-width residual stage of a candidate (none for one-stage codes)."""
+    if candidate.name.startswith("rq"):
+        return list(candidate.settings["nbits"])
+    return list(candidate.result.get("residual", []))
+
+
 def _build(candidate: Candidate, d: int, sample: np.ndarray, seed: int) -> QETQuantizer:
     """The untrained QETQuantizer of a candidate; PCA allocations are measured on `sample`."""
     settings = dict(candidate.settings, seed=seed)
@@ -167,15 +178,16 @@ def _build(candidate: Candidate, d: int, sample: np.ndarray, seed: int) -> QETQu
 
 def fit_codec(x_train: np.ndarray, bytes_per_row: int, metric: str | None = "l2", *,
               families: list[str] | None = None, sample_rows: int = SAMPLE_ROWS,
-              held_out_rows: int = HELD_OUT_ROWS, beam: int = BEAM, seed: int = 0,
-              progress: bool | None = None) -> QETQuantizer:
+              held_out_rows: int = HELD_OUT_ROWS, beam: int = BEAM, max_work: float = MAX_WORK,
+              seed: int = 0, progress: bool | None = None) -> QETQuantizer:
     """The best QETQuantizer for `bytes_per_row` bytes per row, trained on x_train (n, d).
 
     Candidates (module docstring; `families` keeps only those whose name starts with one of
     the given prefixes, e.g. ["pq", "rq"]) are trained on up to `sample_rows` rows and scored
     by relative MSE on up to `held_out_rows` other rows of x_train; the best is trained again
     on every row. Residual stages are encoded by a beam search of width `beam` (wider: better
-    codes, slower encoding). metric: "l2" or "ip" for a codec that goes into an index of that
+    codes, slower encoding); `max_work` skips candidates whose residual stages cost more
+    (module docstring). metric: "l2" or "ip" for a codec that goes into an index of that
     metric (under "l2" a codec with residual stages stores a 4-byte norm per row in the
     index), None for the codes alone. The returned codec's `report` lists every candidate (name, codec,
     bytes_per_row read from its codes plus any stored norm, held-out relative MSE, train and
@@ -197,8 +209,13 @@ def fit_codec(x_train: np.ndarray, bytes_per_row: int, metric: str | None = "l2"
             if families is None or any(c.name.startswith(f) for f in families)]
     if not pool:
         raise ValueError(f"no candidate fits {bytes_per_row} bytes per row for d={d} (metric {metric!r})")
+    if not max_work > 0:
+        raise ValueError(f"max_work must be positive, got {max_work!r}")
     for candidate in tqdm(pool, desc=f"fit_codec {bytes_per_row} B", disable=None if progress is None else not progress):
-        candidate.result.update(_score(candidate, d, sample, held, metric, seed))
+        work = len(sample) * d * sum(2 ** bits for bits in residual_stage_bits(candidate))
+        candidate.result.update({"name": candidate.name, "skipped": f"training work {work:.3g} (rows x d x codewords "
+                                 f"of its residual stages) is over max_work={max_work:.3g}"} if work > max_work
+                                else _score(candidate, d, sample, held, metric, seed))
     scored = [c for c in pool if "mse" in c.result]
     if not scored:
         raise ValueError("every candidate failed: " + "; ".join(f"{c.name}: {c.result['skipped']}" for c in pool))

@@ -172,14 +172,14 @@ class QETQuantizer(Codec):
         return self._units
 
     def pq_codebooks(self) -> np.ndarray:
-        """Codebooks (M, ksub, dsub) float32 if this is plain PQ: one stage, levels 0, no
-        transform, M equal groups, one power-of-two ksub; ValueError otherwise."""
+        """Codebooks (M, ksub, dsub) float32 if this is plain PQ of the rotated rows
+        (`rotate`): one stage, levels 0, M equal groups, one power-of-two ksub; ValueError
+        otherwise."""
         self._check_trained()
         stage = self.stages[0]
-        if len(self.stages) != 1 or stage.levels or self.transform != "none" or self.d % stage.m \
-                or (stage.ksubs != 2 ** stage.widths[0]).any():
+        if len(self.stages) != 1 or stage.levels or self.d % stage.m or (stage.ksubs != 2 ** stage.widths[0]).any():
             raise ValueError(f"{self} is not plain product quantization (need levels=0, stages=1, "
-                             "no transform, m dividing d, one codebook size)")
+                             "m dividing d, one codebook size)")
         return np.ascontiguousarray(stage.codebooks_, np.float32)
 
     @classmethod

@@ -38,6 +38,7 @@ class IndexRefineFlat:
         self.base, self.k_factor = base, k_factor
         self.d, self.metric_type = base.d, base.metric_type
 
+    base_index = property(lambda self: self.base)  # FAISS's IndexRefine names it so
     ntotal = property(lambda self: self.base.ntotal)
     is_trained = property(lambda self: self.base.is_trained)
     code_size = property(lambda self: self.base.code_size + 4 * self.d)

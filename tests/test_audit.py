@@ -35,7 +35,7 @@ def test_every_plot_lists_the_methods_in_one_order_with_both_bounds(monkeypatch,
     for row in rows[-1:]:
         del row["mse"]
     plots = []
-    monkeypatch.setattr(report, "_plot", lambda series, *args, references, **kwargs: plots.append(
+    monkeypatch.setattr(report, "line_plot", lambda series, *args, references, **kwargs: plots.append(
         (series, references)))
     result = {"command": "test", "matrices": {"a": "", "b": ""}, "matrix": rows, "vector": [],
               "claims": claim_check(rows)}

@@ -21,7 +21,8 @@ def test_bench_main_job_writes_json_table_and_plots(tmp_path):
     with pytest.warns(UserWarning, match="600 rows for 256 codewords"):  # a small run: few training rows
         code = main(["bench", "--quick", "--n-train", "600", "--n-eval", "500", "--n-base", "2000",
                      "--n-queries", "20", "--nlist", "8", "--bytes", "5", "--methods", "qet-L0S1", "pq",
-                     "--matrix-rows", "300", "--repeats", "1", "--out", str(out)])
+                     "--ivf-methods", "qet-L0S1", "pq", "--matrix-rows", "300", "--repeats", "1",
+                     "--out", str(out)])
     assert code == 0
     result = json.loads((out / "result.json").read_text())
     codecs = {r["method"]: r for r in result["codecs"]}
@@ -31,19 +32,47 @@ def test_bench_main_job_writes_json_table_and_plots(tmp_path):
     assert ivf["qet-L0S1"]["spec"] == "IVF8,QET5x8_L0,RFlat" and ivf["pq"]["spec"] == "IVF8,PQ5x8,RFlat"
     for row in ivf.values():
         assert row["bytes_per_row"] == 5
-        probes, recalls = zip(*row["sweep"])
-        assert list(probes) == [1, 2, 4, 8][: len(probes)] and row["nprobe"] == probes[-1]
-        assert all(r < 0.9 for r in recalls[:-1]) and row["recall@10"] == recalls[-1]
-        assert row["reached_target"] == (recalls[-1] >= 0.9) and (row["reached_target"] or probes[-1] == 8)
-        assert row["qps_1thread"] > 0
-    assert ivf["pq"]["speed_ratio_1thread"] == 1.0
+        probes, recalls, qps_1, qps_all = zip(*row["curve"])
+        assert list(probes) == [1, 2, 4, 8][: len(probes)] and row["max_recall"] == max(recalls)
+        assert all(r < 0.9 for r in recalls[:-1])  # the sweep stops once the index reaches 0.9
+        assert row["nprobe_at_target"] == (probes[-1] if recalls[-1] >= 0.9 else None)
+        assert min(qps_1) > 0 and min(qps_all) > 0
+    pq, qet = ivf["pq"], ivf["qet-L0S1"]
+    if pq["qps_at_target_1thread"] is not None and qet["qps_at_target_1thread"] is not None:
+        assert pq["vs_pq_1thread"] == 1.0
+        assert qet["vs_pq_1thread"] == pytest.approx(qet["qps_at_target_1thread"] / pq["qps_at_target_1thread"])
     matrix = result["matrix"]
     assert matrix["shape"] == [300, 50] and matrix["bits_per_element"] == 2.0
     assert all(0 < matrix[k] < 1 for k in ("qet", "no_tree", "pq_float"))
     text = (out / "result.md").read_text()
     assert "| IVF8,QET5x8_L0,RFlat |" in text and "| [300, 50] | 2 |" in text
-    for name in ("mse_vs_bytes.png", "ivf_recall_vs_nprobe.png", "ivf_qps_vs_bytes.png"):
+    assert "## What you get for your bytes" in text and "rq@25" not in text  # --skip given: none preset
+    assert_columns_explained(text)
+    for name in ("mse_vs_bytes.png", "ivf_recall_vs_qps.png", "ivf_recall_vs_qps_all_threads.png"):
         assert (out / name).stat().st_size > 0
+
+
+def assert_columns_explained(markdown: str) -> None:
+    """Every column of every table of a report is named in the text under it (before the next
+    heading); a sweep table's per-index columns are method names, explained once above."""
+    lines = markdown.splitlines()
+    tables = [i for i, line in enumerate(lines) if line.startswith("|") and lines[i + 1].startswith("|---")]
+    assert len(tables) >= 4
+    for i in tables:
+        columns = [c.strip() for c in lines[i].strip("|").split("|")]
+        below = []
+        for line in lines[i + 2:]:
+            if line.startswith("#"):
+                break
+            if not line.startswith("|"):
+                below.append(line)
+        prose = " ".join(" ".join(below).split())
+        assert prose.startswith("Columns."), f"no explanation under the table of {columns}"
+        named = columns[:1] if columns[0] == "nprobe" else columns
+        for column in named:
+            assert column in prose, f"column {column!r} is not explained under its table"
+    for gone in ("reached_target", "train_s"):  # no unexplained flag, no training-time column
+        assert gone not in markdown
 
 
 def test_operating_point_is_exact_when_every_row_is_reranked(rng):
@@ -56,7 +85,9 @@ def test_operating_point_is_exact_when_every_row_is_reranked(rng):
     assert {r["method"] for r in done} == {"qet-L0S1", "pq"}
     assert "single-stage" in next(r for r in rows if r["method"] == "qet-L0S2")["skipped"]
     for row in done:  # every row is a candidate once all 4 lists are probed: recall is exactly 1
-        assert row["reached_target"] and row["recall@10"] == 1.0 and row["nprobe"] <= 4
+        assert row["max_recall"] == 1.0 and row["nprobe_at_target"] <= 4
+        assert row["curve"][-1][0] == row["nprobe_at_target"]  # and the sweep stops there
+        assert row["qps_at_target_1thread"] > 0
 
 
 def test_ivf_indexes_keep_the_shared_coarse_centroids(rng):
@@ -104,6 +135,9 @@ def _pretend_not_installed(monkeypatch, extra: str) -> None:
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
     monkeypatch.setattr(sys, "meta_path", [NotInstalled(), *sys.meta_path])
+    for name in list(sys.modules):  # find_spec answers from sys.modules for a module imported earlier
+        if name.split(".")[0] in EXTRA_MODULES[extra]:
+            monkeypatch.delitem(sys.modules, name)
 
 
 def test_missing_bench_extra_is_one_line_naming_the_install(tmp_path, monkeypatch, capsys):

@@ -4,6 +4,8 @@ The FAISS side is a genuine IndexPQ / IndexIDMap2(IndexPQ) / IndexIVFPQ built by
 `qetvec_faiss.export.to_faiss` from the *empty* trained qetvec index (QET with levels 0 is
 PQ), so both hold the same codebooks and centroids; from then on each side only sees the
 same public calls, and FAISS decides what the right ids are."""
+import copy
+
 import faiss
 import numpy as np
 import pytest
@@ -42,7 +44,7 @@ def assert_same(ours, theirs, queries, k=10, **params):
     assert ours.ntotal == theirs.ntotal
     D1, I1 = ours.search(queries, k, **params)
     if "nprobe" in params:
-        theirs.nprobe = params["nprobe"]
+        faiss.extract_index_ivf(theirs).nprobe = params["nprobe"]
     D2, I2 = theirs.search(queries, k)
     np.testing.assert_allclose(D1, D2, rtol=1e-5, atol=1e-4)
     tied = np.isclose(D1[:, :, None], D2[:, None, :], rtol=1e-5, atol=1e-4).any(-1)
@@ -447,3 +449,63 @@ def test_reconstruct_n_past_the_stored_ids_is_a_key_error(data, trained_flat):
         with pytest.raises(KeyError):
             index.reconstruct_n(i0, ni)
     assert ours.reconstruct_n(0, 0).shape == (0, D_MODEL)
+
+
+@pytest.mark.parametrize("transform", ["pca", "random"])
+@pytest.mark.parametrize("kind", ["flat", "idmap", "ivf"])
+def test_rotating_codec_exports_behind_faiss_linear_transform(data, transform, kind, tmp_path):
+    """A codec that rotates before its groups (OPQ-like PQ) exports as
+    IndexPreTransform(LinearTransform(R), IndexPQ / IndexIVFPQ): FAISS's own rotation and
+    kernels give qetvec's (D, I), after faiss.write_index / read_index too."""
+    from qetvec_faiss.export import rotation_matrix
+    train, base, queries = data
+    codec = qetvec.QETQuantizer(D_MODEL, 8, 6, levels=0, transform=transform, seed=3)
+    ours = (qetvec.IndexIVFQET(faiss.IndexFlatL2(D_MODEL), D_MODEL, 12, codec=codec)
+            if kind == "ivf" else qetvec.IndexQET(D_MODEL, codec=codec))
+    ours.train(train)
+    if kind == "idmap":
+        ours.add_with_ids(base[:500], np.arange(500) * 3 + 1)
+    else:
+        ours.add(base[:500])
+    matrix = rotation_matrix(ours.codec)
+    np.testing.assert_allclose(queries @ matrix.T, ours.codec.rotate(queries), rtol=1e-6)
+    faiss.write_index(to_faiss(ours), str(tmp_path / "rotated.faiss"))
+    theirs = faiss.read_index(str(tmp_path / "rotated.faiss"))
+    inner = faiss.downcast_index(theirs.index if kind == "idmap" else theirs)
+    assert isinstance(inner, faiss.IndexPreTransform)
+    np.testing.assert_allclose(inner.chain.at(0).apply(queries), ours.codec.rotate(queries), rtol=1e-5, atol=1e-5)
+    assert_same(ours, theirs, queries, **({"nprobe": 5} if kind == "ivf" else {}))
+
+
+@pytest.mark.parametrize("kind, m", [("flat", 8), ("flat", D_MODEL), ("ivf", 8)])  # D_MODEL: scalars
+def test_rotating_4bit_codec_exports_to_fast_scan(data, kind, m):
+    """TurboQuant-like (random rotation, 4-bit groups) codes searched by FAISS's fast-scan
+    kernels behind FAISS's rotation: scored as the exact distance to the qetvec
+    reconstruction up to the uint8 table rounding, mostly qetvec's ADC top-10."""
+    from qetvec_faiss.export import to_faiss_fast_scan
+    train, base, queries = data
+    codec = qetvec.QETQuantizer(D_MODEL, m, 4, levels=0, transform="random")
+    ours = (qetvec.IndexIVFQET(faiss.IndexFlatL2(D_MODEL), D_MODEL, 12, codec=codec)
+            if kind == "ivf" else qetvec.IndexQET(D_MODEL, codec=codec))
+    ours.train(train)
+    ours.add(base[:1000])
+    ours.nprobe = 12
+    fast = to_faiss_fast_scan(ours)
+    inner = faiss.downcast_index(fast.index)
+    assert isinstance(inner, faiss.IndexIVFPQFastScan if kind == "ivf" else faiss.IndexPQFastScan)
+    D, I = fast.search(queries, 10)
+    exact = ((queries[:, None] - ours.reconstruct_batch(I.ravel()).reshape(*I.shape, -1)) ** 2).sum(-1)
+    _, I_adc = ours.search(queries, 10)
+    in_code_space = copy.copy(ours)  # the bound reads residuals against the centroids: rotate both
+    in_code_space.centroids = ours.codec.rotate(ours.centroids) if kind == "ivf" else None
+    bound = table_rounding_bound(in_code_space, np.ascontiguousarray(ours.codec.rotate(queries)))
+    assert (np.abs(D - exact) <= bound[:, None]).all()
+    assert np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(I, I_adc)]) > 0.8
+
+
+def test_rotating_codec_over_a_graph_quantizer_is_refused(data):
+    codec = qetvec.QETQuantizer(D_MODEL, 8, 6, levels=0, transform="pca")
+    ours = qetvec.IndexIVFQET(faiss.IndexHNSWFlat(D_MODEL, 8), D_MODEL, 12, codec=codec)
+    ours.train(data[0])
+    with pytest.raises(ValueError, match="flat coarse quantizer only, got IndexHNSWFlat"):
+        to_faiss(ours)

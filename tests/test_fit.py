@@ -59,6 +59,20 @@ def test_allocation_spends_the_budget_where_the_variance_is(rng):
     assert bits[0] - bits[1] in (1, 2, 3) and bits[1] - bits[2] in (1, 2, 3)
 
 
+def test_candidates_over_the_work_limit_are_reported_skipped(anisotropic):
+    """6,000 rows allow codebooks of 2**7 codewords (39 rows per codeword); 6 B under "l2"
+    leave rq7 16 code bits, stages of 7, 7 and 2 bits, on 2,000 sample rows of 16 columns:
+    2,000 x 16 x (128 + 128 + 4) = 8,320,000 multiply-adds per pass."""
+    kept = fit_codec(anisotropic, 6, "l2", sample_rows=2000, held_out_rows=1000, families=["rq", "pq"],
+                     max_work=8_320_000, progress=False)
+    assert {r["name"]: "mse" in r for r in kept.report} == {"pq": True, "rq7": True}
+    cut = fit_codec(anisotropic, 6, "l2", sample_rows=2000, held_out_rows=1000, families=["rq", "pq"],
+                    max_work=8_319_999, progress=False)
+    rq7, = (r for r in cut.report if r["name"] == "rq7")
+    assert rq7["skipped"] == ("training work 8.32e+06 (rows x d x codewords of its residual stages) "
+                              "is over max_work=8.32e+06") and cut.report_winner == "pq"
+
+
 def test_bad_arguments_are_refused(anisotropic):
     with pytest.raises(ValueError, match="bytes_per_row"):
         fit_codec(anisotropic, 0)
@@ -66,6 +80,8 @@ def test_bad_arguments_are_refused(anisotropic):
         fit_codec(anisotropic, 6, "cosine")
     with pytest.raises(ValueError, match="no candidate"):
         fit_codec(anisotropic, 6, families=["nothing"])
+    with pytest.raises(ValueError, match="max_work must be positive, got 0"):
+        fit_codec(anisotropic, 6, max_work=0)
 
 
 def test_ivf_index_and_lancedb_table_with_a_fitted_codec(fitted, anisotropic, tmp_path):

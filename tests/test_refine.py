@@ -104,3 +104,13 @@ def test_nprobe_for_a_flat_base_is_named(data):
     refine.add(base[:10])
     with pytest.raises(TypeError, match="nprobe: the base IndexQET is flat"):
         refine.search(queries, 3, nprobe=4)
+
+
+def test_the_wrapped_index_has_faiss_s_name(data):
+    """faiss.IndexRefineFlat calls the wrapped index `base_index`; code written for FAISS
+    (faiss.extract_index_ivf(refine.base_index), refine.base_index.nprobe) works unchanged."""
+    base = trained("ivf", data[0])
+    refine = qetvec.IndexRefineFlat(base)
+    assert refine.base_index is base is refine.base
+    refine.base_index.nprobe = 3
+    assert refine.nprobe == 3

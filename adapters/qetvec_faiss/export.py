@@ -11,6 +11,13 @@ can `faiss.write_index` it, wrap it in `IndexIDMap2`, or search it with FAISS's 
     IndexQET (add_with_ids: user ids)    IndexIDMap2(IndexPQ)
     IndexIVFQET                          IndexIVFPQ (same quantizer, by_residual, ids)
 
+A codec with a rotation in front of its groups (`transform="pca"` or `"random"`, equal groups
+of one bit width: OPQ-like PQ, or TurboQuant-like scalars with width-1 groups) exports as
+`IndexPreTransform(LinearTransform(R), <the index above>)`: FAISS rotates each query by the
+codec's R and scores it against the same codes. Under IVF the coarse quantizer becomes an
+IndexFlat of the rotated centroids R c (R is orthogonal: same assignments, and R(x - c) is the
+residual the codes hold); a non-flat coarse quantizer is refused there.
+
 `to_faiss_fast_scan` is qetvec's fast path for 4-bit codes at levels 0: the same export as
 `IndexPQFastScan` / `IndexIVFPQFastScan` (FAISS's fast-scan layout: codes regrouped in
 blocks of `bbs` rows, lookup tables quantized to uint8 and read with SIMD shuffles), searched
@@ -19,7 +26,7 @@ by FAISS's own kernels with qetvec's codebooks. At levels >= 1 a unit's table ha
 fast-scan counterpart; those indexes use qetvec's scan.
 
 `from_faiss` goes back: a FAISS IndexPQ / IndexIDMap2(IndexPQ) / IndexIVFPQ (8-bit or
-other nbits, no OPQ, no polysemous codes) becomes the qetvec index with the same
+other nbits, no OPQ or other pre-transform, no polysemous codes) becomes the qetvec index with the same
 codebooks, codes and ids. Anything else (levels >= 1, several stages, groups of unequal
 width) has no FAISS counterpart: persist it with `qetvec.write_index` / `qetvec.read_index`
 (or pickle, which uses the same checked format).
@@ -58,12 +65,13 @@ def product_quantizer(codec: Codec) -> faiss.ProductQuantizer:
 
 
 def to_faiss(index: Any) -> faiss.Index:
-    """The FAISS index (IndexPQ, IndexIDMap2(IndexPQ) or IndexIVFPQ) holding the same
-    codebooks, coarse centroids, codes and ids as the qetvec `index`; see the module table."""
+    """The FAISS index (IndexPQ, IndexIDMap2(IndexPQ) or IndexIVFPQ, inside an
+    IndexPreTransform when the codec rotates) holding the same codebooks, coarse centroids,
+    codes and ids as the qetvec `index`; see the module table."""
     if isinstance(index, IndexQET):
         return _flat(index)
     if isinstance(index, IndexIVFQET):
-        return _ivf(index)
+        return _rotated(index.codec, _ivf(index))
     raise TypeError(f"to_faiss takes IndexQET or IndexIVFQET, got {type(index).__name__} "
                     "(IndexRefineFlat: export its .base and wrap it in faiss.IndexRefineFlat)")
 
@@ -74,21 +82,22 @@ def to_faiss_fast_scan(index: Any, bbs: int = 32) -> faiss.Index:
     Distances use uint8-quantized tables: approximate, as FAISS's fast-scan's are."""
     if check_positive_int(bbs, "bbs") % 32:  # FAISS asserts it, and divides by zero on bbs=0
         raise ValueError(f"bbs must be a multiple of 32, got {bbs}")
-    exported = to_faiss(index)
-    nbits = faiss.downcast_index(exported.index if isinstance(exported, faiss.IndexIDMap2) else exported).pq.nbits
+    nbits = product_quantizer(index.codec).nbits
     if nbits != 4:
         raise ValueError(f"fast-scan needs 4-bit codes, {index.codec} has {nbits}-bit codes")
-    if isinstance(exported, faiss.IndexIVFPQ):
+    if isinstance(index, IndexQET) and index.user_ids:
+        raise ValueError("an IndexQET with user ids has no fast-scan export (FAISS's IndexIDMap2 "
+                         "wraps only empty indexes): use to_faiss, or an IndexIVFQET, which keeps ids")
+    if isinstance(index, IndexIVFQET):
+        exported = _ivf(index)
         out = faiss.IndexIVFPQFastScan(exported, bbs)
         quantizer = faiss.clone_index(exported.quantizer)  # own a copy: `exported` is dropped
         out.quantizer, out.own_fields = quantizer, True
         quantizer.this.disown()
         out.nprobe = exported.nprobe
-        return out
-    if isinstance(exported, faiss.IndexIDMap2):
-        raise ValueError("an IndexQET with user ids has no fast-scan export (FAISS's IndexIDMap2 "
-                         "wraps only empty indexes): use to_faiss, or an IndexIVFQET, which keeps ids")
-    return faiss.IndexPQFastScan(exported, bbs)
+    else:
+        out = faiss.IndexPQFastScan(_pq(index), bbs)
+    return _rotated(index.codec, out)
 
 
 def from_faiss(index: faiss.Index) -> Any:
@@ -140,6 +149,19 @@ def _ivf_index(index: faiss.IndexIVFPQ) -> IndexIVFQET:
     return out
 
 
+def _coarse(index: IndexIVFQET) -> faiss.Index:
+    """A copy of the coarse quantizer, or for a rotating codec an IndexFlat of the rotated
+    centroids (ValueError if the quantizer is not flat: its graph would be rebuilt)."""
+    if rotation_matrix(index.codec) is None:
+        return faiss.clone_index(index.quantizer)
+    if not isinstance(faiss.downcast_index(index.quantizer), faiss.IndexFlat):
+        raise ValueError(f"a rotating codec exports with a flat coarse quantizer only, got "
+                         f"{type(faiss.downcast_index(index.quantizer)).__name__}")
+    flat = faiss.IndexFlat(index.d, index.quantizer.metric_type)
+    flat.add(index.codec.rotate(index.centroids))
+    return flat
+
+
 def _ivf_rows(invlists: faiss.InvertedLists, nlist: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every row of FAISS inverted lists, list by list: codes (n, code_size) uint8, ids (n,)
     int64 and list numbers (n,) int64."""
@@ -154,26 +176,57 @@ def _ivf_rows(invlists: faiss.InvertedLists, nlist: int) -> tuple[np.ndarray, np
     return codes, ids, np.repeat(np.arange(nlist, dtype=np.int64), sizes)
 
 
-def _flat(index: IndexQET) -> faiss.Index:
+def rotation_matrix(codec: Codec) -> np.ndarray | None:
+    """R (d, d) float32 with `codec.rotate(x) == x @ R.T`, or None when the codec does not
+    rotate (read through the codec interface: the rotation of the identity rows is R.T)."""
+    rotated = codec.rotate(np.eye(codec.d, dtype=np.float32))
+    return None if np.array_equal(rotated, np.eye(codec.d)) else np.ascontiguousarray(rotated.T, np.float32)
+
+
+def _rotated(codec: Codec, index: faiss.Index) -> faiss.Index:
+    """`index` (in the codec's rotated space) behind FAISS's LinearTransform(R), which owns it."""
+    matrix = rotation_matrix(codec)
+    if matrix is None:
+        return index
+    transform = faiss.LinearTransform(codec.d, codec.d, False)
+    faiss.copy_array_to_vector(matrix.ravel(), transform.A)
+    transform.is_trained = True
+    transform.set_is_orthonormal()
+    out = faiss.IndexPreTransform(transform, index)
+    out.own_fields = True
+    for part in (transform, index):
+        part.this.disown()
+    return out
+
+
+def _pq(index: IndexQET) -> faiss.IndexPQ:
+    """The IndexPQ holding the codebooks and live codes of `index` (sequential ids)."""
     pq = product_quantizer(index.codec)
     out = faiss.IndexPQ(index.d, pq.M, pq.nbits, index.metric_type)
     out.pq = pq
     out.is_trained = True
-    wrapped = faiss.IndexIDMap2(out) if index.user_ids else None  # wraps only empty indexes
     rows = index.lists.live_rows()
     faiss.copy_array_to_vector(np.ascontiguousarray(index.lists.codes[rows]).ravel(), out.codes)
     out.ntotal = len(rows)
-    if wrapped is None:
+    return out
+
+
+def _flat(index: IndexQET) -> faiss.Index:
+    out = _rotated(index.codec, _pq(index))
+    if not index.user_ids:
         return out
-    faiss.copy_array_to_vector(index.lists.ids[rows], wrapped.id_map)
-    wrapped.ntotal = len(rows)
+    ntotal, out.ntotal = out.ntotal, 0
+    wrapped = faiss.IndexIDMap2(out)  # wraps only empty indexes: the id map is filled by hand
+    faiss.copy_array_to_vector(index.lists.ids[index.lists.live_rows()], wrapped.id_map)
+    out.ntotal = wrapped.ntotal = ntotal
     wrapped.construct_rev_map()
     return wrapped
 
 
 def _ivf(index: IndexIVFQET) -> faiss.IndexIVFPQ:
+    """The IndexIVFPQ of `index` in its codec's rotated space (see the module docstring)."""
     pq = product_quantizer(index.codec)
-    quantizer = faiss.clone_index(index.quantizer)
+    quantizer = _coarse(index)
     out = faiss.IndexIVFPQ(quantizer, index.d, index.nlist, pq.M, pq.nbits,
                            index.metric_type)  # the Python wrapper keeps `quantizer` alive
     out.pq = pq

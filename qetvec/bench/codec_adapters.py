@@ -49,17 +49,18 @@ class NormStoredCodec:
 
 
 class FitCodecAdapter:
-    """`qetvec.fit_codec(x_train, bytes_per_row=B, metric=None)` as a method: `train` runs the
-    budget search on the training rows; encode / decode go through the codec it returns.
-    metric=None: B bytes of code alone, as FAISS's sa_encode counts them (under "l2" a codec
-    with residual stages would give 4 of them to a norm stored for the index's scan)."""
+    """`qetvec.fit_codec(x_train, bytes_per_row=B, metric=None, **options)` as a method:
+    `train` runs the budget search on the training rows; encode / decode go through the codec
+    it returns. metric=None: B bytes of code alone, as FAISS's sa_encode counts them (under
+    "l2" a codec with residual stages would give 4 of them to a norm stored for the index's
+    scan). `options` bound the search (families, sample_rows, beam)."""
 
-    def __init__(self, fit_codec: Callable[..., Any], bytes_per_row: int, beam: int) -> None:
-        self.fit_codec, self.bytes_per_row, self.beam = fit_codec, bytes_per_row, beam
+    def __init__(self, fit_codec: Callable[..., Any], bytes_per_row: int, **options: Any) -> None:
+        self.fit_codec, self.bytes_per_row, self.options = fit_codec, bytes_per_row, options
         self.codec: Any = None
 
     def train(self, x: np.ndarray) -> None:
-        self.codec = self.fit_codec(x, bytes_per_row=self.bytes_per_row, metric=None, beam=self.beam)
+        self.codec = self.fit_codec(x, bytes_per_row=self.bytes_per_row, metric=None, **self.options)
 
     def sa_encode(self, x: np.ndarray) -> np.ndarray:
         return self.codec.encode(x)

@@ -4,9 +4,13 @@ Names: "qet-L<levels>S<stages>" (QET, tree only in stage 1, exactly the bytes as
 FAISS codes of `qetvec.bench.sizing.FAISS_METHODS` (built with `faiss.index_factory`, at most
 the bytes asked); "sqtqmse<b>-norm" (TurboQuant as its paper applies it: each row's norm
 stored as float16 beside "RR<d>,SQtqmse<b>", a random rotation and the scalar code of the
-unit vector); "auto" (`qetvec.fit_codec`'s winner, residual stages encoded with beam 32). A
-method that cannot fit a byte budget raises ValueError; the runner reports it as skipped
-with the reason.
+unit vector); "auto" (`qetvec.fit_codec`'s winner, residual stages encoded with beam 32
+unless told otherwise). A method that cannot fit a byte budget
+raises ValueError; the runner reports it as skipped with the reason.
+
+In the IVF run (`ivf_spec`) "auto" is qetvec's factory token "Auto<B>" (fit_codec on the
+IVF residuals), a "qet-L<levels>S1" setting is "QET<m>x<nbits>_L<levels>", a FAISS code is
+its factory string under "IVF<nlist>"; every index re-ranks exactly ("RFlat").
 """
 from __future__ import annotations
 
@@ -16,10 +20,10 @@ from typing import Any
 import faiss
 import numpy as np
 
-import qetvec
 from qetvec.bench.codec_adapters import FitCodecAdapter, NormStoredCodec
 from qetvec.bench.sizing import FAISS_METHODS, config_for_code_size, faiss_codec, faiss_spec
 from qetvec.factory import index_factory
+from qetvec.fit import FitCodec, fit_codec
 from qetvec.index_flat import IndexQET
 from qetvec.quantizer import QETQuantizer
 
@@ -28,6 +32,7 @@ NORM_METHODS = tuple(f"sqtqmse{b}-norm" for b in (1, 2, 3, 4))
 AUTO = "auto"
 AUTO_BEAM = 32  # residual stages encoded as FAISS's RQ beam-32 baseline is (trained with beam 8)
 NAMED_METHODS = (*FAISS_METHODS, *NORM_METHODS, AUTO)
+_SIZE_SUFFIX = re.compile(r"(sqtqmse|eden|sq|rabitq)(\d?)(-norm)?")
 
 
 def parse_qet(method: str) -> tuple[int, int] | None:
@@ -44,16 +49,33 @@ def check_method(method: str) -> str:
     return method
 
 
-def build_codec(method: str, d: int, code_bytes: int) -> tuple[Any, str]:
+def is_qetvec(method: str) -> bool:
+    """Whether a method is qetvec's ("auto", "qet-L<levels>S<stages>") rather than FAISS's."""
+    return method == AUTO or parse_qet(method) is not None
+
+
+def family(method: str) -> str:
+    """The family of a method whose FAISS code comes in fixed sizes (sqtqmse1..4 -> sqtqmse,
+    sqtqmse1..4-norm -> sqtqmse-norm, eden2..4 -> eden, sq4 / sq8 -> sq, rabitq / rabitq2..4
+    -> rabitq); any other method is its own family."""
+    match = _SIZE_SUFFIX.fullmatch(method)
+    return match.group(1) + (match.group(3) or "") if match else method
+
+
+def build_codec(method: str, d: int, code_bytes: int,
+                fit_options: dict[str, Any] | None = None) -> tuple[Any, str]:
     """(untrained codec with train / sa_encode / sa_decode, description) of at most
-    code_bytes per row; ValueError if `method` cannot fit or is not available."""
+    code_bytes per row; ValueError if `method` cannot fit. `fit_options` go to
+    `qetvec.fit_codec` for "auto" (families, sample_rows, beam; beam AUTO_BEAM unless given)."""
     qet = parse_qet(method)
     if qet is not None:
         cfg = config_for_code_size(d, code_bytes, *qet)
         return QETQuantizer(d, **cfg), f"QET m={cfg['m']} nbits={cfg['nbits']} levels={cfg['levels']}"
     if method == AUTO:
-        return (FitCodecAdapter(qetvec.fit_codec, code_bytes, AUTO_BEAM),
-                f"qetvec.fit_codec(x_train, bytes_per_row={code_bytes}, metric=None, beam={AUTO_BEAM})")
+        options = {"beam": AUTO_BEAM, **(fit_options or {})}
+        shown = "".join(f", {key}={value!r}" for key, value in options.items())
+        return (FitCodecAdapter(fit_codec, code_bytes, **options),
+                f"qetvec.fit_codec(x_train, bytes_per_row={code_bytes}, metric=None{shown})")
     if method in NORM_METHODS:
         bits = method.removeprefix("sqtqmse").removesuffix("-norm")
         spec = f"RR{d},SQtqmse{bits}"
@@ -81,12 +103,15 @@ def build_index(method: str, d: int, code_bytes: int, metric: int = faiss.METRIC
 
 
 def ivf_spec(method: str, d: int, nlist: int, code_bytes: int) -> str:
-    """Factory string of an L2 IVF index with exact re-ranking whose inverted lists hold
-    code_bytes per row: "IVF{nlist},QET{m}x{nbits}_L{levels},RFlat" for qetvec (single stage:
-    the QET code is all a row stores), "[OPQ..,]IVF{nlist},PQ..,RFlat" (etc.) for FAISS. ValueError if none."""
+    """Factory string of an L2 IVF index with exact re-ranking whose inverted lists hold at
+    most code_bytes per row: "IVF{nlist},Auto{B},RFlat" for "auto" (qetvec.index_factory),
+    "IVF{nlist},QET{m}x{nbits}_L{levels},RFlat" for a single-stage QET setting (the QET code
+    is all a row stores), "[OPQ..,]IVF{nlist},PQ..,RFlat" (etc.) for FAISS. ValueError if none."""
     qet = parse_qet(method)
-    if method in NORM_METHODS or method in (AUTO, "rq-beam32"):
+    if method in NORM_METHODS or method == "rq-beam32":
         raise ValueError(f"{method}: not built from a factory string, so not in the IVF run")
+    if method == AUTO:
+        return f"IVF{nlist},Auto{code_bytes},RFlat"
     if qet is None:
         *transforms, codec = faiss_spec(method, d, code_bytes).split(",")
         return ",".join([*transforms, f"IVF{nlist}", codec, "RFlat"])
@@ -97,14 +122,44 @@ def ivf_spec(method: str, d: int, nlist: int, code_bytes: int) -> str:
     return f"IVF{nlist},QET{cfg['m']}x{cfg['nbits'][0]}_L{levels},RFlat"
 
 
+def ivf_methods(methods: list[str], d: int, code_bytes: int) -> list[str]:
+    """The methods of `methods` in the IVF run at code_bytes per row: of a family of
+    fixed-size FAISS codes (`family`) only the largest that fits (a user with the bytes
+    takes it), every other method as given; methods without a fitting IVF index are kept,
+    for the runner to report why."""
+    def size(method: str) -> int:
+        try:
+            return faiss_codec(method, d, code_bytes).sa_code_size()
+        except ValueError:
+            return -1
+    largest: dict[str, str] = {}
+    for method in methods:
+        if not is_qetvec(method) and family(method) != method:
+            best = largest.get(family(method))
+            if best is None or size(method) > size(best):
+                largest[family(method)] = method
+    return [m for m in methods if is_qetvec(m) or family(m) == m or largest[family(m)] == m]
+
+
 def build_ivf(method: str, d: int, nlist: int, code_bytes: int, k_factor: float,
-              centroids: np.ndarray | None = None) -> tuple[Any, str]:
+              centroids: np.ndarray | None = None,
+              fit_options: dict[str, Any] | None = None) -> tuple[Any, str]:
     """(untrained IVF + refine index, its factory string); refine re-ranks k_factor * k
     candidates. Given coarse `centroids` (nlist, d) float32, the index keeps them instead of
-    training its own (not behind a learned transform such as OPQ, whose space differs)."""
+    training its own (not behind a learned transform such as OPQ, whose space differs).
+    FAISS IVF-PQ trains without polysemous codeword renumbering (its "np" suffix): search with
+    polysemous_ht = 0, the factory's default, never uses it, and it triples training time.
+    "auto" fits its codec on the IVF residuals at training time, its search bounded by
+    `fit_options` (families, sample_rows, beam of `qetvec.fit_codec`)."""
     spec = ivf_spec(method, d, nlist, code_bytes)
-    index = (faiss.index_factory if parse_qet(method) is None else index_factory)(d, spec)
+    index = (index_factory if is_qetvec(method) else faiss.index_factory)(d, spec)
     index.k_factor = k_factor
+    if method == AUTO and fit_options:
+        ivf_layer(index).codec = FitCodec(d, code_bytes, "l2", **fit_options)
+    if isinstance(index, faiss.Index):
+        layer = faiss.downcast_index(ivf_layer(index))
+        if isinstance(layer, faiss.IndexIVFPQ):  # the factory turns on polysemous training (codewords
+            layer.do_polysemous_training = False  # renumbered for Hamming filtering, which search leaves off)
     if centroids is not None and spec.startswith("IVF"):
         layer = ivf_layer(index)
         layer.quantizer.add(centroids)  # FAISS's name for the coarse quantizer, both libraries

@@ -32,15 +32,17 @@ def _setting(settings: dict[str, Any], method: str, code_bytes: int) -> Any:
 
 def run_codecs(methods: list[str], budgets: list[int], train: np.ndarray, test: np.ndarray,
                encode_rate: bool, repeats: int = 3, train_rows: dict[str, int] | None = None,
-               skip: dict[str, str] | None = None) -> list[dict[str, Any]]:
+               skip: dict[str, str] | None = None,
+               fit_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Relative MSE on held-out `test` rows for each method at each byte budget.
 
     A method is built to fit each budget (`build_codec`); a code that fits several budgets
     (a fixed-size one) is trained once and listed at the smallest ("target_bytes"). Bytes per
     row are read from the encoded array. `train_rows` caps a method's training rows (the
     first N of `train`) and `skip` skips it with a reason, both keyed "<method>@<bytes>" or
-    "<method>" (every budget). Optionally the encode rate (rows/s, 1 thread and all) beside
-    faiss.ProductQuantizer at the same code size, timed alternately in this run (QET only).
+    "<method>" (every budget); `fit_options` bound "auto"'s search (`build_codec`).
+    Optionally the encode rate (rows/s, 1 thread and all) beside faiss.ProductQuantizer at
+    the same code size, timed alternately in this run (QET only).
     """
     train_rows, skip = train_rows or {}, skip or {}
     rows, done = [], set()
@@ -51,7 +53,7 @@ def run_codecs(methods: list[str], budgets: list[int], train: np.ndarray, test: 
                 rows.append(_skipped(method, code_bytes, reason))
                 continue
             try:
-                codec, spec = build_codec(method, train.shape[1], code_bytes)
+                codec, spec = build_codec(method, train.shape[1], code_bytes, fit_options)
             except ValueError as err:
                 rows.append(_skipped(method, code_bytes, err))
                 continue
