@@ -36,9 +36,10 @@ train_cpu_s column of the first full run.
 
     python benchmarks/bench_codecs.py                    # both datasets
     python benchmarks/bench_codecs.py glove-50           # one of them
+    python benchmarks/bench_codecs.py glove-50 --bytes 10 25   # some of its budgets
 Writes benchmarks/results/<dataset>-codecs/ (result.md, result.json, mse_vs_bytes.png).
 """
-import sys
+import argparse
 
 from qetvec.cli import main
 
@@ -66,10 +67,10 @@ RUNS = {
 }
 
 
-def arguments(dataset: str) -> list[str]:
-    """The `qetvec bench` command line of one dataset's run."""
+def arguments(dataset: str, budgets: list[int] | None = None) -> list[str]:
+    """The `qetvec bench` command line of one dataset's run (at `budgets`, default all of its own)."""
     run = RUNS[dataset]
-    args = ["bench", "--dataset", dataset, "--metrics", "mse", "--bytes", *map(str, run["bytes"]),
+    args = ["bench", "--dataset", dataset, "--metrics", "mse", "--bytes", *map(str, budgets or run["bytes"]),
             "--n-train", str(run["n_train"]), "--n-eval", str(run["n_eval"]), "--methods", *METHODS,
             "--out", f"benchmarks/results/{run['out']}"]
     if run["train_rows"]:
@@ -80,5 +81,11 @@ def arguments(dataset: str) -> list[str]:
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or list(RUNS):
-        main(arguments(name))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("datasets", nargs="*", help=f"some of {', '.join(RUNS)} (default: all of them)")
+    parser.add_argument("--bytes", type=int, nargs="+", help="budgets to run (default: each dataset's own)")
+    options = parser.parse_args()
+    if set(options.datasets) - set(RUNS):
+        parser.error(f"unknown dataset(s) {sorted(set(options.datasets) - set(RUNS))}: choose from {list(RUNS)}")
+    for name in options.datasets or list(RUNS):
+        main(arguments(name, options.bytes))
