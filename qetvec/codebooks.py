@@ -58,8 +58,9 @@ def train_group_codebooks(y: np.ndarray, bounds: np.ndarray, ksubs: int | np.nda
 
     FAISS's settings: at most 256 * k_max training rows (one seeded sample shared by the
     groups), k distinct random rows as each group's initial centroids, `niter` Lloyd iterations.
-    Fewer groups than threads, each at least BLAS_MIN_WIDTH wide (full-width residual stages),
-    are trained by `train_kmeans` one after the other, which parallelizes within a group."""
+    Fewer groups than threads (or one group on one thread), each at least BLAS_MIN_WIDTH wide
+    (full-width residual stages), are trained by `train_kmeans` one after the other, with
+    BLAS, which parallelizes within a group."""
     n, m = len(y), len(bounds) - 1
     ksubs = np.broadcast_to(np.asarray(ksubs, np.int64), (m,))
     k_max = int(ksubs.max())
@@ -73,7 +74,7 @@ def train_group_codebooks(y: np.ndarray, bounds: np.ndarray, ksubs: int | np.nda
     init = np.zeros((m, k_max), np.int64)
     for g, k in enumerate(ksubs):
         init[g, :k] = rng.choice(len(rows), k, replace=False)
-    if m < numba.get_num_threads() and np.diff(bounds).min() >= BLAS_MIN_WIDTH:
+    if m <= max(1, numba.get_num_threads() - 1) and np.diff(bounds).min() >= BLAS_MIN_WIDTH:
         books = np.zeros((m, k_max, int(np.diff(bounds).max())), np.float32)  # few wide groups:
         for g, (a, b, k) in enumerate(zip(bounds[:-1], bounds[1:], ksubs)):  # BLAS, parallel within
             books[g, :k, : b - a] = train_kmeans(np.ascontiguousarray(y[rows, a:b]), int(k), seed + g, niter)
