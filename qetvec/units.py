@@ -7,7 +7,10 @@ on the swap bits of j's path (`EntanglementTree.dependencies`). So each column g
 into units: runs of positions whose relevant swap bits number r, with a table of
 2**r x ksub entries indexed by (pattern of those bits, codeword). Levels = 0 gives ordinary
 PQ tables (r = 0, one unit per group; 0-bit groups, coded by their mean, share one unit of
-one entry). Units are capped at MAX_TABLE_ENTRIES entries (a
+one entry), and adjacent groups without swap bits whose codebooks together have at most
+MERGED_KSUB codewords share one unit over their product codebook (bit allocation leaves many
+groups of 1-5 bits: one lookup per row for several of them, the same sum of the same terms).
+Units are capped at MAX_TABLE_ENTRIES entries (a
 position that adds no swap bit joins its unit regardless); one position alone above
 HARD_LIMIT (deep trees with many codewords) makes `plan_units` return None and the search
 decodes rows instead (exact, slower: the one policy for tables too large).
@@ -22,6 +25,7 @@ from qetvec.stage import QETStage
 
 MAX_TABLE_ENTRIES = 2 ** 11  # smaller tables stay in L2; measured best on GloVe-50, levels=1
 HARD_LIMIT = 2 ** 22
+MERGED_KSUB = 2 ** 8  # a product unit's table is no larger than an 8-bit PQ group's
 
 def _runs(bits: list[int]) -> list[tuple[int, int]]:
     """Sorted bit positions as (start, length) runs of consecutive positions."""
@@ -63,11 +67,32 @@ def _stage_units(stage: QETStage, fields: StageFields, deps: list[list[int]],
             positions = np.asarray(positions)
             units.append((fields.code_offsets[g], fields.code_widths[g], ksub, positions, bits,
                           stage.codebooks_[g, :ksub][:, positions - a]))
+    units = _merge_small_groups(units)
     if constant:
         positions = np.concatenate([np.arange(stage.bounds[g], stage.bounds[g + 1]) for g in constant])
         book = np.concatenate([stage.codebooks_[g, :1, :stage.bounds[g + 1] - stage.bounds[g]] for g in constant], 1)
         units.append((0, 0, 1, positions, [], book))
     return units
+
+def _merge_small_groups(units: list[tuple]) -> list[tuple]:
+    """Units as `_stage_units` makes them, each run of adjacent units without swap bits whose
+    codes are contiguous and whose full codebooks (ksub = 2**width) multiply to at most
+    MERGED_KSUB codewords joined into one: code c1 + c2 * ksub1 (the bits of both, read as
+    one field) indexes the product codebook, row c1 + c2 * ksub1 = (book1[c1], book2[c2])."""
+    merged: list[tuple] = []
+    for unit in units:
+        code_bit, width, ksub, positions, bits, book = unit
+        if merged:
+            bit0, width0, ksub0, positions0, bits0, book0 = merged[-1]
+            if (not bits0 and not bits and ksub0 == 2 ** width0 and ksub == 2 ** width
+                    and code_bit == bit0 + width0 and ksub0 * ksub <= MERGED_KSUB):
+                product = np.concatenate([np.tile(book0, (ksub, 1)), np.repeat(book, ksub0, axis=0)], axis=1)
+                merged[-1] = (bit0, width0 + width, ksub0 * ksub, np.concatenate([positions0, positions]), [],
+                              product)
+                continue
+        merged.append(unit)
+    return merged
+
 
 def plan_units(stages: list[QETStage], layout: CodeLayout,
                max_table_entries: int | None = None,

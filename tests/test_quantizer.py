@@ -75,6 +75,7 @@ def test_unequal_groups_and_zero_bit_groups_count_their_bits(rng):
     dict(m=[[5, 10, 20, 15]], nbits=[[7, 6, 3, 0]], levels=0, transform="pca"),
     dict(m=50, nbits=2, levels=0, transform="random"),
     dict(m=[[25, 25], 1], nbits=[[7, 5], 6], levels=0, stages=2, beam=4, transform="pca"),
+    dict(m=[[10, 10, 10, 10, 6, 4]], nbits=[[3, 5, 4, 4, 1, 0]], levels=0, transform="pca"),  # product units
 ])
 @pytest.mark.parametrize("ivf", [False, True])
 def test_adc_equals_distance_to_decoded_rows_for_new_codecs(glove_split, settings, metric, ivf):
