@@ -8,8 +8,8 @@ that fits, beside the Gaussian rate-distortion bounds, on two real datasets:
                     24, 48, 96, 192 bytes per row
 
 Methods (qetvec/bench/sizing.py and methods.py): "auto" = `qetvec.fit_codec(x_train,
-bytes_per_row=B, metric=None, beam=32)` (its residual stages, if it picks some, encoded with
-beam 32 like FAISS's RQ beam-32 row, trained with beam 8), QET settings
+bytes_per_row=B, metric=None, beam=8)` (`qetvec bench`'s full preset, `--fit-beam 8`: its
+residual stages trained and encoded with beam 8; FAISS's RQ beam-32 row searches 4x wider), QET settings
 qet-L<levels>S<stages>, and the FAISS codes PQ, OPQ+PQ, RQ (default beam 5 and beam 32), LSQ,
 RaBitQ 1-4 bits (MSE reported but not meaningful: its sa_decode does not reconstruct),
 SQtqmse1-4 as FAISS builds it (no norm stored: it assumes unit-norm rows) and as TurboQuant
