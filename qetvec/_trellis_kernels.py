@@ -21,6 +21,39 @@ def _nearest_in_subset(levels, lo, hi, pos, x, r):
     return best, best_err
 
 
+@numba.njit(cache=True, inline="always")
+def _step(cost, new, cand, cand_err, next_state, chosen_t, came_from_t, base):
+    """One position of the trellis: from the path costs `cost` (S,) into each state, the
+    cheapest way into every next state, taking candidate cand[r] (its error cand_err[r]; inf:
+    the subset has none) of the subset r the branch allows; records the choice (cand[r] - base) and the state
+    it came from, and leaves the new costs in `cost`."""
+    new[:] = np.inf
+    for s in range(next_state.shape[0]):
+        if cost[s] == np.inf:
+            continue
+        u = s & 1
+        for z1 in range(2):
+            r = u + 2 * z1
+            if cand_err[r] == np.inf:
+                continue
+            c = cost[s] + cand_err[r]
+            nxt = next_state[s, z1]
+            if c < new[nxt]:
+                new[nxt] = c
+                chosen_t[nxt] = cand[r] - base
+                came_from_t[nxt] = s
+    cost[:] = new
+
+
+@numba.njit(cache=True, inline="always")
+def _backtrack(cost, chosen, came_from, out_row):
+    """The choices (p,) along the cheapest path, read back from its last state."""
+    s = np.argmin(cost)
+    for t in range(len(out_row) - 1, -1, -1):
+        out_row[t] = chosen[t, s]
+        s = came_from[t, s]
+
+
 @numba.njit(cache=True, parallel=True)
 def viterbi(y, offsets, levels, next_state):
     """Level indices k (n, p) int32 (relative to each position's list) minimising each row's
@@ -42,26 +75,8 @@ def viterbi(y, offsets, levels, next_state):
             pos = lo + np.searchsorted(levels[lo:hi], x)
             for r in range(4):
                 cand[r], cand_err[r] = _nearest_in_subset(levels, lo, hi, pos, x, r)
-            new[:] = np.inf
-            for s in range(n_states):
-                if cost[s] == np.inf:
-                    continue
-                u = s & 1
-                for z1 in range(2):
-                    r = u + 2 * z1
-                    if cand[r] < 0:
-                        continue
-                    c = cost[s] + cand_err[r]
-                    nxt = next_state[s, z1]
-                    if c < new[nxt]:
-                        new[nxt] = c
-                        chosen[t, nxt] = cand[r] - lo
-                        came_from[t, nxt] = s
-            cost[:] = new
-        s = np.argmin(cost)
-        for t in range(p - 1, -1, -1):
-            out[i, t] = chosen[t, s]
-            s = came_from[t, s]
+            _step(cost, new, cand, cand_err, next_state, chosen[t], came_from[t], lo)
+        _backtrack(cost, chosen, came_from, out[i])
     return out
 
 
@@ -90,24 +105,8 @@ def viterbi_grid(z, low, high, next_state):
                 while j >= high[t]:
                     j -= 4
                 cand[r], cand_err[r] = j, (x - j) ** 2
-            new[:] = np.inf
-            for s in range(n_states):
-                if cost[s] == np.inf:
-                    continue
-                u = s & 1
-                for z1 in range(2):
-                    r = u + 2 * z1
-                    c = cost[s] + cand_err[r]
-                    nxt = next_state[s, z1]
-                    if c < new[nxt]:
-                        new[nxt] = c
-                        chosen[t, nxt] = cand[r]
-                        came_from[t, nxt] = s
-            cost[:] = new
-        s = np.argmin(cost)
-        for t in range(p - 1, -1, -1):
-            out[i, t] = chosen[t, s]
-            s = came_from[t, s]
+            _step(cost, new, cand, cand_err, next_state, chosen[t], came_from[t], 0)
+        _backtrack(cost, chosen, came_from, out[i])
     return out
 
 
