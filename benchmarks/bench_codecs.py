@@ -8,8 +8,9 @@ that fits, beside the Gaussian rate-distortion bounds, on two real datasets:
                     24, 48, 96, 192 bytes per row
 
 Methods (qetvec/bench/sizing.py and methods.py): "auto" = `qetvec.fit_codec(x_train,
-bytes_per_row=B, metric=None, beam=8)` (`qetvec bench`'s full preset, `--fit-beam 8`: its
-residual stages trained and encoded with beam 8; FAISS's RQ beam-32 row searches 4x wider), QET settings
+bytes_per_row=B, metric=None, beam=32)` (`--fit-beam 32`: its residual stages encoded with
+FAISS's RQ beam-32 width, trained with beam 8; the first committed full tables ran at `qetvec
+bench`'s preset beam 8, as their command lines say), QET settings
 qet-L<levels>S<stages>, and the FAISS codes PQ, OPQ+PQ, RQ (default beam 5 and beam 32), LSQ,
 RaBitQ 1-4 bits (MSE reported but not meaningful: its sa_decode does not reconstruct),
 SQtqmse1-4 as FAISS builds it (no norm stored: it assumes unit-norm rows) and as TurboQuant
@@ -70,7 +71,7 @@ RUNS = {
 def arguments(dataset: str, budgets: list[int] | None = None) -> list[str]:
     """The `qetvec bench` command line of one dataset's run (at `budgets`, default all of its own)."""
     run = RUNS[dataset]
-    args = ["bench", "--dataset", dataset, "--metrics", "mse", "--bytes", *map(str, budgets or run["bytes"]),
+    args = ["bench", "--dataset", dataset, "--metrics", "mse", "--fit-beam", "32", "--bytes", *map(str, budgets or run["bytes"]),
             "--n-train", str(run["n_train"]), "--n-eval", str(run["n_eval"]), "--methods", *METHODS,
             "--out", f"benchmarks/results/{run['out']}"]
     if run["train_rows"]:
