@@ -74,7 +74,7 @@ def train_group_codebooks(y: np.ndarray, bounds: np.ndarray, ksubs: int | np.nda
     init = np.zeros((m, k_max), np.int64)
     for g, k in enumerate(ksubs):
         init[g, :k] = rng.choice(len(rows), k, replace=False)
-    if m <= max(1, numba.get_num_threads() - 1) and np.diff(bounds).min() >= BLAS_MIN_WIDTH:
+    if (m == 1 or m < numba.get_num_threads()) and np.diff(bounds).min() >= BLAS_MIN_WIDTH:
         books = np.zeros((m, k_max, int(np.diff(bounds).max())), np.float32)  # few wide groups:
         for g, (a, b, k) in enumerate(zip(bounds[:-1], bounds[1:], ksubs)):  # BLAS, parallel within
             books[g, :k, : b - a] = train_kmeans(np.ascontiguousarray(y[rows, a:b]), int(k), seed + g, niter)
