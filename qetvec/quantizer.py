@@ -20,12 +20,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from qetvec._validation import as_codes, as_float_matrix, check_positive_int, check_seed, check_stages, per_stage
+from qetvec.codebook_update import check_updatable
 from qetvec.codec import Codec, LookupUnits
 from qetvec.io import register
 from qetvec.layout import CodeLayout
 from qetvec.stage import QETStage, decode_stages, encode_stages, fit_stages, stages_from_state, stages_state
 from qetvec.transform import Rotation
 from qetvec.units import plan_units
+
+
+STAGE_SEEDS = ("distinct", "shared")
 
 
 def _per_stage_groups(value: Any, stages: int, name: str) -> list[Any]:
@@ -68,6 +72,15 @@ class QETQuantizer(Codec):
     beam : beam width of the search over stages (`qetvec.beam`), 1 = greedy encoding; above
         1, stages must have no tree (levels 0). Training searches with min(beam, 8).
     seed, niter : k-means (and random rotation) seed, k-means iterations.
+    stage_seeds : "distinct": stage s starts k-means from rows drawn with seed + 1000 s;
+        "shared": every stage from the same rows (FAISS ResidualQuantizer's rule, one seed
+        for all stages), so residual stages start from the residuals of the rows that seeded
+        the first stage, which are small. Which is better depends on the data (held-out
+        relative MSE, 24 stages of 256 codewords on 10,000 384-d MiniLM rows: 0.257
+        distinct, 0.223 shared; 4 stages of 64 on 4,000 128-d Gaussian rows: 0.497 / 0.519);
+        `qetvec.fit_codec` measures both.
+    update_rounds : rounds of codebook update after training (`qetvec.codebook_update`;
+        every stage a full-width group: m=1, levels 0, no codebook quantization).
     batch_size : rows encoded / decoded at once.
 
     Code: uint8 (n, code_size), code_size = ceil(sum_s (T_s + sum_g nbits_sg) / 8) bytes,
@@ -77,8 +90,12 @@ class QETQuantizer(Codec):
     def __init__(self, d: int, m: int | Sequence[Any], nbits: int | Sequence[Any] = 8,
                  levels: int | Sequence[int] = 1, stages: int = 1,
                  codebook_bits: int | None = None, seed: int = 0, niter: int = 25,
-                 batch_size: int = 65536, transform: str = "none", beam: int = 1):
+                 batch_size: int = 65536, transform: str = "none", beam: int = 1,
+                 stage_seeds: str = "distinct", update_rounds: int = 0):
         self.d = check_positive_int(d, "d")
+        if stage_seeds not in STAGE_SEEDS:
+            raise ValueError(f"stage_seeds must be one of {STAGE_SEEDS}, got {stage_seeds!r}")
+        self.update_rounds = check_positive_int(update_rounds, "update_rounds", low=0)
         n_stages = check_positive_int(stages, "stages")
         self.seed = check_seed(seed)
         self.levels = [check_positive_int(v, "levels", 0) for v in per_stage(levels, n_stages, "levels")]
@@ -91,10 +108,13 @@ class QETQuantizer(Codec):
             b = ([check_positive_int(b, "nbits", 1, 16)] if np.ndim(b) == 0  # per group, 0 bits =
                  else [check_positive_int(v, "nbits", 0, 16) for v in b])   # the group's mean
             ksub = 2 ** b[0] if len(b) == 1 else [2 ** v for v in b]
-            built.append(QETStage(self.d, g, ksub, lv, codebook_bits, self.seed + 1000 * s, niter))
+            stage_seed = self.seed + (1000 * s if stage_seeds == "distinct" else 0)
+            built.append(QETStage(self.d, g, ksub, lv, codebook_bits, stage_seed, niter))
         self.rotation = Rotation(self.d, transform, self.seed)
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.beam = _check_beam(beam, self.levels)
+        if self.update_rounds:
+            check_updatable(built)
         self._set_stages(built)
 
     def _set_stages(self, stages: list[QETStage]) -> None:
@@ -118,6 +138,11 @@ class QETQuantizer(Codec):
         return self.stages[0].codebook_bits
 
     @property
+    def stage_seeds(self) -> str:
+        """"shared" if every stage seeds k-means alike (and there are several), else "distinct"."""
+        return "shared" if len(self.stages) > 1 and len({s.seed for s in self.stages}) == 1 else "distinct"
+
+    @property
     def transform(self) -> str:
         return self.rotation.kind
 
@@ -134,7 +159,8 @@ class QETQuantizer(Codec):
         self. A failure leaves the previous state as it was."""
         x = as_float_matrix(x, "x", self.d)
         rotation = Rotation(self.d, self.rotation.kind, self.rotation.seed).fit(x)
-        fit_stages(self.stages, rotation.apply(x), self.beam, self.seed, codes=False)  # all or nothing
+        fit_stages(self.stages, rotation.apply(x), self.beam, self.seed, codes=False,  # all or nothing
+                   update_rounds=self.update_rounds)
         self.rotation = rotation
         self._set_stages(self.stages)
         return self
@@ -202,13 +228,14 @@ class QETQuantizer(Codec):
     def __repr__(self) -> str:
         return (f"QETQuantizer(d={self.d}, groups={[s.m for s in self.stages]}, nbits={self.nbits}, "
                 f"levels={self.levels}, codebook_bits={self.codebook_bits}, "
-                f"transform={self.transform!r}, beam={self.beam}, code_size={self.code_size})")
+                f"transform={self.transform!r}, beam={self.beam}, stage_seeds={self.stage_seeds!r}, "
+                f"update_rounds={self.update_rounds}, code_size={self.code_size})")
 
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         metas, arrays = stages_state(self.stages)
         rotation_meta, rotation_arrays = self.rotation._state()
         return ({"d": self.d, "batch_size": self.batch_size, "stages": metas, "transform": rotation_meta,
-                 "beam": self.beam},
+                 "beam": self.beam, "update_rounds": self.update_rounds},
                 {**arrays, **rotation_arrays})
 
     @classmethod
@@ -222,6 +249,9 @@ class QETQuantizer(Codec):
         transform = meta.get("transform", {"d": q.d, "kind": "none", "seed": 0, "trained": True})
         q.rotation = Rotation._from_state(transform, arrays)
         q.beam = _check_beam(meta.get("beam", 1), q.levels)
+        q.update_rounds = check_positive_int(meta.get("update_rounds", 0), "update_rounds", low=0)
+        if q.update_rounds:
+            check_updatable(stages)
         q._set_stages(stages)
         return q
 

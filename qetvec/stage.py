@@ -19,6 +19,7 @@ import numpy as np
 
 from qetvec._validation import check_bool, check_positive_int, check_training_scale
 from qetvec.beam import beam_encode, search_stages
+from qetvec.codebook_update import check_updatable, update_codebooks
 from qetvec.codebooks import (assign_group_codes, check_training_size, decode_group_codes,
                               dequantize_codebook, pack_uints, quantize_codebook,
                               train_group_codebooks, unpack_uints)
@@ -181,7 +182,8 @@ class QETStage:
 
 
 def fit_stages(stages: list[QETStage], x: np.ndarray, beam: int = 1, seed: int = 0,
-               warn_few_rows: bool = True, codes: bool = True) -> list[tuple[np.ndarray, np.ndarray]] | None:
+               warn_few_rows: bool = True, codes: bool = True,
+               update_rounds: int = 0) -> list[tuple[np.ndarray, np.ndarray]] | None:
     """Train stage s on the residual left by stages 0..s-1 (x (n, d) float32); return the
     codes of x as `encode_stages` would (None if not `codes`). With beam > 1, residuals are
     those of every entry of a beam search (`qetvec.beam`) of width min(beam, MAX_TRAIN_BEAM)
@@ -189,8 +191,11 @@ def fit_stages(stages: list[QETStage], x: np.ndarray, beam: int = 1, seed: int =
     whole beam: the codebooks cost that much less to train). All or nothing: the stages are
     trained as copies and take the new state only once every stage has trained, so a failure
     leaves them as they were. Warns when a stage has < 39 rows per codeword unless
-    `warn_few_rows` is False."""
+    `warn_few_rows` is False. `update_rounds` rounds of codebook update follow
+    (`qetvec.codebook_update`: full-width stages only), each encoding x with the whole beam."""
     check_training_scale(x)
+    if update_rounds:
+        check_updatable(stages)
     for stage in stages:
         check_training_size(len(x), int(stage.ksubs.max()), warn=warn_few_rows)
     trained = copy.deepcopy(stages)
@@ -202,6 +207,10 @@ def fit_stages(stages: list[QETStage], x: np.ndarray, beam: int = 1, seed: int =
         sample = x[np.sort(np.random.default_rng(seed).choice(len(x), rows, replace=False))]
         search_stages(trained, sample, width, fit=lambda stage, residuals: stage.fit_reordered(residuals))
         parts = beam_encode(trained, x, beam) if codes else None
+    for _ in range(update_rounds):
+        update_codebooks(trained, x, np.concatenate([c for _, c in encode_stages(trained, x, beam)], axis=1))
+    if update_rounds and codes:
+        parts = encode_stages(trained, x, beam)
     for old, new in zip(stages, trained):
         old.__dict__.update(new.__dict__)
     return parts

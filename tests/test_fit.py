@@ -62,14 +62,17 @@ def test_allocation_spends_the_budget_where_the_variance_is(rng):
 def test_candidates_over_the_work_limit_are_reported_skipped(anisotropic):
     """6,000 rows allow codebooks of 2**7 codewords (39 rows per codeword); 6 B under "l2"
     leave rq7 16 code bits, stages of 7, 7 and 2 bits, on 2,000 sample rows of 16 columns:
-    2,000 x 16 x (128 + 128 + 4) = 8,320,000 multiply-adds per pass."""
+    2,000 x 16 x (128 + 128 + 4) = 8,320,000 multiply-adds per pass; rq7-upd makes 1 + 3
+    passes (its rounds of codebook update)."""
     kept = fit_codec(anisotropic, 6, "l2", sample_rows=2000, held_out_rows=1000, families=["rq", "pq"],
                      max_work=8_320_000, progress=False)
-    assert {r["name"]: "mse" in r for r in kept.report} == {"pq": True, "rq7": True}
+    assert {r["name"]: "mse" in r for r in kept.report} == {"pq": True, "rq7": True, "rq7-upd": False}
+    upd, = (r for r in kept.report if r["name"] == "rq7-upd")
+    assert upd["skipped"].startswith("training work 3.33e+07 ")
     cut = fit_codec(anisotropic, 6, "l2", sample_rows=2000, held_out_rows=1000, families=["rq", "pq"],
                     max_work=8_319_999, progress=False)
     rq7, = (r for r in cut.report if r["name"] == "rq7")
-    assert rq7["skipped"] == ("training work 8.32e+06 (rows x d x codewords of its residual stages) "
+    assert rq7["skipped"] == ("training work 8.32e+06 (rows x d x codewords of its residual stages x (1 + update rounds)) "
                               "is over max_work=8.32e+06") and cut.report_winner == "pq"
 
 
