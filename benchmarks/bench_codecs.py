@@ -38,7 +38,8 @@ train_cpu_s column of the first full run.
     python benchmarks/bench_codecs.py                    # both datasets
     python benchmarks/bench_codecs.py glove-50           # one of them
     python benchmarks/bench_codecs.py glove-50 --bytes 10 25   # some of its budgets
-Writes benchmarks/results/<dataset>-codecs/ (result.md, result.json, mse_vs_bytes.png).
+Writes benchmarks/results/<dataset>-codecs/ (result.md, result.json, mse_vs_bytes.png), or
+<dataset>-codecs-<budgets>/ for some budgets (--out: another folder).
 """
 import argparse
 
@@ -68,12 +69,17 @@ RUNS = {
 }
 
 
-def arguments(dataset: str, budgets: list[int] | None = None) -> list[str]:
-    """The `qetvec bench` command line of one dataset's run (at `budgets`, default all of its own)."""
+def arguments(dataset: str, budgets: list[int] | None = None, out: str | None = None) -> list[str]:
+    """The `qetvec bench` command line of one dataset's run (at `budgets`, default all of its
+    own; into `out`, default benchmarks/results/<its folder>, with -<budgets> appended when
+    only some budgets run)."""
     run = RUNS[dataset]
+    if out is None:
+        suffix = "" if budgets is None or sorted(budgets) == run["bytes"] else "-" + "-".join(map(str, budgets))
+        out = f"benchmarks/results/{run['out']}{suffix}"
     args = ["bench", "--dataset", dataset, "--metrics", "mse", "--fit-beam", "32", "--bytes", *map(str, budgets or run["bytes"]),
             "--n-train", str(run["n_train"]), "--n-eval", str(run["n_eval"]), "--methods", *METHODS,
-            "--out", f"benchmarks/results/{run['out']}"]
+            "--out", out]
     if run["train_rows"]:
         args += ["--train-rows", *(f"{key}={rows}" for key, rows in run["train_rows"].items())]
     if run["skip"]:
@@ -85,8 +91,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="*", help=f"some of {', '.join(RUNS)} (default: all of them)")
     parser.add_argument("--bytes", type=int, nargs="+", help="budgets to run (default: each dataset's own)")
+    parser.add_argument("--out", help="result folder (one dataset only; default: benchmarks/results/<dataset>-codecs, "
+                                      "with -<budgets> appended when --bytes picks some budgets)")
     options = parser.parse_args()
     if set(options.datasets) - set(RUNS):
         parser.error(f"unknown dataset(s) {sorted(set(options.datasets) - set(RUNS))}: choose from {list(RUNS)}")
+    if options.out and len(options.datasets) != 1:
+        parser.error("--out needs exactly one dataset")
     for name in options.datasets or list(RUNS):
-        main(arguments(name, options.bytes))
+        main(arguments(name, options.bytes, options.out))
