@@ -11,10 +11,16 @@ coarse centroids. Reported:
   * with exact re-ranking (RFlat, k_factor 10, the float vectors kept by both), the smallest
     nprobe of the sweep reaching recall@10 >= 0.9, for qetvec and for FAISS IVF-PQ (the
     index users reach for at this budget), and their queries/s on 1 thread and on all
-    threads, timed alternately in one process (median of --repeats).
+    threads, timed alternately in one process (median of --repeats): qetvec as built, then
+    with `precompute_rows` (rows' table entries and list terms in memory), each with the
+    bytes per row it holds in memory beside FAISS's (code, id, float vector; and the
+    precomputed columns).
 
     python benchmarks/bench_ann.py --dataset glove-50 --bytes 8 10 16 25
     python benchmarks/bench_ann.py --dataset minilm-stdlib --bytes 24 48 96 192
+
+`--faiss-codes` narrows the FAISS codes compared beside IVF-PQ (the operating-point
+baseline, always built), e.g. `--faiss-codes` alone for the speed rows only.
 """
 from __future__ import annotations
 
@@ -52,13 +58,14 @@ def load(name: str, n_queries: int, n_base: int) -> tuple[np.ndarray, np.ndarray
     return data.load(query_name)[:n_queries], x[:n_base]
 
 
-def faiss_specs(d: int, budget: int, nlist: int) -> list[str]:
-    """FAISS IVF factory strings whose list codes take at most `budget` bytes."""
+def faiss_specs(d: int, budget: int, nlist: int, codes: list[str]) -> list[str]:
+    """FAISS IVF factory strings whose list codes take at most `budget` bytes: PQ, then
+    each of `codes` (names of FAISS_CODES) that fits."""
     specs = []
     shape = pq_shape(d, budget)
     if shape is not None:
         specs.append(f"IVF{nlist},PQ{shape[0]}x{shape[1]}")
-    for code in FAISS_CODES:
+    for code in codes:
         spec = f"IVF{nlist},{code}"
         if faiss.extract_index_ivf(faiss.index_factory(d, spec)).code_size <= budget:
             specs.append(spec)
@@ -107,6 +114,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--n-queries", type=int, default=1000, help="(default: %(default)s)")
     parser.add_argument("--nlist", type=int, default=1024, help="(default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions (default: %(default)s)")
+    parser.add_argument("--faiss-codes", nargs="*", choices=FAISS_CODES, default=FAISS_CODES,
+                        help="FAISS codes beside IVF-PQ (default: all)")
     parser.add_argument("--out", type=Path, help="(default: benchmarks/results/<dataset>-ann)")
     args = parser.parse_args(argv)
     queries, base = load(args.dataset, args.n_queries, args.n_base)
@@ -119,7 +128,7 @@ def main(argv: list[str]) -> int:
     rows = []
     for budget in args.bytes:
         built = {}
-        for spec in [f"IVF{args.nlist},Auto{budget}"] + faiss_specs(d, budget, args.nlist):
+        for spec in [f"IVF{args.nlist},Auto{budget}"] + faiss_specs(d, budget, args.nlist, args.faiss_codes):
             built[spec] = build(spec, d, centroids, train, base)
             print(f"{budget} B: {spec} built in {built[spec][2]:.0f} s", flush=True)
         recall = {spec: {p: knn_intersection_measure(search(index, queries, p), truth) for p in NPROBES}
@@ -139,12 +148,16 @@ def main(argv: list[str]) -> int:
                        f"rows, k={K}; RFlat k_factor {K_FACTOR}; faiss {faiss.__version__}, "
                        f"{faiss.omp_get_max_threads()} threads. Columns 'nprobe p': recall@10 at nprobe p, no re-ranking. "
                        "Operating-point rows: smallest nprobe with recall@10 >= 0.9 under RFlat, QPS on 1 and all "
-                       f"threads, qetvec and FAISS IVF-PQ alternated, median of {args.repeats}."}
+                       f"threads, qetvec and FAISS IVF-PQ alternated, median of {args.repeats}; '_pre': qetvec with "
+                       "precompute_rows; 'mem_per_row': bytes per row in memory (code, row term, id, float vector; "
+                       "'_pre': and the precomputed entries and term), FAISS's in 'baseline_mem_per_row'."}
     out = args.out or Path(f"benchmarks/results/{args.dataset}-ann")
     print(write_rows_result(result, f"ANN on {args.dataset}: the best code for the bytes vs FAISS IVF indexes",
                             ["budget", "method", "bytes_per_row", *[f"nprobe {p}" for p in NPROBES], "nprobe_at_0.9",
                              "recall_at_0.9", "qps_1thread", "baseline_qps_1thread", "speed_ratio_1thread",
-                             "qps_all", "baseline_qps_all", "speed_ratio_all"], out))
+                             "qps_all", "baseline_qps_all", "speed_ratio_all", "qps_1thread_pre",
+                             "speed_ratio_1thread_pre", "qps_all_pre", "speed_ratio_all_pre", "mem_per_row",
+                             "mem_per_row_pre", "baseline_mem_per_row"], out))
     return 0
 
 
@@ -161,13 +174,21 @@ def _operating_point(budget: int, built: dict, refined: dict, queries: np.ndarra
     out = {"budget": budget, "method": ours + ",RFlat", "baseline": pq + ",RFlat",
            "nprobe_at_0.9": point[ours], "recall_at_0.9": round(refined[ours][point[ours]], 4),
            "baseline_nprobe": point[pq], "baseline_recall": round(refined[pq][point[pq]], 4)}
-    for label, n in (("1thread", 1), ("all", faiss.omp_get_max_threads())):
-        with threads(n):
-            t = compare_timing(lambda: search(built[ours][1], queries, point[ours]),
-                               lambda: search(built[pq][1], queries, point[pq]), repeats)
-        out[f"qps_{label}"] = round(len(queries) / t.ours)
-        out[f"baseline_qps_{label}"] = round(len(queries) / t.baseline)
-        out[f"speed_ratio_{label}"] = round(t.baseline / t.ours, 3)
+    index, d = built[ours][0], queries.shape[1]
+    row_bytes = index.code_size + 8 + 4 * d  # code and row term, id, float vector
+    out["baseline_mem_per_row"] = faiss.extract_index_ivf(built[pq][0]).code_size + 8 + 4 * d
+    for suffix in ("", "_pre"):
+        index.precompute_rows = suffix == "_pre"
+        for label, n in (("1thread", 1), ("all", faiss.omp_get_max_threads())):
+            with threads(n):
+                t = compare_timing(lambda: search(built[ours][1], queries, point[ours]),
+                                   lambda: search(built[pq][1], queries, point[pq]), repeats)
+            out[f"qps_{label}{suffix}"] = round(len(queries) / t.ours)
+            out[f"baseline_qps_{label}"] = round(len(queries) / t.baseline)  # the last of two runs
+            out[f"speed_ratio_{label}{suffix}"] = round(t.baseline / t.ours, 3)
+        extra = (index.lists.entries.itemsize * index.lists.entries.shape[1] + 4) if index.precompute_rows else 0
+        out[f"mem_per_row{suffix}"] = row_bytes + extra
+    index.precompute_rows = False
     return [out]
 
 

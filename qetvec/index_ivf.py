@@ -10,6 +10,13 @@ Scores (x_hat = c + r_hat, c the list centroid, r_hat the decoded residual) come
 per-list table computed once (nlist x table_size float32 of shared state, FAISS IVF-PQ's
 precomputed table), so a single-stage code stores nothing but the code; L2 over several
 stages adds ||r_hat||^2 as float32 (4 bytes, counted in `code_size`).
+
+With `precompute_rows` (off by default: it trades memory for speed, as FAISS's precomputed
+tables do), each row's table entries and the list-dependent part of its score are kept in
+memory beside its code (2 bytes per lookup unit, 4 past 65,536 table entries, + 4 per row;
+`adc.unpack_index`, `adc.row_terms`; derived, never written to a file), so a search builds
+one table per query instead of one per (query, probed list) and unpacks no bits
+(`adc.search_unpacked`).
 """
 from __future__ import annotations
 
@@ -30,6 +37,8 @@ from qetvec.index_base import QETIndexBase, selected_ids, to_faiss_results
 from qetvec.io import register
 from qetvec.metric import metric_type
 from qetvec.storage import InvertedLists
+
+PRECOMPUTED_COLUMNS = ("entries", "terms")  # `lists` columns kept with `precompute_rows`
 
 
 def ivf_search_params(params: Any) -> tuple[int | None, Any]:
@@ -131,6 +140,34 @@ class IndexIVFQET(QETIndexBase):
                                "trained on the other kind of vectors): set it before train()")
         self._by_residual = value
 
+    @property
+    def precompute_rows(self) -> bool:
+        """Whether each row's table entries and list term are kept in memory for the scan
+        (2 bytes per lookup unit + 4 per row, `lists.entries` / `lists.terms`): one table per
+        query instead of one per (query, list), no bit unpacking; same results up to float
+        rounding. Off by default; switching it on computes them for the stored rows. Needs a
+        trained codec with lookup units; kept through `train` (recomputed for the new codec)
+        and saved as a setting by `qetvec.io` (the arrays are rebuilt on reading)."""
+        return "entries" in self.lists.extra_columns
+
+    @precompute_rows.setter
+    def precompute_rows(self, value: bool) -> None:
+        if check_bool(value, "precompute_rows") == self.precompute_rows:
+            return
+        if not value:
+            for name in PRECOMPUTED_COLUMNS:
+                self.lists.detach(name)
+            return
+        self._check_trained()
+        if self.searcher.units is None:
+            raise ValueError(f"precompute_rows: {self.codec} has no lookup units (its tables would be too "
+                             "large; the search decodes rows)")
+        rows = self.lists.live_rows()
+        values = self._precomputed(self.lists.codes[rows], self.lists.list_of(rows))
+        for name in PRECOMPUTED_COLUMNS:
+            self.lists.attach(name, values[name].shape[1:], values[name].dtype)
+            getattr(self.lists, name)[rows] = values[name]
+
     def train(self, x: np.ndarray) -> None:
         """k-means the coarse centroids (unless the quantizer already holds nlist of them),
         then train the codec on the residuals. Refused once rows are stored (as FAISS); trains
@@ -148,12 +185,17 @@ class IndexIVFQET(QETIndexBase):
         centroids = coarse.reconstruct_n(0, self.nlist).astype(np.float32)
         codec = copy.deepcopy(self.codec).train(x - centroids[faiss_threads.search(coarse, x, 1)[1][:, 0]]
                                                  if self.by_residual else x)
+        if self.precompute_rows and codec.lookup_units() is None:
+            raise ValueError(f"precompute_rows: the trained {codec} has no lookup units (its tables would be "
+                             "too large); switch precompute_rows off to train it")
         if kmeans is not None:  # nothing failed: fill the caller's quantizer, as FAISS does
             _fill(self.quantizer, kmeans)
+        precompute, self.precompute_rows = self.precompute_rows, False  # columns of the old codec
         self.centroids, self.codec, self._searcher = centroids, codec, None
         self.code_size = codec.code_size + adc.row_term_bytes(codec, self.metric_type)
         if self.lists.code_size != self.code_size:  # a codec chosen at training time
             self.lists.set_code_size(self.code_size)
+        self.precompute_rows = precompute
 
     def add(self, x: np.ndarray) -> None:
         """Encode rows x (n, d) under ids ntotal .. ntotal + n - 1 (FAISS's IndexIVF::add)."""
@@ -167,7 +209,8 @@ class IndexIVFQET(QETIndexBase):
         ids = self.lists.check_new_ids(ids, len(x))  # before encoding; `lists.add` checks again
         self._check_trained()
         lists = self._assign(x)
-        self.lists.add(lists, self.searcher.encode(x, lists), ids, self._vector_columns(x))
+        codes = self.searcher.encode(x, lists)
+        self.lists.add(lists, codes, ids, {**self._vector_columns(x), **self._precomputed_columns(codes, lists)})
 
     def remove_ids(self, ids: Any) -> int:
         """Remove the rows under `ids` (array-like of ints or a faiss.IDSelector); returns
@@ -193,8 +236,8 @@ class IndexIVFQET(QETIndexBase):
             raise ValueError("cannot merge: the indexes have different coarse centroids")
         rows = other.lists.live_rows()
         ids = offset_ids(other.lists.ids[rows], add_id)
-        self.lists.add(other.lists.list_of(rows), other.lists.codes[rows], ids,
-                       self._merged_columns(other, rows))
+        lists, codes = other.lists.list_of(rows), other.lists.codes[rows]
+        self.lists.add(lists, codes, ids, {**self._merged_columns(other, rows), **self._precomputed_columns(codes, lists)})
         other.reset()
 
     def search(self, x: np.ndarray, k: int, *, params: faiss.SearchParametersIVF | None = None,
@@ -232,13 +275,30 @@ class IndexIVFQET(QETIndexBase):
 
     def _scan(self, x: np.ndarray, probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(minimized scores, arena rows) (nq, k) of validated queries x over their probed lists."""
+        if self.precompute_rows:
+            return adc.search_unpacked(self.searcher, x, self.lists.entries, self.lists.terms, self.lists.start,
+                                       self.lists.size, probes, k)
         return adc.search_blocks(self.searcher, x, self.lists.codes, self.lists.start, self.lists.size,
                                  probes, k)
+
+    def _precomputed_columns(self, codes: np.ndarray, lists: np.ndarray) -> dict[str, np.ndarray]:
+        """`_precomputed` of new rows when `precompute_rows` is on, else {}."""
+        return self._precomputed(codes, lists) if self.precompute_rows else {}
+
+    def _precomputed(self, codes: np.ndarray, lists: np.ndarray) -> dict[str, np.ndarray]:
+        """The `precompute_rows` columns of stored rows codes (n, code_size) in lists (n,):
+        entries (n, U) uint16 / int32 and terms (n,) float32."""
+        searcher = self.searcher
+        entries = adc.unpack_index(searcher, codes)
+        norms = None if searcher.term_offset < 0 else \
+            np.ascontiguousarray(codes[:, searcher.term_offset:searcher.term_offset + 4]).view("<f4")[:, 0]
+        return {"entries": entries, "terms": adc.row_terms(searcher, entries, lists, norms)}
 
     def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta, arrays = codec_state(self.codec)
         return ({"codec": meta, "d": self.d, "nlist": self.nlist, "metric_type": self.metric_type,
-                 "by_residual": self.by_residual, "nprobe": self.nprobe, "seed": self.seed},
+                 "by_residual": self.by_residual, "nprobe": self.nprobe, "seed": self.seed,
+                 "precompute_rows": self.precompute_rows},
                 {**arrays, "coarse": faiss.serialize_index(self.quantizer), "centroids": self.centroids,
                  **self.lists.state()})
 
@@ -274,4 +334,5 @@ class IndexIVFQET(QETIndexBase):
         if index.ntotal and not trained:
             raise ValueError(f"list_sizes: an untrained index holds no rows, got {index.ntotal}")
         index._searcher = None
+        index.precompute_rows = check_bool(meta.get("precompute_rows", False), "precompute_rows")  # older files: off
         return index

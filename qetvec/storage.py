@@ -114,6 +114,13 @@ class InvertedLists:
         setattr(self, name, np.zeros((len(self.codes), *row_shape), dtype))
         self._columns.append(name)
 
+    def detach(self, name: str) -> None:
+        """Drop the attached column `name` (its values are lost); unknown names are refused."""
+        if name not in self.extra_columns:
+            raise ValueError(f"column {name!r} is not attached (attached: {self.extra_columns})")
+        self._columns.remove(name)
+        delattr(self, name)
+
     @property
     def extra_columns(self) -> list[str]:
         """Names of the attached columns (beyond codes and ids)."""

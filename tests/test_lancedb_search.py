@@ -98,11 +98,11 @@ def test_batch_equals_one_query_at_a_time(ivf, vectors):
 def test_large_batches_scored_by_matrix_products_equal_lookups(ivf, vectors, monkeypatch):
     """The batch path chosen for many queries per partition (`search_decoded`) returns the
     rows and distances of the lookup path, up to float rounding."""
-    from qetvec_lancedb import scan
+    from qetvec import adc
     _, queries = vectors
     lookups = ivf.query(queries, k=10, nprobe=3)
-    monkeypatch.setattr(scan, "DECODE_MIN_QUERIES", 0)
-    monkeypatch.setattr(scan, "DECODE_MIN_UNITS", 0)
+    monkeypatch.setattr(adc, "DECODE_MIN_QUERIES", 0)
+    monkeypatch.setattr(adc, "DECODE_MIN_UNITS", 0)
     products = ivf.query(queries, k=10, nprobe=3)
     assert products["query_index"].equals(lookups["query_index"])
     assert np.mean(products["id"].to_numpy() == lookups["id"].to_numpy()) > 0.98  # near-ties aside

@@ -4,7 +4,7 @@ The only module of the adapter that calls `qetvec.adc`, which owns the metric de
 (per-query and per-partition tables, exact for residual codes), the rows unpacked ahead
 (table entries and the per-partition part of each row's score, once per cached version),
 the two scans over them (table lookups, or inner products with rows decoded on the fly for
-large batches: `DECODE_MIN_QUERIES`) and the decoding fallback for tables too large.
+large batches: `qetvec.adc.search_unpacked`) and the decoding fallback for tables too large.
 `_distance` follows LanceDB: "l2" is the squared L2 distance, "dot" is 1 - <q, x>.
 """
 from __future__ import annotations
@@ -16,16 +16,6 @@ from qetvec import adc
 from qetvec.adc import ADCSearcher
 
 from qetvec_lancedb.codec import TableCodec
-
-
-# Batches probing each partition with at least DECODE_MIN_QUERIES queries on average, over
-# codes of at least DECODE_MIN_UNITS table lookups per row, are scored by inner products with
-# decoded rows (`qetvec.adc.search_decoded`), others by table lookups (`search_indexed`).
-# Measured on GloVe-50 (399k rows, 256 partitions, nprobe 20, 2 busy cores): at ~78 queries
-# per partition, products / lookups took 0.19 / 0.53 s for QET16x12 (16 lookups per row),
-# 0.17 / 0.13 s for QET6x12 and 0.15 / 0.11 s for QET8x9; at ~8, lookups were 2-6x faster.
-DECODE_MIN_QUERIES = 32
-DECODE_MIN_UNITS = 16
 
 
 class CodeScanner:
@@ -62,16 +52,8 @@ class CodeScanner:
         if index is None:
             D, rows = adc.search_blocks(self.searcher, queries, codes, start, size, probes, k)
         else:
-            decode = index.shape[1] >= DECODE_MIN_UNITS and _queries_per_list(probes) >= DECODE_MIN_QUERIES
-            search = adc.search_decoded if decode else adc.search_indexed
-            D, rows = search(self.searcher, queries, index, terms, start, size, probes, k)
+            D, rows = adc.search_unpacked(self.searcher, queries, index, terms, start, size, probes, k)
         return (1.0 + D if self.codec.metric == "dot" else D), rows
-
-
-def _queries_per_list(probes: np.ndarray) -> float:
-    """Mean number of queries probing each probed partition; probes (nq, P) int64, -1 none."""
-    probed = probes[probes >= 0]
-    return len(probed) / max(1, len(np.unique(probed)))
 
 
 def best_per_query(D: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
