@@ -51,13 +51,16 @@ ROWS_PER_BLOCK = 16384  # rows unpacked once and shared by all the queries that 
 MAX_LIST_TABLE_BYTES = 256 << 20  # per-list tables kept for every list up to this size
 PARALLEL_MIN_WORK = 2 ** 18  # multiply-adds (tables) or heap slots (merge) below which a step runs serially
 # `search_unpacked` scores batches probing each list with at least DECODE_MIN_QUERIES queries
-# on average, over codes of at least DECODE_MIN_UNITS table lookups per row, by inner products
-# with decoded rows (`search_decoded`), others by table lookups (`search_indexed`). Measured
-# on GloVe-50 (399k rows, 256 lists, nprobe 20, 2 busy cores): at ~78 queries per list,
-# products / lookups took 0.19 / 0.53 s for QET16x12 (16 lookups per row), 0.17 / 0.13 s for
-# QET6x12 and 0.15 / 0.11 s for QET8x9; at ~8, lookups were 2-6x faster.
+# on average, over codes with fewer than DECODE_MAX_DIMS_PER_UNIT dimensions per lookup unit,
+# by inner products with decoded rows (`search_decoded`, ~d multiply-adds per row and query),
+# others by table lookups (`search_indexed`, U lookups). Measured on 1 thread, 2 busy cores:
+# GloVe-50 (399k rows, 256 lists, nprobe 20, ~78 queries per list), products / lookups took
+# 0.19 / 0.53 s for QET16x12 (3.1 dimensions per unit), 0.17 / 0.13 s for QET6x12 (8.3) and
+# 0.15 / 0.11 s for QET8x9 (6.3); MiniLM 384-d (50k rows, 256 lists, nprobe 16, ~33 queries
+# per list), 0.143 / 0.149 s at 3.0 dimensions per unit, 0.164 / 0.148 s at 4.0, 0.140 /
+# 0.076 s at 6.0 and 0.134 / 0.036 s at 16.0. Below ~8 queries per list lookups were 2-6x faster.
 DECODE_MIN_QUERIES = 32
-DECODE_MIN_UNITS = 16
+DECODE_MAX_DIMS_PER_UNIT = 3.5
 
 
 def row_term_bytes(codec: Codec, metric: int) -> int:
@@ -284,9 +287,10 @@ def search_unpacked(searcher: ADCSearcher, queries: np.ndarray, index: np.ndarra
                     list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray,
                     k: int) -> tuple[np.ndarray, np.ndarray]:
     """`search_indexed`, or `search_decoded` for batches with many queries per list over
-    codes with many lookups per row (DECODE_MIN_QUERIES, DECODE_MIN_UNITS): same arguments
-    and results, up to float rounding."""
-    decode = index.shape[1] >= DECODE_MIN_UNITS and _queries_per_list(probes) >= DECODE_MIN_QUERIES
+    codes with many lookups per dimension (DECODE_MIN_QUERIES, DECODE_MAX_DIMS_PER_UNIT):
+    same arguments and results, up to float rounding."""
+    decode = (searcher.codec.d < DECODE_MAX_DIMS_PER_UNIT * index.shape[1]
+              and _queries_per_list(probes) >= DECODE_MIN_QUERIES)
     search = search_decoded if decode else search_indexed
     return search(searcher, queries, index, terms, list_start, list_size, probes, k)
 

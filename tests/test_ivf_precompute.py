@@ -133,7 +133,7 @@ def test_unpacked_search_picks_products_for_many_queries_per_list(data, monkeypa
     index.add(base)
     lookups = index.search(queries, 10, nprobe=4)
     monkeypatch.setattr(adc, "DECODE_MIN_QUERIES", 0)
-    monkeypatch.setattr(adc, "DECODE_MIN_UNITS", 0)
+    monkeypatch.setattr(adc, "DECODE_MAX_DIMS_PER_UNIT", np.inf)
     products = index.search(queries, 10, nprobe=4)
     np.testing.assert_allclose(products[0], lookups[0], rtol=1e-4, atol=1e-3)
     assert (products[1] == lookups[1]).mean() > 0.98

@@ -102,7 +102,7 @@ def test_large_batches_scored_by_matrix_products_equal_lookups(ivf, vectors, mon
     _, queries = vectors
     lookups = ivf.query(queries, k=10, nprobe=3)
     monkeypatch.setattr(adc, "DECODE_MIN_QUERIES", 0)
-    monkeypatch.setattr(adc, "DECODE_MIN_UNITS", 0)
+    monkeypatch.setattr(adc, "DECODE_MAX_DIMS_PER_UNIT", np.inf)
     products = ivf.query(queries, k=10, nprobe=3)
     assert products["query_index"].equals(lookups["query_index"])
     assert np.mean(products["id"].to_numpy() == lookups["id"].to_numpy()) > 0.98  # near-ties aside
