@@ -48,6 +48,8 @@ def run_ivf(methods: list[str], budgets: list[int], train: np.ndarray, base: np.
                 continue
             index.train(train)
             index.add(base)
+            if is_qetvec(method) and ivf_layer(index).searcher.units is not None:
+                ivf_layer(index).precompute_rows = True  # memory for speed, as FAISS's precomputed tables
             built.append((index, _describe(index, method, spec, code_bytes, d, k_factor)))
         sweep(built, nlist, queries, truth, repeats, target)
         rows += compare_at_recall([row for _, row in built], target)
@@ -55,10 +57,15 @@ def run_ivf(methods: list[str], budgets: list[int], train: np.ndarray, base: np.
 
 
 def _describe(index: Any, method: str, spec: str, code_bytes: int, d: int, k_factor: float) -> dict[str, Any]:
-    """The row of a trained index: what it is and what it stores per row."""
+    """The row of a trained index: what it is and what it stores per row (in the lists, and
+    in memory: lists, float vectors and any precomputed row entries, ids aside)."""
     layer = ivf_layer(index)
+    precomputed = 0
+    if getattr(layer, "precompute_rows", False):
+        precomputed = layer.lists.entries.itemsize * layer.lists.entries.shape[1] + layer.lists.terms.itemsize
     row = {"method": method, "spec": spec, "target_bytes": code_bytes, "library": "qetvec" if is_qetvec(method)
-           else "faiss", "bytes_per_row": int(layer.code_size), "refine_bytes_per_row": 4 * d, "k_factor": k_factor}
+           else "faiss", "bytes_per_row": int(layer.code_size), "refine_bytes_per_row": 4 * d, "k_factor": k_factor,
+           "memory_bytes_per_row": int(layer.code_size) + 4 * d + precomputed}
     if method == AUTO:
         row["codec"] = repr(layer.codec)
         row["winner"] = layer.codec.report_winner

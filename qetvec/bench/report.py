@@ -63,23 +63,26 @@ encode_ratio_all: that over faiss.ProductQuantizer's at the same code size on 1 
 threads, timed alternately (> 1: faster; only with --metrics encode). No training time is
 shown: on a shared machine it measures the other load as much as the method (result.json
 keeps wall and CPU seconds as the cost of this run, not as a comparison)."""
-IVF_COLUMNS = ["target_bytes", "method", "spec", "bytes_per_row", "max_recall", "nprobe_at_target",
-               "qps_at_target_1thread", "vs_best_faiss_1thread", "vs_pq_1thread", "qps_at_target_all",
-               "vs_best_faiss_all", "vs_pq_all"]
+IVF_COLUMNS = ["target_bytes", "method", "spec", "bytes_per_row", "memory_bytes_per_row", "max_recall",
+               "nprobe_at_target", "qps_at_target_1thread", "vs_best_faiss_1thread", "vs_pq_1thread",
+               "qps_at_target_all", "vs_best_faiss_all", "vs_pq_all"]
 IVF_LEGEND = """Columns. target_bytes: the budget in bytes per row; method: the name asked for (method names
 above). spec: the index's factory string (`qetvec.index_factory` for qetvec's, whose Auto<B>
 runs `fit_codec` on the IVF residuals when the index is trained; `faiss.index_factory` for
 FAISS's); every index keeps the float vectors to re-rank ({refine} B/row beside the lists) and
 all share one set of coarse centroids. bytes_per_row: bytes per row in the inverted lists (ids
-aside). max_recall: the best recall@10 over the sweep. nprobe_at_target: the smallest swept
-nprobe whose recall@10 >= {target:g}. qps_at_target_1thread / qps_at_target_all: queries/s on
-1 thread / on all {threads} threads at recall@10 = {target:g}, interpolated along the index's
-Pareto front of (recall, queries/s) points (log queries/s linear in recall between the two
-points around {target:g}); empty: never reached. vs_best_faiss_1thread / vs_best_faiss_all:
-that over the fastest FAISS index's queries/s at the same recall and thread count (> 1: faster
-at equal recall; the fastest FAISS index shows 1); vs_pq_1thread / vs_pq_all: the same against
-FAISS IVF-PQ. Every index of a budget is timed at each nprobe round-robin with the others,
-median of {repeats} runs, in this process."""
+aside). memory_bytes_per_row: bytes per row held in memory, ids aside: the list code, the float
+vector and, for qetvec's indexes, which all search with `precompute_rows` on (as FAISS IVF-PQ
+uses its precomputed tables), each row's table entries and list term. max_recall: the best
+recall@10 over the sweep. nprobe_at_target: the smallest swept nprobe whose recall@10 >=
+{target:g}. qps_at_target_1thread / qps_at_target_all: queries/s on 1 thread / on all {threads}
+threads at recall@10 = {target:g}, interpolated along the index's Pareto front of (recall,
+queries/s) points (log queries/s linear in recall between the two points around {target:g});
+empty: never reached. vs_best_faiss_1thread / vs_best_faiss_all: that over the fastest FAISS
+index's queries/s at the same recall and thread count (> 1: faster at equal recall; the fastest
+FAISS index shows 1); vs_pq_1thread / vs_pq_all: the same against FAISS IVF-PQ. Every index of
+a budget is timed at each nprobe round-robin with the others, median of {repeats} runs, in this
+process."""
 SWEEP_LEGEND = """Columns. nprobe: lists probed per query; then one column per index (method names above),
 each cell recall@10 / queries/s on 1 thread at that nprobe; empty: the index had left the sweep
 (it had reached recall@10 {target:g} or levelled off)."""
