@@ -108,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"auto: rows fit_codec trains each candidate on {_preset('fit_sample_rows')}")
     bench.add_argument("--fit-beam", type=int,
                        help=f"auto: beam width of residual-stage candidates {_preset('fit_beam')}")
+    bench.add_argument("--fit-max-work", type=float,
+                       help="auto: fit_codec's max_work, the training cost above which it skips a "
+                            "residual-stage candidate (default: qetvec.fit.MAX_WORK)")
     bench.add_argument("--metrics", nargs="+", choices=METRICS,
                        help="mse: held-out MSE; encode: encode rate; ivf: IVF + RFlat recall@10 and queries/s "
                             "at the operating point; matrix: the matrix-mode line; flat: flat-scan recall and speed "
@@ -181,6 +184,8 @@ def bench(args: argparse.Namespace) -> dict:
     fit_options = dict(sample_rows=opt["fit_sample_rows"], beam=opt["fit_beam"])
     if args.fit_families:
         fit_options["families"] = opt["fit_families"] = args.fit_families
+    if args.fit_max_work is not None:
+        fit_options["max_work"] = opt["fit_max_work"] = args.fit_max_work
     x = data.load(args.dataset)
     queries, train, evaluation = data.split(x, (opt["n_queries"], opt["n_train"], opt["n_eval"]), args.seed)
     queries, rest = data.split(x, (opt["n_queries"], None), args.seed)  # same queries, every other row
@@ -198,6 +203,7 @@ def bench(args: argparse.Namespace) -> dict:
                   f"auto = qetvec.fit_codec with its candidates "
                   f"trained on {opt['fit_sample_rows']} rows and beam {opt['fit_beam']}"
                   + (f", families {' '.join(args.fit_families)}" if args.fit_families else "")
+                  + (f", max_work {args.fit_max_work:.3g}" if args.fit_max_work is not None else "")
                   + f". Threads: 1 and {faiss.omp_get_max_threads()}; faiss {faiss.__version__}."),
         "options": opt, "threads_all": faiss.omp_get_max_threads(), "faiss_version": faiss.__version__,
         "machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start",

@@ -38,6 +38,8 @@ def test_bench_main_job_writes_json_table_and_plots(tmp_path):
         assert row["nprobe_at_target"] == (probes[-1] if recalls[-1] >= 0.9 else None)
         assert min(qps_1) > 0 and min(qps_all) > 0
     pq, qet = ivf["pq"], ivf["qet-L0S1"]
+    assert pq["memory_bytes_per_row"] == 5 + 4 * 50  # code, float vector
+    assert qet["memory_bytes_per_row"] == 5 + 4 * 50 + 2 * 5 + 4  # + precompute_rows: 5 uint16 entries, a term
     if pq["qps_at_target_1thread"] is not None and qet["qps_at_target_1thread"] is not None:
         assert pq["vs_pq_1thread"] == 1.0
         assert qet["vs_pq_1thread"] == pytest.approx(qet["qps_at_target_1thread"] / pq["qps_at_target_1thread"])
