@@ -23,9 +23,10 @@ def line_plot(series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel:
               baselines: frozenset[str] = frozenset()) -> None:
     """Save a line plot of named (x, y) point series to `path`, each with its own colour and
     marker (the n-th series of `series` always gets the n-th, so plots that list the same
-    names in the same order colour them alike), and `references` as black dashed / dotted lines. Series named in `baselines` are
-    drawn dashed with larger hollow markers, so that a point of another series at the same
-    place still shows inside them."""
+    names in the same order colour them alike), and `references` as black dashed / dotted lines
+    (a reference of one point, which a line cannot show, as a black "_" / "x" / "+" mark).
+    Series named in `baselines` are drawn dashed with larger hollow markers, so that a point of
+    another series at the same place still shows inside them."""
     plt = require("matplotlib.pyplot", "bench")
     fig, ax = plt.subplots(figsize=(8.0, 5.0))
     colours = _colours(plt)
@@ -37,8 +38,9 @@ def line_plot(series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel:
                 linestyle="--" if hollow or i >= len(colours) else "-", label=label, linewidth=1.2,
                 markersize=10 if hollow else 6, markerfacecolor="none" if hollow else colour,
                 markeredgewidth=1.5 if hollow else 1.0, zorder=2 if hollow else 3)
-    for (label, points), style in zip((references or {}).items(), ("--", ":", "-.")):
-        ax.plot(*zip(*sorted(points)), linestyle=style, color="black", linewidth=1.2, label=label)
+    for (label, points), style, mark in zip((references or {}).items(), ("--", ":", "-."), "_x+"):
+        ax.plot(*zip(*sorted(points)), linestyle=style, color="black", linewidth=1.2, label=label,
+                marker=mark if len(points) == 1 else None, markersize=12)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_xscale("log" if logx else "linear")
