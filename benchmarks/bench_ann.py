@@ -186,8 +186,7 @@ def _operating_point(budget: int, built: dict, refined: dict, queries: np.ndarra
             out[f"qps_{label}{suffix}"] = round(len(queries) / t.ours)
             out[f"baseline_qps_{label}"] = round(len(queries) / t.baseline)  # the last of two runs
             out[f"speed_ratio_{label}{suffix}"] = round(t.baseline / t.ours, 3)
-        extra = (index.lists.entries.itemsize * index.lists.entries.shape[1] + 4) if index.precompute_rows else 0
-        out[f"mem_per_row{suffix}"] = row_bytes + extra
+        out[f"mem_per_row{suffix}"] = row_bytes + index.precomputed_bytes_per_row
     index.precompute_rows = False
     return [out]
 

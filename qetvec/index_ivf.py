@@ -168,6 +168,13 @@ class IndexIVFQET(QETIndexBase):
             self.lists.attach(name, values[name].shape[1:], values[name].dtype)
             getattr(self.lists, name)[rows] = values[name]
 
+    @property
+    def precomputed_bytes_per_row(self) -> int:
+        """Memory per row that `precompute_rows` adds (its entries and term), 0 when off."""
+        if not self.precompute_rows:
+            return 0
+        return self.lists.entries.itemsize * self.lists.entries.shape[1] + self.lists.terms.itemsize
+
     def train(self, x: np.ndarray) -> None:
         """k-means the coarse centroids (unless the quantizer already holds nlist of them),
         then train the codec on the residuals. Refused once rows are stored (as FAISS); trains

@@ -60,9 +60,7 @@ def _describe(index: Any, method: str, spec: str, code_bytes: int, d: int, k_fac
     """The row of a trained index: what it is and what it stores per row (in the lists, and
     in memory: lists, float vectors and any precomputed row entries, ids aside)."""
     layer = ivf_layer(index)
-    precomputed = 0
-    if getattr(layer, "precompute_rows", False):
-        precomputed = layer.lists.entries.itemsize * layer.lists.entries.shape[1] + layer.lists.terms.itemsize
+    precomputed = getattr(layer, "precomputed_bytes_per_row", 0)  # FAISS's indexes: none
     row = {"method": method, "spec": spec, "target_bytes": code_bytes, "library": "qetvec" if is_qetvec(method)
            else "faiss", "bytes_per_row": int(layer.code_size), "refine_bytes_per_row": 4 * d, "k_factor": k_factor,
            "memory_bytes_per_row": int(layer.code_size) + 4 * d + precomputed}
