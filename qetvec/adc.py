@@ -56,9 +56,10 @@ PARALLEL_MIN_WORK = 2 ** 18  # multiply-adds (tables) or heap slots (merge) belo
 # others by table lookups (`search_indexed`, U lookups). Measured on 1 thread, 2 busy cores:
 # GloVe-50 (399k rows, 256 lists, nprobe 20, ~78 queries per list), products / lookups took
 # 0.19 / 0.53 s for QET16x12 (3.1 dimensions per unit), 0.17 / 0.13 s for QET6x12 (8.3) and
-# 0.15 / 0.11 s for QET8x9 (6.3); MiniLM 384-d (50k rows, 256 lists, nprobe 16, ~33 queries
-# per list), 0.143 / 0.149 s at 3.0 dimensions per unit, 0.164 / 0.148 s at 4.0, 0.140 /
-# 0.076 s at 6.0 and 0.134 / 0.036 s at 16.0. Below ~8 queries per list lookups were 2-6x faster.
+# 0.15 / 0.11 s for QET8x9 (6.3); MiniLM 384-d (`python benchmarks/bench_decode_rule.py`: 50k
+# rows, 256 lists, nprobe 16, ~33 queries per list), 0.136 / 0.134 s at 3.0 dimensions per
+# unit, 0.136 / 0.130 s at 4.0, 0.138 / 0.070 s at 6.0 and 0.122 / 0.031 s at 16.0. Below ~8
+# queries per list lookups were 2-6x faster.
 DECODE_MIN_QUERIES = 32
 DECODE_MAX_DIMS_PER_UNIT = 3.5
 
