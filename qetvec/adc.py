@@ -44,24 +44,29 @@ import numpy as np
 
 from qetvec import _one_query_kernels, _scan_kernels, faiss_threads
 from qetvec.codec import Codec, LookupUnits
-from qetvec.metric import PARALLEL_MIN_ROWS, serial_if, use_faiss_thread_count
+from qetvec.metric import PARALLEL_MIN_ROWS, blas_threads, serial_if, use_faiss_thread_count
 
 QUERY_BLOCK_BYTES = 64 << 20  # lookup tables computed for this many bytes of queries at once
 ROWS_PER_BLOCK = 16384  # rows unpacked once and shared by all the queries that scan them
 MAX_LIST_TABLE_BYTES = 256 << 20  # per-list tables kept for every list up to this size
 PARALLEL_MIN_WORK = 2 ** 18  # multiply-adds (tables) or heap slots (merge) below which a step runs serially
 # `search_unpacked` scores batches probing each list with at least DECODE_MIN_QUERIES queries
-# on average, over codes with fewer than DECODE_MAX_DIMS_PER_UNIT dimensions per lookup unit,
-# by inner products with decoded rows (`search_decoded`, ~d multiply-adds per row and query),
-# others by table lookups (`search_indexed`, U lookups). Measured on 1 thread, 2 busy cores:
-# GloVe-50 (399k rows, 256 lists, nprobe 20, ~78 queries per list), products / lookups took
-# 0.19 / 0.53 s for QET16x12 (3.1 dimensions per unit), 0.17 / 0.13 s for QET6x12 (8.3) and
-# 0.15 / 0.11 s for QET8x9 (6.3); MiniLM 384-d (`python benchmarks/bench_decode_rule.py`: 50k
-# rows, 256 lists, nprobe 16, ~33 queries per list), 0.136 / 0.134 s at 3.0 dimensions per
-# unit, 0.136 / 0.130 s at 4.0, 0.138 / 0.070 s at 6.0 and 0.122 / 0.031 s at 16.0. Below ~8
-# queries per list lookups were 2-6x faster.
+# on average by inner products with decoded rows (`search_decoded`, ~d multiply-adds per row
+# and query, vectorized over the queries) when the code has fewer than
+# DECODE_MAX_DIMS_PER_UNIT dimensions per lookup unit or tables above DECODE_MIN_TABLE_ENTRIES
+# entries (out of L1: each lookup a cache miss); others by table lookups (`search_indexed`,
+# U lookups). Measured on 1 thread (`python benchmarks/bench_decode_rule.py`), lookups against
+# decoded rows: MiniLM 384-d, ~33 queries per list, 4.43x / 2.19x / 1.78x / 1.13x as fast at
+# 16 / 6 / 3 / 4 dimensions per unit (6144 / 16384 / 8192 / 24576 entries); GloVe-50, ~78
+# queries per list, 1.22x at 3.1 (4096 entries), 0.86x at 2.0 (6400), 0.34x at 1.9 (51200),
+# 0.06x at 1.0 (409600). Below ~8 queries per list lookups were 2-6x faster.
 DECODE_MIN_QUERIES = 32
-DECODE_MAX_DIMS_PER_UNIT = 3.5
+DECODE_MAX_DIMS_PER_UNIT = 2.5
+DECODE_MIN_TABLE_ENTRIES = 2 ** 15
+# Tables of units over at least this fraction of the dimensions (full-width residual stages)
+# are one BLAS product for a batch: 2.6x faster than the table kernel for 20 stages of 256
+# codewords over 384 dimensions, 500 queries, 1 thread (27 against 71 ms).
+WIDE_UNIT_FRACTION = 0.5
 
 
 def row_term_bytes(codec: Codec, metric: int) -> int:
@@ -89,6 +94,7 @@ class ADCSearcher:
         self.units = codec.lookup_units()
         self._warned = False
         self._books: tuple[np.ndarray, ...] | None = None
+        self._wide: tuple[np.ndarray, list[tuple[int, int, np.ndarray]]] | None = None
         self._list_tables: np.ndarray | None = None
         self._one_query_args: tuple | None = None
 
@@ -159,14 +165,28 @@ class ADCSearcher:
             self._books = _unit_books(self.units)
         return self._books
 
+    def wide_units(self) -> tuple[np.ndarray, list[tuple[int, int, np.ndarray]]]:
+        """`_wide_units` of this codec's units, built once."""
+        if self._wide is None:
+            self._wide = _wide_units(self.units, self.codec.d)
+        return self._wide
+
     def _ip_tables(self, x: np.ndarray, coef: float) -> np.ndarray:
-        """coef * IP(x) (n, table_size) float32 for rotated rows x (n, d) float32."""
-        n_patterns, n_pos, src_ptr, src, book_ptr, book, _ = self._unit_books()
+        """coef * IP(x) (n, table_size) float32 for rotated rows x (n, d) float32: the
+        tables of wide units (`_wide_units`) by matrix products, the others by the kernel."""
+        _, n_pos, src_ptr, src, book_ptr, book, _ = self._unit_books()
+        n_patterns, products = self.wide_units()
         u = self.units
         serial = len(x) * u.table_size * int(n_pos.mean()) < PARALLEL_MIN_WORK
         with serial_if(serial):
-            return _scan_kernels.ip_tables(x, np.float32(coef), u.table_off, u.ksub, n_patterns, n_pos,
-                                           src_ptr, src, book_ptr, book, u.table_size)
+            tables = _scan_kernels.ip_tables(x, np.float32(coef), u.table_off, u.ksub, n_patterns, n_pos,
+                                             src_ptr, src, book_ptr, book, u.table_size)
+            if products:
+                scaled = x * np.float32(coef)
+                with blas_threads(numba.get_num_threads()):
+                    for start, end, weights in products:
+                        np.matmul(scaled, weights, out=tables[:, start:end])
+        return tables
 
 
 def _unit_books(units: LookupUnits) -> tuple[np.ndarray, ...]:
@@ -184,6 +204,29 @@ def _unit_books(units: LookupUnits) -> tuple[np.ndarray, ...]:
     n_pos = np.asarray([s.shape[1] for s in units.sources], np.int64)
     return (n_patterns, n_pos, ptr(units.sources), np.concatenate([s.ravel() for s in units.sources]).astype(np.int64),
             ptr(books), np.concatenate(books), sq)
+
+
+def _wide_units(units: LookupUnits, d: int) -> tuple[np.ndarray, list[tuple[int, int, np.ndarray]]]:
+    """Units with one pattern over at least WIDE_UNIT_FRACTION of the d dimensions (residual
+    stages of one group), whose tables are one BLAS product with the queries: (n_patterns
+    (U,) int64 with theirs 0, so the table kernel skips them; runs of such units with
+    consecutive entries as (first entry, end, weights (d, end - first) float32), table[:,
+    first:end] = x @ weights)."""
+    n_patterns = np.asarray([len(s) for s in units.sources], np.int64)
+    runs: list[tuple[int, int, list[np.ndarray]]] = []
+    for u, (sources, book) in enumerate(zip(units.sources, units.books)):
+        if len(sources) != 1 or sources.shape[1] < WIDE_UNIT_FRACTION * d:
+            continue
+        n_patterns[u] = 0
+        weights = np.zeros((d, len(book)), np.float32)
+        weights[sources[0]] = book.T
+        start = int(units.table_off[u])
+        if runs and runs[-1][1] == start:
+            runs[-1][2].append(weights)
+            runs[-1] = (runs[-1][0], start + len(book), runs[-1][2])
+        else:
+            runs.append((start, start + len(book), [weights]))
+    return n_patterns, [(a, b, np.concatenate(w, axis=1)) for a, b, w in runs]
 
 
 def unpack_index(searcher: ADCSearcher, codes: np.ndarray) -> np.ndarray | None:
@@ -261,9 +304,15 @@ def _search_one(searcher: ADCSearcher, query: np.ndarray, codes: np.ndarray, lis
     """`search_blocks` of one query (1, d) float32, probes (1, P) int64: one serial kernel
     call (`_one_query_kernels.search_one`) with the searcher's arrays built once."""
     tables, probe_table = searcher.list_tables(probes[0])
-    return _one_query_kernels.search_one(codes, searcher.term_offset, searcher.codec.rotate(query)[0], probes[0],
+    rotated = searcher.codec.rotate(query)
+    # wide units' tables by the batch's matrix product (the same bits), others in the kernel
+    query_table = searcher.query_tables(rotated)[0] if searcher.wide_units()[1] else _NO_TABLE
+    return _one_query_kernels.search_one(codes, searcher.term_offset, rotated[0], query_table, probes[0],
                                          tables, probe_table, list_start, list_size, k,
                                          *searcher.one_query_args())
+
+
+_NO_TABLE = np.empty(0, np.float32)
 
 
 def search_indexed(searcher: ADCSearcher, queries: np.ndarray, index: np.ndarray, terms: np.ndarray,
@@ -288,10 +337,12 @@ def search_unpacked(searcher: ADCSearcher, queries: np.ndarray, index: np.ndarra
                     list_start: np.ndarray, list_size: np.ndarray, probes: np.ndarray,
                     k: int) -> tuple[np.ndarray, np.ndarray]:
     """`search_indexed`, or `search_decoded` for batches with many queries per list over
-    codes with many lookups per dimension (DECODE_MIN_QUERIES, DECODE_MAX_DIMS_PER_UNIT):
-    same arguments and results, up to float rounding."""
-    decode = (searcher.codec.d < DECODE_MAX_DIMS_PER_UNIT * index.shape[1]
-              and _queries_per_list(probes) >= DECODE_MIN_QUERIES)
+    codes with many lookups per dimension or large tables (DECODE_MIN_QUERIES,
+    DECODE_MAX_DIMS_PER_UNIT, DECODE_MIN_TABLE_ENTRIES): same arguments and results, up to
+    float rounding."""
+    costly = (searcher.codec.d < DECODE_MAX_DIMS_PER_UNIT * index.shape[1]
+              or searcher.units.table_size > DECODE_MIN_TABLE_ENTRIES)
+    decode = costly and _queries_per_list(probes) >= DECODE_MIN_QUERIES
     search = search_decoded if decode else search_indexed
     return search(searcher, queries, index, terms, list_start, list_size, probes, k)
 

@@ -1,4 +1,4 @@
-"""Metric names as FAISS users pass them ("l2", "ip" or faiss.METRIC_*), and thread count."""
+"""Metric names as FAISS users pass them ("l2", "ip" or faiss.METRIC_*), and thread counts."""
 from __future__ import annotations
 
 import contextlib
@@ -6,6 +6,7 @@ from typing import Iterator
 
 import faiss
 import numba
+from threadpoolctl import ThreadpoolController
 
 _METRICS = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT,
             faiss.METRIC_L2: faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT: faiss.METRIC_INNER_PRODUCT}
@@ -47,3 +48,17 @@ def use_faiss_thread_count() -> None:
     """Run numba kernels on as many threads as FAISS would (faiss.omp_set_num_threads),
     so one setting pins both libraries, as benchmarks need."""
     numba.set_num_threads(max(1, min(faiss.omp_get_max_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+_blas: ThreadpoolController | None = None
+
+
+@contextlib.contextmanager
+def blas_threads(n: int) -> Iterator[None]:
+    """Run the BLAS calls (numpy's matmul) inside on at most n threads, as the numba kernels
+    beside them, restored after (threadpoolctl; ~20 us)."""
+    global _blas
+    if _blas is None:
+        _blas = ThreadpoolController().select(user_api="blas")
+    with _blas.limit(limits=n):
+        yield

@@ -136,3 +136,29 @@ def test_unpacked_search_picks_products_for_many_queries_per_list(data, monkeypa
     products = index.search(queries, 10, nprobe=4)
     np.testing.assert_allclose(products[0], lookups[0], rtol=1e-4, atol=1e-3)
     assert (products[1] == lookups[1]).mean() > 0.98
+
+
+@pytest.mark.parametrize("spec,decoded", [("IVF16,QET10x6_L0", False),  # 5 dimensions per unit, 640 entries
+                                          ("IVF16,QET25x8_L0", True),  # 2 per unit
+                                          ("IVF16,QET8x9_L1", True)])  # 51200 table entries
+def test_unpacked_search_decodes_rows_for_many_units_or_large_tables(data, monkeypatch, spec, decoded):
+    """With many queries per list, `adc.search_unpacked` scores by decoded rows exactly when
+    the code has under DECODE_MAX_DIMS_PER_UNIT dimensions per unit or tables over
+    DECODE_MIN_TABLE_ENTRIES entries, as measured by benchmarks/bench_decode_rule.py."""
+    train, base, queries = data
+    if decoded:  # 8- and 9-bit codebooks on 6000 rows
+        with pytest.warns(UserWarning, match="poorly trained"):
+            index = _index(train, spec)
+    else:
+        index = _index(train, spec)
+    index.precompute_rows = True
+    index.add(base[:500])
+    calls = []
+    for name in ("search_decoded", "search_indexed"):
+        real = getattr(adc, name)
+        monkeypatch.setattr(adc, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    monkeypatch.setattr(adc, "DECODE_MIN_QUERIES", 0)
+    index.search(queries, 10, nprobe=4)
+    units, entries = index.lists.entries.shape[1], index.searcher.units.table_size
+    assert (50 < adc.DECODE_MAX_DIMS_PER_UNIT * units or entries > adc.DECODE_MIN_TABLE_ENTRIES) == decoded
+    assert calls == ["search_decoded" if decoded else "search_indexed"]

@@ -236,3 +236,26 @@ def test_block_plan_balances_skewed_work_across_threads():
     work = rows * (e_end - e_start)
     left, right = np.array_split(work, 2)
     assert abs(left.sum() - right.sum()) <= work.max()
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_wide_unit_tables_by_matrix_product_equal_the_closed_form(rng, n_threads):
+    """Full-width residual stages after narrow PCA groups: their table entries (one BLAS
+    product per batch) are -2 <R q, codeword> of each stage's codebook, the narrow groups'
+    entries come from the kernel, and BLAS's thread count is left as it was."""
+    from threadpoolctl import threadpool_info
+    x = rng.standard_normal((2600, 16)).astype(np.float32) * np.linspace(3, 0.5, 16, dtype=np.float32)
+    codec = qetvec.QETQuantizer(16, [4, 1, 1], nbits=[[5] * 4, [6], [5]], levels=0, stages=3,
+                                transform="pca").train(x)
+    searcher = ADCSearcher(codec)
+    assert [(a, b) for a, b, _ in adc._wide_units(searcher.units, 16)[1]] == [(128, 224)]  # both stages
+    queries = rng.standard_normal((40, 16)).astype(np.float32)
+    before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    with threads(n_threads):
+        tables = searcher.query_tables(codec.rotate(queries))
+    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before
+    rotated = codec.rotate(queries)
+    narrow = codec.stages[0].codebooks_  # (4 groups, 32 codewords, width 4)
+    expected = [-2 * np.einsum("qgw,gcw->qgc", rotated.reshape(40, 4, 4), narrow).reshape(40, 128)]
+    expected += [-2 * rotated @ stage.codebooks_[0].T for stage in codec.stages[1:]]
+    np.testing.assert_allclose(tables, np.concatenate(expected, axis=1), rtol=1e-5, atol=1e-4)
