@@ -61,7 +61,6 @@ RUNS = {
     "minilm-stdlib": dict(bytes=[24, 48, 96, 192], n_train=10_000, n_eval=5_000, out="minilm-stdlib-codecs",
                           train_rows={},
                           skip={"rq@192": "estimated 730 CPU s on 10,000 rows (1.9 s per stage per 5,000 rows)",
-                                "rq-beam32@48": "estimated 410 CPU s on 10,000 rows (4.3 s per stage per 5,000 rows)",
                                 "rq-beam32@96": "estimated 830 CPU s on 10,000 rows (4.3 s per stage per 5,000 rows)",
                                 "rq-beam32@192": "estimated 1,650 CPU s on 10,000 rows (4.3 s per stage per 5,000 rows)",
                                 "lsq": "estimated 1,380 CPU s at 24 B on 10,000 rows, growing with M^2 (rows x M^2 "

@@ -213,7 +213,7 @@ def _wide_units(units: LookupUnits, d: int) -> tuple[np.ndarray, list[tuple[int,
     consecutive entries as (first entry, end, weights (d, end - first) float32), table[:,
     first:end] = x @ weights)."""
     n_patterns = np.asarray([len(s) for s in units.sources], np.int64)
-    runs: list[tuple[int, int, list[np.ndarray]]] = []
+    runs: list[list] = []  # [first entry, end, weights of each unit]
     for u, (sources, book) in enumerate(zip(units.sources, units.books)):
         if len(sources) != 1 or sources.shape[1] < WIDE_UNIT_FRACTION * d:
             continue
@@ -221,11 +221,10 @@ def _wide_units(units: LookupUnits, d: int) -> tuple[np.ndarray, list[tuple[int,
         weights = np.zeros((d, len(book)), np.float32)
         weights[sources[0]] = book.T
         start = int(units.table_off[u])
-        if runs and runs[-1][1] == start:
-            runs[-1][2].append(weights)
-            runs[-1] = (runs[-1][0], start + len(book), runs[-1][2])
-        else:
-            runs.append((start, start + len(book), [weights]))
+        if not runs or runs[-1][1] != start:
+            runs.append([start, start, []])
+        runs[-1][1] = start + len(book)
+        runs[-1][2].append(weights)
     return n_patterns, [(a, b, np.concatenate(w, axis=1)) for a, b, w in runs]
 
 
@@ -299,6 +298,9 @@ def _search_batch(searcher: ADCSearcher, queries: np.ndarray, codes: np.ndarray,
     return _by_query_block(searcher, queries, probes, k, scan)
 
 
+_NO_TABLE = np.empty(0, np.float32)  # `search_one` builds the query's table itself
+
+
 def _search_one(searcher: ADCSearcher, query: np.ndarray, codes: np.ndarray, list_start: np.ndarray,
                 list_size: np.ndarray, probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """`search_blocks` of one query (1, d) float32, probes (1, P) int64: one serial kernel
@@ -310,9 +312,6 @@ def _search_one(searcher: ADCSearcher, query: np.ndarray, codes: np.ndarray, lis
     return _one_query_kernels.search_one(codes, searcher.term_offset, rotated[0], query_table, probes[0],
                                          tables, probe_table, list_start, list_size, k,
                                          *searcher.one_query_args())
-
-
-_NO_TABLE = np.empty(0, np.float32)
 
 
 def search_indexed(searcher: ADCSearcher, queries: np.ndarray, index: np.ndarray, terms: np.ndarray,
