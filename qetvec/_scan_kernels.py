@@ -173,7 +173,8 @@ def _scan_rows(hd, hi, first, bias, row_term, index, table):
     """Offer rows first + r of one block to the heap (hd, hi) of one query, row r scoring
     bias + row_term[r] + sum_u table[index[r, u]] (index (nrows, U), row_term (nrows,)),
     summed in that order. Four rows at a time: four independent sums keep the loads busy
-    where one waits on each addition (1.4x faster at 126 units)."""
+    where one waits on each addition (`benchmarks/bench_decode_rule.py`, MiniLM 128x6: 0.077 s
+    against 0.134 s with one sum)."""
     n = index.shape[0]
     quads = n - n % 4
     for r in range(0, quads, 4):
@@ -411,7 +412,7 @@ def rerank_query(out_d, out_i, query, vectors, rows, inner_product):
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
 def exact_score(query, vector, inner_product):
     """Squared L2 distance, or -<q, x>, of query and vector (d,) float32, summed in SIMD
-    lanes (reassociated: 3x faster re-ranking of 384-d rows than one running sum)."""
+    lanes, as FAISS sums them (reassociated: one running sum cannot be vectorized)."""
     s = np.float32(0.0)
     if inner_product:
         for t in range(query.shape[0]):
