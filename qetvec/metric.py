@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Iterator
 
 import faiss
@@ -51,14 +52,18 @@ def use_faiss_thread_count() -> None:
 
 
 _blas: ThreadpoolController | None = None
+_blas_lock = threading.Lock()
 
 
 @contextlib.contextmanager
 def blas_threads(n: int) -> Iterator[None]:
     """Run the BLAS calls (numpy's matmul) inside on at most n threads, as the numba kernels
-    beside them, restored after (threadpoolctl; ~20 us)."""
+    beside them, restored after (threadpoolctl; ~20 us). The limit is process-wide, so
+    callers on several Python threads take turns: interleaved, one could restore the
+    other's limit instead of the user's."""
     global _blas
-    if _blas is None:
-        _blas = ThreadpoolController().select(user_api="blas")
-    with _blas.limit(limits=n):
-        yield
+    with _blas_lock:
+        if _blas is None:
+            _blas = ThreadpoolController().select(user_api="blas")
+        with _blas.limit(limits=n):
+            yield

@@ -259,3 +259,28 @@ def test_wide_unit_tables_by_matrix_product_equal_the_closed_form(rng, n_threads
     expected = [-2 * np.einsum("qgw,gcw->qgc", rotated.reshape(40, 4, 4), narrow).reshape(40, 128)]
     expected += [-2 * rotated @ stage.codebooks_[0].T for stage in codec.stages[1:]]
     np.testing.assert_allclose(tables, np.concatenate(expected, axis=1), rtol=1e-5, atol=1e-4)
+
+
+def test_concurrent_searches_leave_blas_threads_as_they_were(rng):
+    """Searches on several Python threads over full-width residual stages (BLAS tables):
+    the same results as one at a time, and BLAS's thread count is the user's afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+    x = rng.standard_normal((3000, 128)).astype(np.float32)
+    codec = qetvec.QETQuantizer(128, [1, 1], nbits=[[6], [6]], levels=0, stages=2).train(x)
+    searcher = ADCSearcher(codec)
+    codes = searcher.encode(x[:1000])
+    batches = [rng.standard_normal((400, 128)).astype(np.float32) for _ in range(16)]
+
+    def search(queries):
+        return adc.search_blocks(searcher, queries, codes, np.array([0]), np.array([1000]),
+                                 np.zeros((len(queries), 1), np.int64), 5)
+    before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    serial = [search(q) for q in batches]
+    with ThreadPoolExecutor(4) as pool:
+        concurrent = list(pool.map(search, batches))
+    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before
+    for (D1, I1), (D2, I2) in zip(serial, concurrent):
+        np.testing.assert_array_equal(D1, D2)
+        np.testing.assert_array_equal(I1, I2)
