@@ -15,7 +15,8 @@ import faiss
 import numpy as np
 
 import qetvec
-from qetvec import adc, data, faiss_threads
+from bench_ann import load  # benchmarks/ is on sys.path when a script runs
+from qetvec import adc, faiss_threads
 from qetvec.evaluation import compare_timing, threads
 
 # dataset: (rows, queries, training rows, nprobe, [(groups, bits, tree levels)])
@@ -25,20 +26,12 @@ SETTINGS = {
 }
 
 
-def load(name: str, rows: int, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
-    """(base (rows, d), queries (n_queries, d)) float32, queries never in the base."""
-    if name == "minilm-stdlib":
-        return data.load(name)[:rows], data.load("minilm-stdlib-queries")[:n_queries]
-    queries, base = data.split(data.load(name), (n_queries, rows))
-    return base, queries
-
-
 def main() -> None:
     print("| data | groups x bits, levels | lookup units | dims per unit | table entries | decoded s | lookups s "
           "| lookups / decoded speed |")
     print("|---|---|---|---|---|---|---|---|")
     for name, (rows, n_queries, n_train, nprobe, shapes) in SETTINGS.items():
-        base, queries = load(name, rows, n_queries)
+        queries, base = load(name, n_queries, rows)
         d = base.shape[1]
         train = base[np.sort(np.random.default_rng(0).permutation(len(base))[:n_train])]
         kmeans = faiss.Kmeans(d, 256, niter=20, seed=1)
