@@ -1,4 +1,5 @@
-"""Measurement rules: relative MSE on held-out rows, bits/row read from the codes, timings
+"""Measurement rules: relative MSE (and the relative error of inner products with queries)
+on held-out rows, bits/row read from the codes, timings
 alternated in one process. Exact neighbours and recall@k are FAISS's own (`faiss.knn`,
 `faiss.contrib.evaluation.knn_intersection_measure`)."""
 from __future__ import annotations
@@ -22,6 +23,21 @@ def relative_mse(x: np.ndarray, x_hat: np.ndarray) -> float:
     x64 = np.asarray(x, np.float64)
     err = ((x64 - x_hat) ** 2).sum(1).mean()
     return float(err / ((x64 - x64.mean(0)) ** 2).sum(1).mean())
+
+
+def relative_ip_error(x: np.ndarray, x_hat: np.ndarray, queries: np.ndarray) -> float:
+    """mean over rows i and queries q of <q, x_i - x_hat_i>^2, divided by the mean of
+    <q, x_i - mean(X)>^2, for x, x_hat (n, d) and queries (nq, d): the error of the scores an
+    index computes from x_hat, relative to the spread of the true scores. Identity queries
+    give `relative_mse`."""
+    if np.ndim(x) != 2 or np.shape(x) != np.shape(x_hat):
+        raise ValueError(f"x and x_hat must be (n, d) arrays of one shape, got {np.shape(x)} and {np.shape(x_hat)}")
+    if np.ndim(queries) != 2 or np.shape(queries)[1] != np.shape(x)[1] or not len(queries):
+        raise ValueError(f"queries must be a non-empty (nq, {np.shape(x)[1]}) array, got {np.shape(queries)}")
+    x64, q64 = np.asarray(x, np.float64), np.asarray(queries, np.float64)
+    moment = q64.T @ q64  # sum over queries of q q^T: <q, e>^2 summed over q is e^T moment e
+    err, spread = x64 - x_hat, x64 - x64.mean(0)
+    return float(np.einsum("ij,jk,ik->", err, moment, err) / np.einsum("ij,jk,ik->", spread, moment, spread))
 
 
 def bits_per_row(codes: np.ndarray) -> int:

@@ -12,7 +12,8 @@ Grammar (comma-separated, like faiss.index_factory):
     _C<bits>             codebook quantization to <bits> bits per entry
     Auto<B>              the best codec for B bytes per stored row, chosen when the index is
                          trained (`qetvec.fit_codec` on the training rows, or their IVF
-                         residuals, for the index's metric)
+                         residuals, for the index's metric, objective "ranking": the least
+                         error in the scores the search computes)
     RFlat                re-rank with exact distances (IndexRefineFlat; keeps float vectors)
 
 Examples: "QET10x8_L0" (= PQ10), "IVF1024,QET8x8_L1", "IVF4096_HNSW32,QET16x8_L2_S2,RFlat",
@@ -54,7 +55,7 @@ def index_factory(d: int, description: str, metric: str | int = "l2") -> Any:
                          "QET<m>x<nbits>[_L<levels>][_S<stages>][_C<bits>] or Auto<bytes>")
     if auto is not None:
         kwargs: dict[str, Any] = dict(metric=metric, codec=FitCodec(
-            d, int(auto.group(1)), "l2" if metric == faiss.METRIC_L2 else "ip"))
+            d, int(auto.group(1)), "l2" if metric == faiss.METRIC_L2 else "ip", objective="ranking"))
     else:
         m, nbits, levels, stages, cbits = (int(g) if g else None for g in qet.groups())
         kwargs = dict(m=m, nbits=nbits, levels=1 if levels is None else levels,

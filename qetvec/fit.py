@@ -24,8 +24,11 @@ its code, so its code gets 4 bytes less; `metric=None` counts the code alone, as
     pca-w<w>+rq   a PCA-allocated stage with about half the bits, residual full-width stages
                   with the rest
 
-Each is trained on a sample of the training rows and scored by relative MSE on rows of
-`x_train` it did not see; a candidate whose full-width residual stages would cost more than
+Each is trained on a sample of the training rows and scored on rows of `x_train` it did not
+see, by relative MSE (objective "mse") or, for codes searched in an index, by the relative
+error of inner products with those rows as queries (objective "ranking": the factory's
+`Auto<B>` and LanceDB tables use it; PCA allocations then weigh each axis's error by the
+rows' second moment along it, giving more bits to the axes that move scores most); a candidate whose full-width residual stages would cost more than
 `max_work` (sample rows x d x codewords summed over those stages: the multiply-adds of one
 k-means pass over all of them, times 1 + its rounds of codebook update; 1.6e11 is about 11
 CPU minutes of training, enough for `rq8-upd` on 8,000 384-d rows at 48 B) is listed as
@@ -50,7 +53,7 @@ from qetvec._validation import as_float_matrix, check_positive_int, check_seed
 from qetvec.allocation import greedy_allocation, reverse_water_filling
 from qetvec.codebooks import MIN_POINTS_PER_CENTROID, assign_group_codes, train_group_codebooks
 from qetvec.codec import Codec, LookupUnits
-from qetvec.evaluation import relative_mse
+from qetvec.evaluation import relative_ip_error, relative_mse
 from qetvec.io import register
 from qetvec.quantizer import QETQuantizer
 from qetvec.stage import group_bounds
@@ -65,6 +68,7 @@ BEAM = 8
 UPDATE_ROUNDS = 3  # codebook-update rounds of the rq<b>-upd candidates
 MAX_WORK = 1.6e11  # sample rows x d x codewords of full-width residual stages (module docstring)
 METRICS = ("l2", "ip", None)
+OBJECTIVES = {"mse": "mse", "ranking": "ranking_error"}  # objective -> the report key it minimizes
 
 
 @dataclass
@@ -84,25 +88,30 @@ def code_bytes(bytes_per_row: int, stages: int, metric: str | None) -> int:
 
 
 def allocate_groups(y: np.ndarray, width: int, budget_bits: int, max_bits: int = MAX_GROUP_BITS,
-                    seed: int = 0, held_out: float = 0.25) -> tuple[list[int], list[int]]:
+                    seed: int = 0, held_out: float = 0.25,
+                    weights: np.ndarray | None = None) -> tuple[list[int], list[int]]:
     """(group widths, bits per group) for rows y (n, d) float32 in a rotated space: groups of
     `width` consecutive columns (the last may be narrower), bits by greedy allocation on
     measured distortion (k-means trained on the first rows, its error measured on the last
     `held_out` fraction), at most budget_bits in all and max_bits per group; a group may get
     0 bits (it is then coded by its mean). Each group is measured up to 2 bits past its
-    Gaussian reverse water-filling rate (`qetvec.allocation`)."""
+    Gaussian reverse water-filling rate (`qetvec.allocation`). `weights` (d,) >= 0 weigh each
+    column's squared error (default: all 1, the MSE)."""
     n, d = y.shape
+    w = np.ones(d) if weights is None else np.asarray(weights, np.float64)
+    if w.shape != (d,) or not (np.isfinite(w).all() and (w >= 0).all()):
+        raise ValueError(f"weights must be ({d},) finite and >= 0, got shape {w.shape}")
     bounds = group_bounds(d, [min(width, d - a) for a in range(0, d, width)])
     m = len(bounds) - 1
     cut = int(n * (1 - held_out))
     fit, test = y[:cut], y[cut:]
-    rates, _ = reverse_water_filling(fit.var(axis=0, dtype=np.float64), budget_bits)
+    rates, _ = reverse_water_filling(w * fit.var(axis=0, dtype=np.float64), budget_bits)
     limit = np.clip(np.ceil(np.add.reduceat(rates, bounds[:-1])).astype(int) + 2, 1,
                     min(max_bits, budget_bits, int(math.log2(len(fit)))))
     curves = [np.empty(int(limit[g]) + 1) for g in range(m)]
     for g in range(m):
         cols = slice(bounds[g], bounds[g + 1])
-        curves[g][0] = ((test[:, cols] - fit[:, cols].mean(0)) ** 2).sum(1).mean()
+        curves[g][0] = ((test[:, cols] - fit[:, cols].mean(0)) ** 2 * w[cols]).sum(1).mean()
     for b in range(1, int(limit.max()) + 1):
         groups = np.flatnonzero(limit >= b)
         cols = np.concatenate([np.arange(bounds[g], bounds[g + 1]) for g in groups])
@@ -112,7 +121,8 @@ def allocate_groups(y: np.ndarray, width: int, budget_bits: int, max_bits: int =
         codes = assign_group_codes(sub_test, sub_bounds, books)
         for j, g in enumerate(groups):
             a, z = sub_bounds[j], sub_bounds[j + 1]
-            curves[g][b] = ((sub_test[:, a:z] - books[j, codes[:, j], : z - a]) ** 2).sum(1).mean()
+            error = (sub_test[:, a:z] - books[j, codes[:, j], : z - a]) ** 2
+            curves[g][b] = (error * w[bounds[g]:bounds[g + 1]]).sum(1).mean()
     return np.diff(bounds).tolist(), greedy_allocation(curves, budget_bits).tolist()
 
 
@@ -176,14 +186,17 @@ def training_work(candidate: Candidate, rows: int, d: int) -> int:
     return rows * d * sum(2 ** bits for bits in residual_stage_bits(candidate)) * passes
 
 
-def _build(candidate: Candidate, d: int, sample: np.ndarray, seed: int) -> QETQuantizer:
-    """The untrained QETQuantizer of a candidate; PCA allocations are measured on `sample`."""
+def _build(candidate: Candidate, d: int, sample: np.ndarray, seed: int, objective: str) -> QETQuantizer:
+    """The untrained QETQuantizer of a candidate; PCA allocations are measured on `sample`,
+    under "ranking" with each principal axis's error weighed by the rows' second moment along
+    it (the error of inner products with queries drawn like the rows)."""
     settings = dict(candidate.settings, seed=seed)
     plan = candidate.result.get("plan")
     if "allocate" in candidate.result and plan is None:
         width, bits, max_bits = candidate.result["allocate"]
         y = Rotation(d, "pca", seed).fit(sample).apply(sample)
-        plan = allocate_groups(y, width, bits, max_bits, seed)
+        weights = (y.astype(np.float64) ** 2).mean(0) if objective == "ranking" else None
+        plan = allocate_groups(y, width, bits, max_bits, seed, weights=weights)
         candidate.result["plan"] = plan
     if plan is not None:
         widths, group_bits = plan
@@ -196,19 +209,23 @@ def _build(candidate: Candidate, d: int, sample: np.ndarray, seed: int) -> QETQu
 def fit_codec(x_train: np.ndarray, bytes_per_row: int, metric: str | None = "l2", *,
               families: list[str] | None = None, sample_rows: int = SAMPLE_ROWS,
               held_out_rows: int = HELD_OUT_ROWS, beam: int = BEAM, max_work: float = MAX_WORK,
-              seed: int = 0, progress: bool | None = None) -> QETQuantizer:
+              objective: str = "mse", seed: int = 0, progress: bool | None = None) -> QETQuantizer:
     """The best QETQuantizer for `bytes_per_row` bytes per row, trained on x_train (n, d).
 
     Candidates (module docstring; `families` keeps only those whose name starts with one of
     the given prefixes, e.g. ["pq", "rq"]) are trained on up to `sample_rows` rows and scored
-    by relative MSE on up to `held_out_rows` other rows of x_train; the best is trained again
-    on every row. Residual stages are encoded by a beam search of width `beam` (wider: better
+    on up to `held_out_rows` other rows of x_train; the best by `objective` is trained again
+    on every row. objective: "mse" (relative MSE, `qetvec.evaluation.relative_mse`) for codes
+    that are decoded; "ranking" (`relative_ip_error` with the held-out rows as queries: the
+    error of the scores a search computes, which is what its recall sees) for codes in an
+    index, where PCA allocations also weigh each axis by the rows' second moment along it. Residual stages are encoded by a beam search of width `beam` (wider: better
     codes, slower encoding); `max_work` skips candidates whose residual stages cost more
     (module docstring). metric: "l2" or "ip" for a codec that goes into an index of that
     metric (under "l2" a codec with residual stages stores a 4-byte norm per row in the
     index), None for the codes alone. The returned codec's `report` lists every candidate (name, codec,
     bytes_per_row read from its codes plus any stored norm, held-out relative MSE, train and
-    encode seconds, or why it was skipped) and `report_winner` the chosen name."""
+    encode seconds, or why it was skipped; "mse" and "ranking_error" both) and
+    `report_winner` the chosen name."""
     x = as_float_matrix(x_train, "x_train")
     n, d = x.shape
     bytes_per_row, seed = check_positive_int(bytes_per_row, "bytes_per_row"), check_seed(seed)
@@ -216,6 +233,8 @@ def fit_codec(x_train: np.ndarray, bytes_per_row: int, metric: str | None = "l2"
         raise TypeError(f"families must be a list of name prefixes such as ['pq', 'rq'], got {families!r}")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {objective!r}")
     if n < 10:
         raise ValueError(f"x_train has {n} rows: fit_codec needs at least 10 (held-out scoring)")
     order = np.random.default_rng(seed).permutation(n)
@@ -232,12 +251,12 @@ def fit_codec(x_train: np.ndarray, bytes_per_row: int, metric: str | None = "l2"
         work = training_work(candidate, len(sample), d)
         candidate.result.update({"name": candidate.name, "skipped": f"training work {work:.3g} (rows x d x codewords "
                                  f"of its residual stages x (1 + update rounds)) is over max_work={max_work:.3g}"} if work > max_work
-                                else _score(candidate, d, sample, held, metric, seed))
+                                else _score(candidate, d, sample, held, metric, seed, objective))
     scored = [c for c in pool if "mse" in c.result]
     if not scored:
         raise ValueError("every candidate failed: " + "; ".join(f"{c.name}: {c.result['skipped']}" for c in pool))
-    best = min(scored, key=lambda c: c.result["mse"])
-    codec = _build(best, d, sample, seed).train(x)
+    best = min(scored, key=lambda c: c.result[OBJECTIVES[objective]])
+    codec = _build(best, d, sample, seed, objective).train(x)
     codec.report = [{k: v for k, v in c.result.items() if k not in ("allocate", "plan", "residual")}
                     for c in pool]
     codec.report_winner = best.name
@@ -245,22 +264,23 @@ def fit_codec(x_train: np.ndarray, bytes_per_row: int, metric: str | None = "l2"
 
 
 def _score(candidate: Candidate, d: int, sample: np.ndarray, held: np.ndarray, metric: str | None,
-           seed: int) -> dict[str, Any]:
+           seed: int, objective: str) -> dict[str, Any]:
     """Train a candidate on `sample`, score it on `held`: the report row."""
     with warnings.catch_warnings(record=True) as caught:  # the sample is smaller than x_train
         warnings.simplefilter("always")
         try:
             start = time.perf_counter()
-            codec = _build(candidate, d, sample, seed).train(sample)
+            codec = _build(candidate, d, sample, seed, objective).train(sample)
             trained = time.perf_counter()
             codes = codec.encode(held)
             encoded = time.perf_counter()
         except ValueError as err:
             return {"name": candidate.name, "skipped": str(err)}
     norm = NORM_BYTES if metric == "l2" and codec.per_row_norm else 0
+    decoded = codec.decode(codes)
     return {"name": candidate.name, "codec": repr(codec), "bytes_per_row": codes.shape[1] + norm,
             "code_bytes": codes.shape[1], "norm_bytes": norm, "shared_bytes": codec.codebook_bytes(),
-            "mse": relative_mse(held, codec.decode(codes)),
+            "mse": relative_mse(held, decoded), "ranking_error": relative_ip_error(held, decoded, held),
             "train_s": trained - start, "encode_s": encoded - trained,
             "warnings": sorted({str(w.message) for w in caught})}
 

@@ -5,7 +5,7 @@ import pytest
 from faiss.contrib.evaluation import knn_intersection_measure
 
 from qetvec.bench import sizing
-from qetvec.evaluation import bits_per_row, compare_timing, relative_mse, threads, time_alternated
+from qetvec.evaluation import bits_per_row, compare_timing, relative_ip_error, relative_mse, threads, time_alternated
 
 
 def test_relative_mse_reference_points(rng):
@@ -20,6 +20,20 @@ def test_relative_mse_refuses_what_would_broadcast(rng):
     for x_hat in (x.mean(0), x[:1], x[:, :7], x.ravel()):
         with pytest.raises(ValueError, match="one shape"):
             relative_mse(x, x_hat)
+
+
+def test_relative_ip_error_is_the_mean_squared_score_error(rng):
+    """Against the definition summed pair by pair, and relative_mse for identity queries."""
+    x = rng.standard_normal((60, 5)).astype(np.float32)
+    x_hat = x + 0.1 * rng.standard_normal(x.shape).astype(np.float32)
+    queries = rng.standard_normal((7, 5)).astype(np.float32) * np.array([3, 1, 1, 0.5, 0.1], np.float32)
+    err = sum(float(q.astype(np.float64) @ (a.astype(np.float64) - b)) ** 2 for q in queries for a, b in zip(x, x_hat))
+    mean = x.astype(np.float64).mean(0)
+    spread = sum(float(q.astype(np.float64) @ (a - mean)) ** 2 for q in queries for a in x)
+    assert relative_ip_error(x, x_hat, queries) == pytest.approx(err / spread, rel=1e-9)
+    assert relative_ip_error(x, x_hat, np.eye(5, dtype=np.float32)) == pytest.approx(relative_mse(x, x_hat), rel=1e-9)
+    with pytest.raises(ValueError, match="queries must be a non-empty"):
+        relative_ip_error(x, x_hat, queries[:, :4])
 
 
 def test_faiss_knn_is_brute_force(rng):

@@ -59,6 +59,37 @@ def test_allocation_spends_the_budget_where_the_variance_is(rng):
     assert bits[0] - bits[1] in (1, 2, 3) and bits[1] - bits[2] in (1, 2, 3)
 
 
+def test_weights_that_equalize_the_weighted_variances_equalize_the_bits(rng):
+    """Weighing each column's error by w_i makes its distortion w_i D_i(R): the Gaussian
+    allocation is then reverse water-filling on w_i s_i, and w = 1 / variance makes every
+    column alike: 9 bits go 3, 3, 3."""
+    scale = np.array([4.0, 1.0, 0.25])
+    y = (rng.standard_normal((20000, 3)) * scale).astype(np.float32)
+    widths, bits = allocate_groups(y, 1, 9, weights=1 / scale ** 2)
+    assert widths == [1, 1, 1] and bits == [3, 3, 3]
+    with pytest.raises(ValueError, match=r"weights must be \(3,\) finite and >= 0"):
+        allocate_groups(y, 1, 9, weights=np.array([1.0, -1.0, 1.0]))
+
+
+def test_ranking_objective_trades_mse_for_score_error(anisotropic):
+    """Under "ranking" the PCA allocation weighs each axis by its second moment (more bits to
+    the axes that move inner products most): on rows neither fit saw, its codec has the lower
+    relative_ip_error (queries drawn like the rows), the "mse" codec the lower MSE; each
+    winner is the best of its report by its own key."""
+    fits = {objective: fit_codec(anisotropic[:5000], 6, "l2", sample_rows=3000, held_out_rows=1000, progress=False,
+                                 families=["pca-w1", "pq"], objective=objective) for objective in ("mse", "ranking")}
+    for objective, key in (("mse", "mse"), ("ranking", "ranking_error")):
+        scored = [r for r in fits[objective].report if key in r]
+        assert fits[objective].report_winner == min(scored, key=lambda r: r[key])["name"]
+    rows, queries = anisotropic[5000:5500], anisotropic[5500:]
+    decoded = {objective: codec.decode(codec.encode(rows)) for objective, codec in fits.items()}
+    ip = {objective: qetvec.evaluation.relative_ip_error(rows, x_hat, queries) for objective, x_hat in decoded.items()}
+    mse = {objective: qetvec.evaluation.relative_mse(rows, x_hat) for objective, x_hat in decoded.items()}
+    assert ip["ranking"] < ip["mse"] and mse["mse"] < mse["ranking"]
+    with pytest.raises(ValueError, match="objective must be one of"):
+        fit_codec(anisotropic, 6, objective="recall")
+
+
 def test_candidates_over_the_work_limit_are_reported_skipped(anisotropic):
     """6,000 rows allow codebooks of 2**7 codewords (39 rows per codeword); 6 B under "l2"
     leave rq7 16 code bits, stages of 7, 7 and 2 bits, on 2,000 sample rows of 16 columns:
@@ -128,6 +159,8 @@ def test_factory_auto_token_chooses_the_codec_when_the_index_is_trained(anisotro
     index.train(anisotropic[:5000])
     assert isinstance(index.base.codec, qetvec.QETQuantizer) and index.base.code_size <= 6
     assert index.base.lists.codes.shape[1] == index.base.code_size
+    scored = [r for r in index.base.codec.report if "ranking_error" in r]  # an index ranks: objective "ranking"
+    assert index.base.codec.report_winner == min(scored, key=lambda r: r["ranking_error"])["name"]
     index.add(anisotropic[:2000])
     index.nprobe, index.k_factor = 4, 4
     D, I = index.search(anisotropic[-10:], 5)
@@ -136,7 +169,8 @@ def test_factory_auto_token_chooses_the_codec_when_the_index_is_trained(anisotro
     np.testing.assert_array_equal(back.search(anisotropic[-10:], 5)[1], I)
     untrained = qetvec.index_factory(16, "Auto6")
     qetvec.write_index(untrained, tmp_path / "untrained.qet")
-    assert qetvec.read_index(tmp_path / "untrained.qet").codec.bytes_per_row == 6
+    reloaded = qetvec.read_index(tmp_path / "untrained.qet").codec
+    assert reloaded.bytes_per_row == 6 and reloaded.options == {"objective": "ranking"}
 
 
 @pytest.mark.parametrize("nlist", [None, 4])
