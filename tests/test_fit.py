@@ -180,6 +180,7 @@ def test_lancedb_table_at_a_byte_budget(anisotropic, tmp_path, nlist):
     import lancedb
 
     import qetvec_lancedb as ql
+    from qetvec_lancedb.codec import budget_codec
 
     db = lancedb.connect(tmp_path / "db")
     rows = [{"id": i, "vector": v.tolist()} for i, v in enumerate(anisotropic[:5000])]
@@ -189,3 +190,4 @@ def test_lancedb_table_at_a_byte_budget(anisotropic, tmp_path, nlist):
         ql.create_table(db, "u", rows, bytes_per_row=7, m=4, progress=False)
     got = table.query(anisotropic[-5:], k=3, nprobe=4 if nlist else None)
     assert got.num_rows == 15
+    assert budget_codec(16, 7, "l2", nlist).options["objective"] == "ranking"  # a table is searched
