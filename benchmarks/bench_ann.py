@@ -21,6 +21,8 @@ coarse centroids. Reported:
 
 `--faiss-codes` narrows the FAISS codes compared beside IVF-PQ (the operating-point
 baseline, always built), e.g. `--faiss-codes` alone for the speed rows only.
+`--objective ranking` builds `Auto{B}_rank` instead: fit_codec's candidates ranked by the
+error of the inner products a search computes rather than by MSE.
 """
 from __future__ import annotations
 
@@ -116,6 +118,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions (default: %(default)s)")
     parser.add_argument("--faiss-codes", nargs="*", choices=FAISS_CODES, default=FAISS_CODES,
                         help="FAISS codes beside IVF-PQ (default: all)")
+    parser.add_argument("--objective", choices=["mse", "ranking"], default="mse",
+                        help="fit_codec's objective for qetvec's Auto code (default: %(default)s)")
     parser.add_argument("--out", type=Path, help="(default: benchmarks/results/<dataset>-ann)")
     args = parser.parse_args(argv)
     queries, base = load(args.dataset, args.n_queries, args.n_base)
@@ -128,7 +132,8 @@ def main(argv: list[str]) -> int:
     rows = []
     for budget in args.bytes:
         built = {}
-        for spec in [f"IVF{args.nlist},Auto{budget}"] + faiss_specs(d, budget, args.nlist, args.faiss_codes):
+        auto = f"IVF{args.nlist},Auto{budget}" + ("_rank" if args.objective == "ranking" else "")
+        for spec in [auto] + faiss_specs(d, budget, args.nlist, args.faiss_codes):
             built[spec] = build(spec, d, centroids, train, base)
             print(f"{budget} B: {spec} built in {built[spec][2]:.0f} s", flush=True)
         recall = {spec: {p: knn_intersection_measure(search(index, queries, p), truth) for p in NPROBES}

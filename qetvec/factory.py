@@ -2,7 +2,7 @@
 
 Grammar (comma-separated, like faiss.index_factory):
 
-    [IVF<nlist>[_<coarse>],] (QET<m>x<nbits>[_L<levels>][_S<stages>][_C<codebook bits>] | Auto<B>) [,RFlat]
+    [IVF<nlist>[_<coarse>],] (QET<m>x<nbits>[_L<levels>][_S<stages>][_C<codebook bits>] | Auto<B>[_rank]) [,RFlat]
 
     IVF<nlist>_<coarse>  coarse quantizer built by faiss.index_factory(d, "<coarse>"), e.g.
                          IVF1024 (flat), IVF1024_HNSW32; without IVF: IndexQET (flat scan)
@@ -12,8 +12,9 @@ Grammar (comma-separated, like faiss.index_factory):
     _C<bits>             codebook quantization to <bits> bits per entry
     Auto<B>              the best codec for B bytes per stored row, chosen when the index is
                          trained (`qetvec.fit_codec` on the training rows, or their IVF
-                         residuals, for the index's metric, objective "ranking": the least
-                         error in the scores the search computes)
+                         residuals, for the index's metric; the least held-out MSE)
+    _rank                the same chosen by objective "ranking" (the least error in the
+                         inner products a search computes; `qetvec.fit_codec`)
     RFlat                re-rank with exact distances (IndexRefineFlat; keeps float vectors)
 
 Examples: "QET10x8_L0" (= PQ10), "IVF1024,QET8x8_L1", "IVF4096_HNSW32,QET16x8_L2_S2,RFlat",
@@ -34,7 +35,7 @@ from qetvec.metric import metric_type
 from qetvec.refine import IndexRefineFlat
 
 _QET = re.compile(r"QET(\d+)x(\d+)(?:_L(\d+))?(?:_S(\d+))?(?:_C(\d+))?")
-_AUTO = re.compile(r"Auto(\d+)")
+_AUTO = re.compile(r"Auto(\d+)(_rank)?")
 _IVF = re.compile(r"IVF(\d+)(?:_(.+))?")
 
 
@@ -52,10 +53,11 @@ def index_factory(d: int, description: str, metric: str | int = "l2") -> Any:
     qet, auto = _QET.fullmatch(parts[-1]), _AUTO.fullmatch(parts[-1])
     if qet is None and auto is None:
         raise ValueError(f"cannot parse {parts[-1]!r} in {description!r}: expected "
-                         "QET<m>x<nbits>[_L<levels>][_S<stages>][_C<bits>] or Auto<bytes>")
+                         "QET<m>x<nbits>[_L<levels>][_S<stages>][_C<bits>] or Auto<bytes>[_rank]")
     if auto is not None:
         kwargs: dict[str, Any] = dict(metric=metric, codec=FitCodec(
-            d, int(auto.group(1)), "l2" if metric == faiss.METRIC_L2 else "ip", objective="ranking"))
+            d, int(auto.group(1)), "l2" if metric == faiss.METRIC_L2 else "ip",
+            objective="ranking" if auto.group(2) else "mse"))
     else:
         m, nbits, levels, stages, cbits = (int(g) if g else None for g in qet.groups())
         kwargs = dict(m=m, nbits=nbits, levels=1 if levels is None else levels,

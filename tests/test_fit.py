@@ -159,18 +159,20 @@ def test_factory_auto_token_chooses_the_codec_when_the_index_is_trained(anisotro
     index.train(anisotropic[:5000])
     assert isinstance(index.base.codec, qetvec.QETQuantizer) and index.base.code_size <= 6
     assert index.base.lists.codes.shape[1] == index.base.code_size
-    scored = [r for r in index.base.codec.report if "ranking_error" in r]  # an index ranks: objective "ranking"
-    assert index.base.codec.report_winner == min(scored, key=lambda r: r["ranking_error"])["name"]
+    scored = [r for r in index.base.codec.report if "mse" in r]
+    assert index.base.codec.report_winner == min(scored, key=lambda r: r["mse"])["name"]
     index.add(anisotropic[:2000])
     index.nprobe, index.k_factor = 4, 4
     D, I = index.search(anisotropic[-10:], 5)
     qetvec.write_index(index, tmp_path / "auto.qet")
     back = qetvec.read_index(tmp_path / "auto.qet")
     np.testing.assert_array_equal(back.search(anisotropic[-10:], 5)[1], I)
-    untrained = qetvec.index_factory(16, "Auto6")
-    qetvec.write_index(untrained, tmp_path / "untrained.qet")
-    reloaded = qetvec.read_index(tmp_path / "untrained.qet").codec
-    assert reloaded.bytes_per_row == 6 and reloaded.options == {"objective": "ranking"}
+    for token, objective in (("Auto6", "mse"), ("Auto6_rank", "ranking")):
+        qetvec.write_index(qetvec.index_factory(16, token), tmp_path / "untrained.qet")
+        reloaded = qetvec.read_index(tmp_path / "untrained.qet").codec
+        assert reloaded.bytes_per_row == 6 and reloaded.options == {"objective": objective}
+    with pytest.raises(ValueError, match=r"Auto<bytes>\[_rank\]"):
+        qetvec.index_factory(16, "Auto6_recall")
 
 
 @pytest.mark.parametrize("nlist", [None, 4])
@@ -180,7 +182,6 @@ def test_lancedb_table_at_a_byte_budget(anisotropic, tmp_path, nlist):
     import lancedb
 
     import qetvec_lancedb as ql
-    from qetvec_lancedb.codec import budget_codec
 
     db = lancedb.connect(tmp_path / "db")
     rows = [{"id": i, "vector": v.tolist()} for i, v in enumerate(anisotropic[:5000])]
@@ -190,4 +191,3 @@ def test_lancedb_table_at_a_byte_budget(anisotropic, tmp_path, nlist):
         ql.create_table(db, "u", rows, bytes_per_row=7, m=4, progress=False)
     got = table.query(anisotropic[-5:], k=3, nprobe=4 if nlist else None)
     assert got.num_rows == 15
-    assert budget_codec(16, 7, "l2", nlist).options["objective"] == "ranking"  # a table is searched

@@ -141,13 +141,12 @@ def budget_codec(d: int, bytes_per_row: int, metric: str, nlist: int | None, see
     """The codec chosen at training time for `bytes_per_row` stored bytes per row: the
     partition id (IVF) is paid first; a norm column is stored only for L2 over residual stages
     without IVF (with IVF it is derived from the codes), so only then does `fit_codec` charge
-    candidates with residual stages for it. Candidates are ranked by the error of the
-    scores a search computes (`fit_codec`'s objective "ranking")."""
+    candidates with residual stages for it."""
     part = 0 if nlist is None else (1 if nlist <= 256 else 2)
     code = check_positive_int(bytes_per_row, "bytes_per_row") - part
     if code < 1:
         raise ValueError(f"bytes_per_row={bytes_per_row} leaves no code bytes after the {part}-byte partition id")
-    return FitCodec(d, code, "l2" if metric == "l2" and nlist is None else None, objective="ranking", seed=seed)
+    return FitCodec(d, code, "l2" if metric == "l2" and nlist is None else None, seed=seed)
 
 
 def train_centroids(x: np.ndarray, nlist: int, seed: int) -> np.ndarray:
