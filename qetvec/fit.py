@@ -25,19 +25,20 @@ its code, so its code gets 4 bytes less; `metric=None` counts the code alone, as
                   with the rest
 
 Each is trained on a sample of the training rows and scored on rows of `x_train` it did not
-see, by relative MSE (objective "mse") or, for codes searched in an index, by the relative
-error of inner products with those rows as queries (objective "ranking": the factory's
-`Auto<B>` and LanceDB tables use it; PCA allocations then weigh each axis's error by the rows'
-second moment along it, giving more bits to the axes that move scores most); a candidate whose
-full-width residual stages would cost more than `max_work` (sample rows x d x codewords summed
-over those stages: the multiply-adds of one k-means pass over all of them, times 1 + its
-rounds of codebook update; 1.6e11 is about 11 CPU minutes of training, enough for `rq8-upd` on
-8,000 384-d rows at 48 B) is listed as skipped with its work, so a 384-d run at 96 bytes does
-not train 96 stages of 256 codewords; the winner is trained again on all of `x_train`.
-Codebooks stay within FAISS's rule of 39 training rows per codeword for x_train (2**11
-codewords for 100k rows), so none is poorly trained. `codec.report` lists every candidate: its
-bytes per row read from its codes, held-out MSE and ranking error, train and encode seconds,
-or why it was skipped.
+see, by relative MSE (objective "mse", the default, also of the factory's `Auto<B>`) or by the
+relative error of inner products with those rows as queries (objective "ranking", the
+factory's `Auto<B>_rank`: PCA allocations then weigh each axis's error by the rows' second
+moment along it, giving more bits to the axes that move scores most; it raised recall at 192 B
+on 384-d MiniLM and lowered it at 24 B, `docs/codecs.md`); a candidate whose full-width
+residual stages would cost more than `max_work` (sample rows x d x codewords summed over those
+stages: the multiply-adds of one k-means pass over all of them, times 1 + its rounds of
+codebook update; 1.6e11 is about 11 CPU minutes of training, enough for `rq8-upd` on 8,000
+384-d rows at 48 B) is listed as skipped with its work, so a 384-d run at 96 bytes does not
+train 96 stages of 256 codewords; the winner is trained again on all of `x_train`. Codebooks
+stay within FAISS's rule of 39 training rows per codeword for x_train (2**11 codewords for
+100k rows), so none is poorly trained. `codec.report` lists every candidate: its bytes per row
+read from its codes, held-out MSE and ranking error, train and encode seconds, or why it was
+skipped.
 """
 from __future__ import annotations
 
@@ -218,8 +219,8 @@ def fit_codec(x_train: np.ndarray, bytes_per_row: int, metric: str | None = "l2"
     on up to `held_out_rows` other rows of x_train; the best by `objective` is trained again
     on every row. objective: "mse" (relative MSE, `qetvec.evaluation.relative_mse`) for codes
     that are decoded; "ranking" (`relative_ip_error` with the held-out rows as queries: the
-    error of the scores a search computes, which is what its recall sees) for codes in an
-    index, where PCA allocations also weigh each axis by the rows' second moment along it.
+    error of the scores a search computes) for codes in an index at high rates, where PCA
+    allocations also weigh each axis by the rows' second moment along it.
     Residual stages are encoded by a beam search of width `beam` (wider: better codes, slower
     encoding); `max_work` skips candidates whose residual stages cost more
     (module docstring). metric: "l2" or "ip" for a codec that goes into an index of that
