@@ -37,7 +37,7 @@ def relative_ip_error(x: np.ndarray, x_hat: np.ndarray, queries: np.ndarray) -> 
     x64, q64 = np.asarray(x, np.float64), np.asarray(queries, np.float64)
     moment = q64.T @ q64  # sum over queries of q q^T: <q, e>^2 summed over q is e^T moment e
     err, spread = x64 - x_hat, x64 - x64.mean(0)
-    return float(np.einsum("ij,jk,ik->", err, moment, err) / np.einsum("ij,jk,ik->", spread, moment, spread))
+    return float(((err @ moment) * err).sum() / ((spread @ moment) * spread).sum())
 
 
 def bits_per_row(codes: np.ndarray) -> int:
