@@ -29,7 +29,7 @@ see, by relative MSE (objective "mse", the default, also of the factory's `Auto<
 relative error of inner products with those rows as queries (objective "ranking", the
 factory's `Auto<B>_rank`: PCA allocations then weigh each axis's error by the rows' second
 moment along it, giving more bits to the axes that move scores most; it raised recall at 192 B
-on 384-d MiniLM and lowered it at 24 B, `docs/codecs.md`); a candidate whose full-width
+on 384-d MiniLM and lowered it at 24 and 96 B, `docs/codecs.md`); a candidate whose full-width
 residual stages would cost more than `max_work` (sample rows x d x codewords summed over those
 stages: the multiply-adds of one k-means pass over all of them, times 1 + its rounds of
 codebook update; 1.6e11 is about 11 CPU minutes of training, enough for `rq8-upd` on 8,000
