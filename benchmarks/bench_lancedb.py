@@ -9,6 +9,8 @@ product-style codes at equal bytes per row: LanceDB IVF_PQ stores num_sub_vector
 code + 1-byte partition id), so QET6x12 (72 bits: 9 B + 1 B) faces PQ sub=10 and QET16x12
 (192 bits: 24 B + 1 B) faces sub=25 (levels=0: the tree adds swap bits that did not pay off
 on GloVe; 12-bit codebooks spend the code bits better than 8-bit ones at these sizes).
+With --budget our tables are `create_table(..., bytes_per_row=B)` instead, B = LanceDB's
+num_sub_vectors (10, 25): the code `fit_codec` picks for B stored bytes, partition id included.
 Bytes on disk are measured too: LanceDB's index folder (`_indices`, codes and row ids) per
 row, and ours: the table's data folder minus LanceDB's table of the same rows (our code
 columns) plus the quantizer file, per row.
@@ -27,7 +29,7 @@ Threads: whatever both libraries use by default on the machine (2 cores); OMP_WA
 defaults to PASSIVE here, as on a shared box OpenMP's spinning waits cost numba's parallel
 scan up to 40x.
 
-    python benchmarks/bench_lancedb.py [--quick] [--repeats 3] [--train-rows N] [--out DIR]
+    python benchmarks/bench_lancedb.py [--quick] [--budget] [--repeats 3] [--train-rows N] [--out DIR]
     # -> benchmarks/results/glove50-lancedb[-quick]/ by default
 """
 from __future__ import annotations
@@ -87,6 +89,8 @@ def interpolate_qps(recall: float, curve: list[tuple[float, float]]) -> float | 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--budget", action="store_true",
+                        help="our tables by bytes_per_row (fit_codec's pick) instead of QET6x12 / QET16x12")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--train-rows", type=int, default=100_000,
@@ -103,17 +107,21 @@ def main(argv: list[str]) -> int:
     build_s: dict[str, float] = {}
     disk: dict[str, float] = {}
     disk_parts: dict[str, dict[str, float]] = {}
+    codecs: dict[str, str] = {}
     pairs = []
     for sub, m, nbits in CONFIGS:
-        native_label, label = f"LanceDB IVF_PQ sub={sub}", f"qetvec QET{m}x{nbits}_L0"
+        native_label = f"LanceDB IVF_PQ sub={sub}"
+        label = f"qetvec bytes_per_row={sub}" if args.budget else f"qetvec QET{m}x{nbits}_L0"
+        codes = {"bytes_per_row": sub} if args.budget else {"m": m, "nbits": nbits, "levels": 0}
         start = time.perf_counter()
         native = db.create_table(f"ivfpq{sub}", rows)
         native.create_index("vector", config=IvfPq(num_partitions=nlist, num_sub_vectors=sub))
         build_s[native_label] = time.perf_counter() - start
         start = time.perf_counter()
-        ours = qetvec_lancedb.create_table(db, f"qet{m}", rows, m=m, nbits=nbits, levels=0, nlist=nlist,
+        ours = qetvec_lancedb.create_table(db, f"qet{m}", rows, **codes, nlist=nlist,
                                            train_rows=args.train_rows, progress=False)
         build_s[label] = time.perf_counter() - start
+        codecs[label] = repr(ours.codec.codec)  # the codec inside the table's IVF wrapper
         start = time.perf_counter()
         ours.query(queries[0], 10, columns=["id"])
         build_s[label + " first search (code cache load)"] = time.perf_counter() - start
@@ -163,7 +171,7 @@ def main(argv: list[str]) -> int:
             p.update(lancedb_qps_equal_recall=equal, speed_ratio_equal_recall=None if equal is None else p["qps"] / equal)
         out += points
     result = {"command": "python benchmarks/bench_lancedb.py " + shlex.join(argv), "rows": out,
-              "build_seconds": build_s, "disk_bytes_per_row_parts": disk_parts,
+              "build_seconds": build_s, "disk_bytes_per_row_parts": disk_parts, "codecs": codecs,
               "setup": f"glove-50: {len(base)} rows, {n_queries} held-out queries, {nlist} partitions, k=10, "
                        f"lancedb {lancedb.__version__}; qetvec trained on {min(args.train_rows, len(base))} rows; "
                        "2-core shared dev box, busy (other engineers' jobs); "
