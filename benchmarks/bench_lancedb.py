@@ -30,7 +30,7 @@ defaults to PASSIVE here, as on a shared box OpenMP's spinning waits cost numba'
 scan up to 40x.
 
     python benchmarks/bench_lancedb.py [--quick] [--budget] [--repeats 3] [--train-rows N] [--out DIR]
-    # -> benchmarks/results/glove50-lancedb[-quick]/ by default
+    # -> benchmarks/results/glove50-lancedb[-budget][-quick]/ by default
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--train-rows", type=int, default=100_000,
                         help="rows our quantizer and centroids train on (create_table's train_rows)")
     args = parser.parse_args(argv)
-    out_dir = args.out or Path("benchmarks/results/glove50-lancedb" + "-quick" * args.quick)
+    out_dir = args.out or Path("benchmarks/results/glove50-lancedb" + "-budget" * args.budget + "-quick" * args.quick)
     n_base, n_queries, nlist = (50000, 200, 64) if args.quick else (None, 1000, 256)
     nprobes = [1, 2, 5, 10, 20, 40]
     queries, base = data.split(data.load("glove-50"), (n_queries, n_base))
