@@ -40,6 +40,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before numba / faiss load
 
 import argparse  # noqa: E402
 import shlex  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -182,6 +183,7 @@ def main(argv: list[str]) -> int:
                        "bytes_per_row from the stored schemas; disk_bytes_per_row: LanceDB's index folder "
                        "(codes + row ids) per row, ours: our code columns on disk + the quantizer file, per row"}
     print(write_rows_result(result, "LanceDB on GloVe-50", COLUMNS, out_dir))
+    shutil.rmtree(root, ignore_errors=True)  # both tables of every budget (hundreds of MB)
     return 0
 
 
