@@ -1,5 +1,6 @@
 """Measurement rules: relative MSE (and the relative error of inner products with queries)
-on held-out rows, bits/row read from the codes, timings alternated in one process. Exact neighbours and recall@k are FAISS's own (`faiss.knn`,
+on held-out rows, bits/row read from the codes, timings alternated in one process. Exact
+neighbours and recall@k are FAISS's own (`faiss.knn`,
 `faiss.contrib.evaluation.knn_intersection_measure`)."""
 from __future__ import annotations
 
